@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> .venv + install + Fashion-MNIST, trains ResNet-20 v1 and v2, writes demo/figure1.png
+#   make test   -> .venv + install + Fashion-MNIST, runs the test suite
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FMNIST := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?=
+
+.PHONY: install dataset test test-all demo bench clean
+
+$(VENV)/.installed: setup.py
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3.12 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Fashion-MNIST is the embedded default data set: Debian's dataset-fashion-mnist package.
+dataset:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	if command -v apt-get >/dev/null && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	  echo "installing Debian package dataset-fashion-mnist"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "warning: Fashion-MNIST is missing from $(FMNIST) and apt-get cannot run here;"; \
+	  echo "         run 'sudo apt-get update && sudo apt-get install dataset-fashion-mnist'"; \
+	  echo "         or pass --data-dir to a directory holding the four IDX .gz files."; \
+	fi
+
+test: install dataset
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# Includes the tests marked slow (long training runs).
+test-all: install dataset
+	$(PY) -m pytest -q --runslow $(PYTEST_ARGS) tests
+
+demo: install dataset
+	$(PY) -m gluon_resnetv2.demo --out demo
+
+bench: install
+	$(PY) scripts/bench.py --models cifar_resnet56_v2 --out bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,27 @@
+"""Make mxnet 1.9.1 importable on the numpy that is installed.
+
+mxnet 1.9.1 still refers to ``np.bool``, ``np.int``, ``np.float``, ``np.object`` ... which numpy 1.24
+removed.  On Python 3.11 we pin ``numpy<1.24`` and this module does nothing; on Python 3.12, where no
+numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  Every module of the package
+imports mxnet through :func:`import_mxnet` (or after importing this module), never directly first.
+"""
+import warnings
+
+import numpy as np
+
+_ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex, "object": object, "str": str}
+
+for _name, _type in _ALIASES.items():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            getattr(np, _name)
+        except AttributeError:
+            setattr(np, _name, _type)
+
+
+def import_mxnet():
+    """Import and return mxnet after the numpy aliases are in place."""
+    import mxnet  # noqa: WPS433 (import after the aliases on purpose)
+
+    return mxnet

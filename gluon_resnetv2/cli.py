@@ -1,0 +1,48 @@
+"""``gluon-resnetv2 <command>``: argument parsing only; every command calls the library.
+
+Each sub-command lives in :mod:`gluon_resnetv2.commands.<name>` and provides ``add_parser(subparsers)``
+(which registers its options and sets ``func``) so that commands can be added without touching this file
+beyond the list below.
+"""
+import argparse
+import importlib
+import sys
+
+from . import _compat  # noqa: F401  (numpy aliases before mxnet)
+
+# Sub-command modules, in the order ``--help`` lists them.  A missing module (a command still being
+# built) is skipped rather than breaking the others.
+COMMANDS = ["train", "launch", "plot", "reproduce", "analyze", "export", "predict", "bench", "models"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="gluon-resnetv2",
+        description="Identity Mappings in Deep Residual Networks (ResNet v2) in MXNet Gluon.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"gluon_resnetv2.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"gluon_resnetv2.commands.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        # Library errors are written for people: show the message, not a traceback.
+        print(f"gluon-resnetv2 {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``gluon-resnetv2`` sub-command; each exposes ``add_parser(subparsers)``."""

@@ -1,0 +1,26 @@
+"""Export a network to MXNet's symbolic format: ``path-symbol.json`` and ``path-0000.params``."""
+import os
+
+from . import _compat  # noqa: F401
+import mxnet as mx
+
+
+def export(net, path, input_shape, epoch=0, ctx=None):
+    """Hybridize ``net`` (initialised), trace it on zeros of ``input_shape`` (N, C, H, W) and write
+    ``path-symbol.json`` and ``path-%04d.params``.  Load with
+    ``mx.gluon.SymbolBlock.imports(path + '-symbol.json', ['data'], path + '-0000.params')``.
+
+    Returns the two file names.
+    """
+    if len(tuple(input_shape)) != 4:
+        raise ValueError(f"input_shape={input_shape!r}: expected (batch, channels, height, width)")
+    if any(p._data is None and p._deferred_init == () for p in net.collect_params().values()):
+        raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
+    ctx = ctx or mx.cpu()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    net.hybridize()
+    with mx.autograd.predict_mode():
+        net(mx.nd.zeros(tuple(input_shape), ctx=ctx))
+    net.export(path, epoch=epoch)
+    return f"{path}-symbol.json", f"{path}-{epoch:04d}.params"

@@ -13,6 +13,11 @@ from ..units.orderings import make_ops
 STEMS = ("cifar", "imagenet")
 
 
+def _known(shape):
+    """Whether a parameter's shape is settled (deferred initialisation leaves zeros in it)."""
+    return shape is not None and all(d > 0 for d in shape)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Details where implementations differ from the paper.  The default is the paper's; the gluoncv
@@ -162,7 +167,7 @@ class ResidualNetwork(nn.HybridBlock):
         missing = [] if allow_missing else sorted(set(own) - set(loaded))
         unexpected = [] if ignore_extra else sorted(set(loaded) - set(own))
         wrong_shape = [f"{k}: file {tuple(loaded[k].shape)} vs network {own[k].shape}" for k in own
-                       if k in loaded and own[k]._shape_is_known() and tuple(own[k].shape) != tuple(loaded[k].shape)]
+                       if k in loaded and _known(own[k].shape) and tuple(own[k].shape) != tuple(loaded[k].shape)]
         if missing or unexpected or wrong_shape:
             lines = [f"{filename} does not match this network ({self.name}):"]
             for title, names in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong_shape)):

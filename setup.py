@@ -15,7 +15,7 @@ setup(
         # mxnet 1.9.1 uses np.bool & co., removed in numpy 1.24; on Python 3.12 (no numpy<1.24 wheel)
         # gluon_resnetv2._compat restores the aliases instead.
         "numpy<1.24; python_version<'3.12'",
-        "numpy; python_version>='3.12'",
+        "numpy>=1.24,<2; python_version>='3.12'",
         # mxnet imports distutils, which Python 3.12 no longer ships.
         "setuptools; python_version>='3.12'",
         "matplotlib",

@@ -1,0 +1,73 @@
+"""The paper's CIFAR augmentation and normalisation, batched and vectorised in numpy.
+
+He et al. (2016, Identity Mappings in Deep Residual Networks, Sec. 4, following the CIFAR recipe of
+Deep Residual Learning, Sec. 4.2): "4 pixels are padded on each side, and a 32x32 crop is randomly
+sampled from the padded image or its horizontal flip", with per-channel normalisation of the input.
+
+Padding is zero *in the normalised input*, i.e. the per-channel mean colour in pixel space.  That is
+what the authors' Torch code does (fb.resnet.torch, on which their ResNet-1001 code builds, normalises
+first and pads with zeros afterwards); padding black pixels instead would feed the network values that
+after normalisation lie about two standard deviations below the mean.
+
+A whole batch is cropped and flipped by one gather (no per-image Python loop and no padded copy):
+out-of-image positions are clamped for the gather and zeroed afterwards through a mask.
+"""
+import numpy as np
+
+
+def crop_flip_params(rng, n, pad=4, flip=True):
+    """Draw one random crop offset and flip per sample.
+
+    Returns ``(oy, ox, flips)``: offsets in ``[0, 2 * pad]`` into the padded image (``pad`` is the
+    centred, unshifted crop) and a boolean per sample, True with probability 1/2 when ``flip``.
+    """
+    oy = rng.integers(0, 2 * pad + 1, size=n)
+    ox = rng.integers(0, 2 * pad + 1, size=n)
+    flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    return oy, ox, flips
+
+
+def crop_flip(images, oy, ox, flips, pad=4):
+    """Crop every image of ``images`` (uint8 NHWC) from its ``pad``-padded version at ``(oy, ox)`` and
+    mirror those with ``flips``.
+
+    Returns ``(crops, valid)``: crops of the original size whose padded positions hold clamped edge
+    pixels, and the ``(N, H, W)`` boolean mask of the positions that come from inside the image.
+    """
+    n, height, width = images.shape[:3]
+    rows = (oy - pad)[:, None] + np.arange(height)
+    cols = (ox - pad)[:, None] + np.arange(width)
+    # Flipping the crop = reading its columns right to left.
+    cols = np.where(flips[:, None], cols[:, ::-1], cols)
+    valid = (((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :])
+    np.clip(rows, 0, height - 1, out=rows)
+    np.clip(cols, 0, width - 1, out=cols)
+    flat = np.arange(n)[:, None, None] * (height * width) + rows[:, :, None] * width + cols[:, None, :]
+    # Gathering whole pixels (all channels as one opaque item) is faster than a 4-D fancy index.
+    channels = images.shape[3]
+    pixels = np.ascontiguousarray(images).view(np.dtype((np.void, channels))).reshape(-1)
+    crops = pixels.take(flat).view(np.uint8).reshape(n, height, width, channels)
+    return crops, valid
+
+
+def normalize(images, mean, std, valid=None):
+    """uint8 NHWC -> float32 NCHW ``(x - mean) / std`` per channel, zero where ``valid`` is False."""
+    mean = np.asarray(mean, np.float32)[:, None, None]
+    scale = (1.0 / np.asarray(std, np.float32))[:, None, None]
+    out = np.empty((images.shape[0], images.shape[3], images.shape[1], images.shape[2]), np.float32)
+    # The transpose is a view: subtract writes NCHW directly while converting from uint8.
+    np.subtract(images.transpose(0, 3, 1, 2), mean, out=out)
+    np.multiply(out, scale, out=out)
+    if valid is not None and not valid.all():
+        np.multiply(out, valid[:, None], out=out)
+    return out
+
+
+def augment_normalize(images, mean, std, rng, pad=4, flip=True):
+    """Pad ``pad`` pixels, random crop back to the original size, random horizontal flip, normalise.
+
+    ``images`` is a uint8 NHWC batch; returns float32 NCHW.  All randomness comes from ``rng``.
+    """
+    oy, ox, flips = crop_flip_params(rng, len(images), pad, flip)
+    crops, valid = crop_flip(images, oy, ox, flips, pad)
+    return normalize(crops, mean, std, valid)

@@ -1,0 +1,45 @@
+"""The data sets by name: ``load_dataset('cifar10', data_dir, split='train')``."""
+from .cifar import load_cifar
+from .fashion_mnist import load_fashion_mnist
+from .imagenet import load_imagenet
+from .synthetic import load_synthetic
+
+
+def load_cifar10(data_dir=None, split="train", **options):
+    """CIFAR-10, binary or Python version; see :func:`.cifar.load_cifar`."""
+    return load_cifar("cifar10", data_dir, split, **options)
+
+
+def load_cifar100(data_dir=None, split="train", **options):
+    """CIFAR-100 (fine labels), binary or Python version; see :func:`.cifar.load_cifar`."""
+    return load_cifar("cifar100", data_dir, split, **options)
+
+
+# name -> loader(data_dir=None, split='train', **options)
+DATASETS = {
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "imagenet": load_imagenet,
+    "synthetic": load_synthetic,
+}
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
+            "cifar-100": "cifar100", "cifar_10": "cifar10", "cifar_100": "cifar100"}
+_SPLITS = {"train": "train", "test": "test", "val": "test"}
+
+
+def load_dataset(name, data_dir=None, split="train", **options):
+    """Load data set ``name`` (one of :data:`DATASETS`) from ``data_dir``.
+
+    ``split`` is 'train' or 'test' ('val' is accepted for 'test').  ``options`` go to the data set's
+    loader, e.g. ``augment=False`` (the default of training loaders), ``num_samples``/``seed`` for
+    'synthetic', ``crop_size``/``aspect_ratio`` for 'imagenet'.  Missing or malformed files raise
+    :class:`FileNotFoundError` or :class:`ValueError` with a message naming the file.
+    """
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if split not in _SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    return DATASETS[key](data_dir=data_dir, split=_SPLITS[split], **options)

@@ -21,6 +21,11 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # mxnet 1.9.1's ONNX exporter imports onnx.mapping, removed in onnx 1.19 (and onnx 1.19 cannot
+        # even be imported with numpy<1.24, which breaks `import mxnet` itself): pin below it.
+        "onnx": ["onnx>=1.14,<1.19", "onnxruntime>=1.16"],
+    },
     entry_points={"console_scripts": ["gluon-resnetv2=gluon_resnetv2.cli:main"]},
 )

@@ -1,0 +1,160 @@
+"""``gluon-resnetv2 export --model NAME --params FILE --out PREFIX [--onnx]``: deployable files.
+
+Writes ``PREFIX-symbol.json``, ``PREFIX-0000.params``, ``PREFIX-preprocess.json`` (input shape, the
+training set's per-channel mean/std, class names, data set) and with ``--onnx`` ``PREFIX.onnx``; the work
+is :func:`gluon_resnetv2.deploy.export_bundle`.
+
+Where the preprocessing comes from, first match wins: ``--mean``/``--std`` given explicitly; the data set
+``--dataset`` (its training statistics, read from ``--data-dir``); the ``config.json`` of the training run
+that wrote ``--params`` (``<run>/model.params`` sits next to it), which also supplies the model options.
+"""
+import json
+import os
+import zipfile
+
+from .model_args import add_model_args, model_kwargs
+
+
+def _shape(text):
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ValueError(f"--input-shape {text!r}: expected N,C,H,W such as 1,3,32,32") from None
+    if len(shape) == 3:
+        shape = (1,) + shape
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"--input-shape {text!r}: expected N,C,H,W such as 1,3,32,32")
+    return shape
+
+
+def _floats(text, option):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: expected comma-separated numbers (pixel units 0..255)") from None
+
+
+def add_parser(subparsers):
+    """Register ``export`` on the ``gluon-resnetv2`` sub-command parsers."""
+    parser = subparsers.add_parser(
+        "export", help="export a trained network (symbol, params, preprocessing, optional ONNX)",
+        description="Export a trained network for deployment: PREFIX-symbol.json, PREFIX-0000.params, "
+                    "PREFIX-preprocess.json (mean/std, input shape, class names) and with --onnx PREFIX.onnx.")
+    add_model_args(parser, model_required=False)
+    parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the data set's)")
+    parser.add_argument("--params", required=True, metavar="FILE",
+                        help="trained parameters: a .params file (e.g. RUN/model.params) or RUN/checkpoint.zip")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix, e.g. exports/r110")
+    parser.add_argument("--onnx", action="store_true", help="also write PREFIX.onnx (needs the [onnx] extra)")
+    parser.add_argument("--input-shape", default=None, metavar="N,C,H,W",
+                        help="traced input shape (default: 1 and the data set's image shape)")
+    parser.add_argument("--dataset", default=None, help="training data set whose statistics normalise the input")
+    parser.add_argument("--data-dir", default=None, help="where the data set lives (default: its usual place)")
+    parser.add_argument("--mean", default=None, metavar="M[,M,M]", help="per-channel mean, pixel units")
+    parser.add_argument("--std", default=None, metavar="S[,S,S]", help="per-channel std, pixel units")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="text file with one class name per line (default: the data set's)")
+    parser.add_argument("--gluoncv", action="store_true",
+                        help="--params is a gluoncv model-zoo file (loaded with gluoncv's layout)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run_config(params_path):
+    """The ``config.json`` of the training run that wrote ``params_path``, or {}."""
+    path = os.path.join(os.path.dirname(os.path.abspath(params_path)), "config.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_params(net, path, ctx):
+    """Load ``path`` (a .params file or a training checkpoint.zip) into ``net``."""
+    import tempfile
+
+    from .._compat import import_mxnet
+
+    mx = import_mxnet()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: parameter file not found")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+                if "net.params" not in archive.namelist():
+                    raise ValueError(f"{path}: a zip file without net.params, not a training checkpoint")
+                net.load_parameters(archive.extract("net.params", tmp), ctx=ctx)
+        else:
+            net.load_parameters(path, ctx=ctx)
+    except (mx.base.MXNetError, AssertionError) as err:
+        text = str(err).strip().splitlines()
+        raise ValueError(f"{path} does not fit this network ({text[0] if text else type(err).__name__}); check "
+                         f"--model and the model options (--classes, --activation, --shortcut ...)") from None
+
+
+def build_preprocess(args, config, input_shape):
+    """The :class:`~gluon_resnetv2.deploy.Preprocess` the options (or the training run) describe."""
+    from ..deploy import Preprocess
+
+    dataset_name = args.dataset or config.get("dataset")
+    dataset = None
+    if dataset_name and (args.mean is None or args.std is None or args.class_names is None):
+        from ..data import load_dataset
+
+        data_dir = args.data_dir or (config.get("data_dir") if not args.dataset else None)
+        dataset = load_dataset(dataset_name, data_dir=data_dir, split="test")
+    if args.mean is not None and args.std is not None:
+        mean, std = _floats(args.mean, "--mean"), _floats(args.std, "--std")
+    elif dataset is not None:
+        mean, std = list(dataset.mean), list(dataset.std)
+    else:
+        raise ValueError("the preprocessing is unknown: give --dataset NAME (the training set, whose per-channel "
+                         "statistics normalised the inputs) or --mean and --std in pixel units, or --params "
+                         "from a training run directory that has config.json")
+    classes = None
+    if args.class_names:
+        with open(args.class_names, encoding="utf-8") as handle:
+            classes = [line.strip() for line in handle if line.strip()]
+    elif dataset is not None:
+        classes = list(dataset.classes)
+    if input_shape is None:
+        if dataset is None:
+            raise ValueError("--input-shape is needed when no --dataset gives the image shape")
+        input_shape = (1,) + tuple(dataset.image_shape)
+    return Preprocess(input_shape[1:], mean, std, classes=classes, dataset=dataset_name), input_shape
+
+
+def run(args):
+    """Build the network, load the parameters, write the export; returns 0."""
+    from .._compat import import_mxnet
+    from ..deploy import export_bundle
+    from ..nets.zoo import get_model
+
+    mx = import_mxnet()
+    ctx = mx.cpu()
+    config = run_config(args.params)
+    model = args.model or config.get("model")
+    if not model:
+        raise ValueError("--model is required (no training run config.json next to --params names it)")
+    input_shape = _shape(args.input_shape) if args.input_shape else None
+    preprocess, input_shape = build_preprocess(args, config, input_shape)
+    kwargs = dict(config.get("model_kwargs") or {}) if model == config.get("model") else {}
+    kwargs.update(model_kwargs(args))
+    if "classes" not in kwargs:
+        if preprocess.classes is not None:
+            kwargs["classes"] = len(preprocess.classes)
+        elif config.get("classes"):
+            kwargs["classes"] = int(config["classes"])
+    if preprocess.classes is not None and kwargs.get("classes") not in (None, len(preprocess.classes)):
+        raise ValueError(f"--classes {kwargs['classes']} but {len(preprocess.classes)} class names")
+    if args.gluoncv:
+        from ..nets.gluoncv import from_gluoncv
+
+        net = from_gluoncv(model, args.params, ctx=ctx, **kwargs)
+    else:
+        net = get_model(model, **kwargs)
+        load_params(net, args.params, ctx)
+    files = export_bundle(net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx)
+    for path in files.values():
+        print(f"wrote {path}")
+    return 0

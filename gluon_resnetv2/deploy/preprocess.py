@@ -1,0 +1,232 @@
+"""The preprocessing stored next to an export, and its application to image files and arrays.
+
+Training normalises every image as ``(pixel - mean) / std`` per channel, with ``mean``/``std`` in pixel
+units (0..255) computed on the training split (:mod:`gluon_resnetv2.data`).  An export keeps these
+numbers, the input shape and the class names in ``PREFIX-preprocess.json``, and prediction applies
+*the training code's own* :func:`gluon_resnetv2.data.augment.normalize` to them, so a test image gives the
+network exactly the tensor the test loader would have given it.
+
+Inputs are brought to the stored ``(C, H, W)`` first:
+
+* channels: RGB -> grey with the ITU-R 601-2 luma weights (PIL's ``convert('L')``), grey -> RGB by
+  repetition, an alpha channel is dropped;
+* size: bilinear resize (area averaging when shrinking) to ``(H, W)`` unless ``resize=False``.
+
+Arrays (``.npy``) hold pixels in 0..255 (any numeric dtype), one image as ``(H, W)``, ``(H, W, C)`` or
+``(C, H, W)`` or several as ``(N, H, W, C)`` / ``(N, C, H, W)``; image files (PNG, JPEG, anything PIL
+reads) one image each.
+"""
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+FORMAT = "gluon-resnetv2-preprocess"
+FORMAT_VERSION = 1
+ARRAY_SUFFIXES = (".npy",)
+# ITU-R 601-2 luma, the weights PIL's convert('L') uses, so that an RGB array and the same RGB PNG agree.
+LUMA = np.array([299.0, 587.0, 114.0], np.float32) / 1000.0
+
+
+@dataclass
+class Preprocess:
+    """What a network expects of its input.
+
+    input_shape : (C, H, W) of one image.
+    mean, std : per-channel statistics in pixel units (0..255) of the training split.
+    classes : class names in output order (None: indices are printed).
+    dataset : the training data set's name, for information.
+    """
+
+    input_shape: Tuple[int, int, int]
+    mean: List[float]
+    std: List[float]
+    classes: Optional[List[str]] = None
+    dataset: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(v) for v in self.input_shape)
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape {self.input_shape}: expected (channels, height, width)")
+        channels = self.input_shape[0]
+        self.mean = [float(v) for v in np.asarray(self.mean, np.float64).reshape(-1)]
+        self.std = [float(v) for v in np.asarray(self.std, np.float64).reshape(-1)]
+        if len(self.mean) == 1 and channels > 1:
+            self.mean *= channels
+        if len(self.std) == 1 and channels > 1:
+            self.std *= channels
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean {self.mean} / std {self.std}: need one value per input channel ({channels})")
+        if min(self.std) <= 0:
+            raise ValueError(f"std {self.std}: must be positive")
+        if self.classes is not None:
+            self.classes = [str(c) for c in self.classes]
+
+    # -- construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dataset(cls, dataset, input_shape=None):
+        """The preprocessing of an :class:`~gluon_resnetv2.data.ArrayDataset` (its training statistics)."""
+        shape = tuple(input_shape) if input_shape is not None else tuple(dataset.image_shape)
+        return cls(shape, list(dataset.mean), list(dataset.std), classes=list(dataset.classes),
+                   dataset=getattr(dataset, "name", None))
+
+    def to_dict(self):
+        return {"format": FORMAT, "version": FORMAT_VERSION, "input_shape": list(self.input_shape),
+                "layout": "NCHW", "pixel_range": [0, 255], "normalization": "(pixel - mean) / std per channel",
+                "mean": self.mean, "std": self.std, "classes": self.classes, "dataset": self.dataset,
+                **({"extra": self.extra} if self.extra else {})}
+
+    @classmethod
+    def from_dict(cls, data, source="preprocess"):
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{source}: not a gluon-resnetv2 preprocessing file (format {FORMAT!r} expected)")
+        if int(data.get("version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"{source}: format version {data['version']} is newer than this package "
+                             f"understands ({FORMAT_VERSION}); upgrade gluon-resnetv2")
+        try:
+            return cls(data["input_shape"], data["mean"], data["std"], classes=data.get("classes"),
+                       dataset=data.get("dataset"), extra=data.get("extra") or {})
+        except KeyError as err:
+            raise ValueError(f"{source}: missing field {err}") from None
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=1)
+            handle.write("\n")
+        return path
+
+    @classmethod
+    def load(cls, path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: preprocessing file not found") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        return cls.from_dict(data, source=path)
+
+    # -- application ----------------------------------------------------------------------------------
+
+    def class_name(self, index):
+        if self.classes is not None and 0 <= index < len(self.classes):
+            return self.classes[index]
+        return str(index)
+
+    def conform(self, image, name="input", resize=True):
+        """One image (HWC float32 pixels) -> the stored channels and size, still in pixel units."""
+        channels, height, width = self.input_shape
+        have = image.shape[2]
+        if have == 4:            # RGBA / grey+alpha conventions: the alpha channel carries no content
+            image, have = image[:, :, :3], 3
+        elif have == 2:          # LA (grey + alpha)
+            image, have = image[:, :, :1], 1
+        if have != channels:
+            if channels == 1 and have == 3:
+                image = (image @ LUMA)[:, :, None]
+            elif channels == 3 and have == 1:
+                image = np.repeat(image, 3, axis=2)
+            else:
+                raise ValueError(f"{name}: {have} channels cannot be converted to the {channels} the network "
+                                 f"expects")
+        if image.shape[:2] != (height, width):
+            if not resize:
+                raise ValueError(f"{name}: image is {image.shape[0]}x{image.shape[1]}, the network expects "
+                                 f"{height}x{width} (resizing disabled)")
+            import cv2
+
+            shrink = image.shape[0] > height or image.shape[1] > width
+            resized = cv2.resize(np.ascontiguousarray(image, np.float32), (width, height),
+                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            image = resized.reshape(height, width, -1)
+        return image
+
+    def normalize(self, images):
+        """NHWC pixels -> normalised float32 NCHW with the training pipeline's own function."""
+        from ..data.augment import normalize
+
+        return normalize(np.asarray(images), self.mean, self.std)
+
+    def prepare(self, images, names=None, resize=True):
+        """A list of HWC pixel arrays -> one normalised ``(N, C, H, W)`` float32 batch."""
+        names = names or [f"input {i}" for i in range(len(images))]
+        conformed = [self.conform(np.asarray(img, np.float32), name, resize) for img, name in zip(images, names)]
+        return self.normalize(np.stack(conformed)) if conformed else np.zeros((0,) + self.input_shape, np.float32)
+
+
+# -- reading inputs -------------------------------------------------------------------------------------
+
+def _as_hwc(array, name, channels):
+    """One image array in any supported layout -> HWC."""
+    if array.ndim == 2:
+        return array[:, :, None]
+    if array.ndim == 3:
+        last, first = array.shape[2], array.shape[0]
+        # HWC if the last axis looks like channels; CHW if only the first does.  A (C, H, W) array whose W
+        # is also a plausible channel count (<= 4) is ambiguous; the stored channel count decides.
+        if last in (1, 2, 3, 4) and not (first == channels and last != channels):
+            return array
+        if first in (1, 2, 3, 4):
+            return array.transpose(1, 2, 0)
+    raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected (H, W), (H, W, C) or "
+                     f"(C, H, W) with C in 1..4 (or a batch of those)")
+
+
+def array_images(array, name, channels):
+    """A loaded array -> list of (name, HWC float32 image)."""
+    array = np.asarray(array)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"{name}: array of dtype {array.dtype}; expected numeric pixel values")
+    if array.ndim == 4:
+        return [(f"{name}[{i}]", _as_hwc(a, name, channels).astype(np.float32)) for i, a in enumerate(array)]
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected (H, W), (H, W, C), "
+                         f"(C, H, W) or a batch (N, H, W, C) / (N, C, H, W)")
+    image = _as_hwc(array, name, channels).astype(np.float32)
+    if image.size and np.isfinite(image).all() and image.max() <= 1.0 and np.issubdtype(array.dtype, np.floating) \
+            and image.max() > 0:
+        warnings.warn(f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
+                      f"(multiply by 255 if they are 0..1 images)", stacklevel=2)
+    if not np.isfinite(image).all():
+        raise ValueError(f"{name}: array contains NaN or infinite values")
+    return [(name, image)]
+
+
+def read_inputs(paths, channels):
+    """Read image files and ``.npy`` arrays -> list of (name, HWC float32 pixels).
+
+    Raises FileNotFoundError for missing files and ValueError for unreadable or malformed ones, each
+    naming the file.
+    """
+    items = []
+    for path in paths:
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise ValueError(f"{path}: is a directory, expected an image file or a .npy array")
+        if path.lower().endswith(ARRAY_SUFFIXES):
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                raise ValueError(f"{path}: cannot read as a numpy .npy array ({err})") from None
+            items.extend(array_images(array, path, channels))
+            continue
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                img.load()
+                # Decode to the channel count the network wants with PIL's own conversions.
+                mode = "L" if channels == 1 else "RGB"
+                pixels = np.asarray(img.convert(mode), np.float32)
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ValueError(f"{path}: cannot read as an image ({err.__class__.__name__}: {err}); expected "
+                             f"PNG, JPEG or another format PIL reads, or a .npy array") from None
+        items.append((path, pixels if pixels.ndim == 3 else pixels[:, :, None]))
+    return items

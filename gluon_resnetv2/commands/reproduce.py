@@ -1,0 +1,71 @@
+"""``gluon-resnetv2 reproduce TABLE``: run the rows of the paper's Tables 1-4 and report against the paper.
+
+Argument parsing only; the work is :func:`gluon_resnetv2.experiments.run_table` (and
+:func:`~gluon_resnetv2.experiments.format_list` for ``--list``).  Examples::
+
+    gluon-resnetv2 reproduce table1 --list
+    gluon-resnetv2 reproduce table2 --scale quick --out runs/table2-quick          # Fashion-MNIST, < 1 h on 2 cores
+    gluon-resnetv2 reproduce table2 --scale paper --dataset cifar10 --data-dir D --gpus 0,1 --out runs/table2
+    gluon-resnetv2 reproduce table4 --scale paper --data-dir D --gpus 0,1,2,3 --parallel 2 --seeds 5 --out runs/t4
+
+Running the same command again skips finished rows and resumes interrupted ones.
+"""
+import os
+import sys
+
+from ..paper_results import TABLES
+
+
+def add_arguments(parser):
+    """Register the ``reproduce`` options on ``parser`` (shared by the CLI and ``scripts/reproduce.py``)."""
+    from ..experiments import SCALE_NAMES
+
+    parser.add_argument("table", help=f"which table: {', '.join(TABLES)} (table5, ImageNet, only with --list)")
+    parser.add_argument("--list", action="store_true", help="print the rows with the paper's numbers and exit")
+    parser.add_argument("--rows", default=None, metavar="KEY,KEY,...", help="run only these rows (see --list)")
+    parser.add_argument("--scale", choices=SCALE_NAMES, default="quick",
+                        help="quick: Fashion-MNIST miniature, a table in under an hour on 2 CPU cores, NOT "
+                             "comparable to the paper; paper: the paper's recipe (64k iterations, batch 128) "
+                             "(default quick)")
+    parser.add_argument("--dataset", default=None,
+                        help="data set of every row (default: fashion-mnist at quick scale, the row's own at paper "
+                             "scale)")
+    parser.add_argument("--data-dir", default=None, help="directory of the data set's files")
+    parser.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/TABLE-SCALE)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="K",
+                        help="runs per row with seeds 0..K-1; the report gives the median (Table 4 style)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="K",
+                        help="rows trained at a time, each in its own process on its share of --gpus / --cpus")
+    parser.add_argument("--gpus", default=None, metavar="0,1,...", help="GPU indices, split among --parallel jobs")
+    parser.add_argument("--cpus", type=int, default=None, metavar="N",
+                        help="CPU threads in all, split among --parallel jobs (default: every core)")
+    parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_parser(subparsers):
+    """Register ``reproduce`` on the ``gluon-resnetv2`` sub-command parsers."""
+    parser = subparsers.add_parser(
+        "reproduce", help="run the paper's Tables 1-4 and report against its numbers",
+        description="Every row of the paper's Tables 1-4 is a named experiment. Runs them one after the other "
+                    "(or --parallel K at a time), skips finished rows, resumes interrupted ones, and writes "
+                    "OUT/report.md with the paper's error, ours, the difference and 'fail' (> 20%%), plus "
+                    "training-curve figures for the groups the paper compares.")
+    return add_arguments(parser)
+
+
+def run(args):
+    """List or run the table; returns 0."""
+    from ..experiments import format_list, run_table
+
+    if args.list:
+        print(format_list(args.table, args.scale, args.rows, args.dataset, args.iterations, args.batch_size))
+        return 0
+    out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
+    run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
+              seeds=args.seeds, gpus=args.gpus, cpus=args.cpus, parallel=args.parallel, iterations=args.iterations,
+              batch_size=args.batch_size, progress=sys.stderr.isatty(),
+              log=lambda text: print(text, flush=True))
+    return 0

@@ -1,0 +1,26 @@
+"""Training with the paper's recipe (He et al. 2016, Sec. 3.1 / Appendix).
+
+>>> from gluon_resnetv2.train import TrainConfig, train, resume
+>>> status = train(TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", iterations=100, out="runs/x"))
+>>> status = resume("runs/x")   # continues an interrupted run from its last checkpoint
+
+Modules: :mod:`.recipe` (paper defaults, TrainConfig, lr schedules), :mod:`.devices` (contexts, batch
+splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.loop` (the loop),
+:mod:`.checkpoint`, :mod:`.runlog` (log.csv, config.json, status.json), :mod:`.launcher` (distributed
+parameter-server jobs).
+"""
+from .._compat import import_mxnet
+
+import_mxnet()
+
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from .devices import check_gpu_support, make_contexts, preflight_gpus  # noqa: E402
+from .loop import evaluate, forward_backward, resume, train  # noqa: E402
+from .recipe import (CIFAR_RECIPE, IMAGENET_RECIPE, PAPER_FAIL_ERROR, LRSchedule, TrainConfig,  # noqa: E402
+                     make_schedule, recipe_for)
+from .runlog import LOG_COLUMNS, read_log_rows, read_status  # noqa: E402
+
+__all__ = ["train", "resume", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
+           "IMAGENET_RECIPE", "PAPER_FAIL_ERROR", "make_contexts", "check_gpu_support", "preflight_gpus",
+           "evaluate", "forward_backward", "save_checkpoint", "load_checkpoint", "LOG_COLUMNS",
+           "read_log_rows", "read_status"]

@@ -1,0 +1,503 @@
+"""The training loop: :func:`train` a network with the paper's recipe, :func:`resume` a stopped run.
+
+One iteration (He et al. 2016, Sec. 3.1 / Appendix): the global mini-batch (paper: 128) is split over the
+devices, each device computes the softmax cross-entropy of its slice, the gradients are summed over the
+devices (and over workers by the kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is
+taken with ``rescale_grad = 1 / global_batch``, i.e. the average gradient of the global batch.  The
+learning rate is set every iteration from :class:`~.recipe.LRSchedule`.
+
+What a run writes in ``out`` (see :mod:`.runlog`, :mod:`.checkpoint`):
+``config.json``, ``log.csv``, ``status.json``, ``checkpoint.zip`` (every epoch, every
+``checkpoint_interval`` iterations and at the end) and ``model.params`` (the final weights).
+
+Determinism: with ``seed`` fixed a CPU run is repeatable.  The initial weights come from
+``mx.random.seed(seed)``; the data are a pure function of ``(seed, epoch, rank)`` (the loader);
+``mx.random`` (dropout shortcuts) is re-seeded from ``(seed, rank, epoch)`` at the start of every epoch
+and from ``(seed, rank, iteration)`` after every checkpoint, and the Python/NumPy RNG states are saved in
+the checkpoint.  A resumed run therefore writes the same ``log.csv`` as an uninterrupted one.
+
+Distributed runs (``--kvstore dist_sync``, started by ``gluon-resnetv2 launch``): each worker reads its
+shard ``(rank, num_workers)`` of every epoch with ``batch_size / num_workers`` images per iteration.
+Training loss/error and the test evaluation (the test set is sharded too) are summed over the workers, so
+the numbers describe the global batch and every worker takes the same decisions.  Only rank 0 writes
+``log.csv``, ``config.json``, ``status.json`` and the checkpoints; every worker writes its final weights
+to ``out/workers/rank<r>.params`` so that they can be compared.  Resuming reads rank 0's checkpoint on
+every worker (a shared directory is needed across machines).
+
+BatchNorm: each device normalises its own slice of the batch (as in the paper's 2 x 64 CIFAR training) and
+keeps its own running statistics; before every evaluation and checkpoint they are averaged over all
+devices and workers (:class:`~.kvstore.RunningStatsSync`), so the evaluation does not depend on how the
+test batches are split and a checkpoint restores them exactly.
+"""
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+from .._compat import import_mxnet
+from . import checkpoint as ckpt
+from . import runlog
+from .devices import check_batch_split, make_contexts, preflight_gpus, split_batch
+from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, is_distributed
+from .recipe import PAPER_FAIL_ERROR, TrainConfig, make_schedule, total_iterations
+
+mx = import_mxnet()
+from mxnet import autograd, gluon  # noqa: E402
+
+MODEL_NAME = "model.params"
+
+
+def seed_everything(seed):
+    """Seed ``mx.random`` (all devices), NumPy and Python's ``random``."""
+    mx.random.seed(int(seed))
+    np.random.seed(int(seed) % 2 ** 32)
+    random.seed(int(seed))
+
+
+def _derived_seed(*parts):
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def subset(dataset, count, spread=False):
+    """``count`` samples of an in-memory dataset (same normalisation statistics): the first ones, or with
+    ``spread`` evenly spaced ones (every ``len // count``-th), which represent a test set without bias from
+    its order."""
+    from ..data.base import ArrayDataset
+
+    if count is None or count >= len(dataset):
+        return dataset
+    if not isinstance(dataset, ArrayDataset):
+        raise ValueError(f"a subset of {getattr(dataset, 'name', 'this dataset')} is not supported "
+                         "(only in-memory datasets: fashion-mnist, cifar10, cifar100, synthetic)")
+    if count < 1:
+        raise ValueError(f"a subset needs at least one image, got {count}")
+    index = np.arange(count) * (len(dataset) // count) if spread else slice(0, count)
+    return ArrayDataset(dataset.images[index], dataset.labels[index], dataset.num_classes, dataset.mean,
+                        dataset.std, dataset.name, dataset.split, classes=dataset.classes,
+                        default_augment=dataset.default_augment, pad=dataset.pad)
+
+
+def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
+    """Forward and backward of one batch split over ``contexts``.
+
+    Returns ``(loss_sum, errors, count)`` as NDArrays/ints (per-device sums, not yet synchronised).
+    The gradients left in the parameters are the *sums* over the batch's images (the Trainer divides).
+    """
+    datas, labels = split_batch(data, label, contexts)
+    with autograd.record():
+        outputs = [net(x.astype(dtype, copy=False)) for x in datas]
+        if dtype != "float32":
+            outputs = [out.astype("float32") for out in outputs]
+        losses = [loss_fn(out, y) for out, y in zip(outputs, labels)]
+    autograd.backward(losses)
+    loss_sum = [loss.sum() for loss in losses]
+    errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
+    return loss_sum, errors, data.shape[0]
+
+
+def materialize(net, image_shape, ctx, dtype="float32"):
+    """Finish the deferred initialisation of ``net`` for inputs of ``image_shape``, without a forward pass.
+
+    A forward pass would do it too, but an inference-mode forward lets MXNet's oneDNN backend keep the
+    convolution weights in its blocked layout, which a distributed kvstore cannot push (the weights are
+    broadcast from rank 0 when training starts or resumes); it would also need BatchNorm care.
+    """
+    net.infer_shape(mx.nd.zeros((1,) + tuple(image_shape), ctx=ctx, dtype=dtype))
+    for param in net.collect_params().values():
+        if param._deferred_init:
+            param._finish_deferred_init()
+
+
+def _total(values):
+    return float(sum(v.asscalar() for v in values))
+
+
+def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=None):
+    """Mean softmax cross-entropy and error (fraction) of ``net`` over ``loader`` (inference mode).
+
+    Batches smaller than the number of devices (a last, uneven test batch) use fewer devices.  With
+    ``worker_sum`` the sums are added over the workers (each evaluates its shard).
+    """
+    loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_sum = errors = count = 0.0
+    for data, label in loader.iterate(start_batch=0, epoch=0):
+        datas, labels = split_batch(data, label, contexts)
+        for x, y in zip(datas, labels):
+            out = net(x.astype(dtype, copy=False))
+            if dtype != "float32":
+                out = out.astype("float32")
+            loss_sum += loss_fn(out, y).sum().asscalar()
+            errors += (out.argmax(axis=1) != y).sum().asscalar()
+        count += data.shape[0]
+    totals = np.array([loss_sum, errors, count])
+    if worker_sum is not None:
+        totals = worker_sum(totals)
+    loss_sum, errors, count = totals
+    return loss_sum / max(count, 1), errors / max(count, 1)
+
+
+class _Interval:
+    """Sums of the training loss and errors since the last logged row."""
+
+    def __init__(self, loss=0.0, errors=0.0, count=0.0):
+        self.loss, self.errors, self.count = loss, errors, count
+
+    def add(self, loss, errors, count):
+        self.loss += loss
+        self.errors += errors
+        self.count += count
+
+    def means(self):
+        if not self.count:
+            return None, None
+        return self.loss / self.count, self.errors / self.count
+
+    def state(self):
+        return [self.loss, self.errors, self.count]
+
+
+class Run:
+    """One training run: built from a config, or from a directory to resume."""
+
+    def __init__(self, config, resume_state=None):
+        if not isinstance(config, TrainConfig):
+            raise TypeError("train() takes a TrainConfig (gluon_resnetv2.train.TrainConfig)")
+        self.config = cfg = config.resolved()
+        self.out = cfg.out
+        from ..nets.zoo import get_spec
+
+        get_spec(cfg.model)  # an unknown name fails now, before any data is read
+        self.contexts = make_contexts(cfg.cpus, cfg.gpus)
+        if cfg.dtype == "float16" and any(ctx.device_type == "cpu" for ctx in self.contexts):
+            raise ValueError("--dtype float16 needs GPUs (--gpus): MXNet's CPU kernels have no float16 "
+                             "convolution/GEMM; train in float32 on the CPU")
+        if cfg.gpus is not None:
+            preflight_gpus(cfg.gpus)
+        self.kv, self.rank, self.num_workers = create_kvstore(cfg.kvstore, self.contexts)
+        self.distributed = is_distributed(cfg.kvstore)
+        self.is_chief = self.rank == 0
+        self.per_worker_batch = check_batch_split(cfg.batch_size, len(self.contexts), self.num_workers)
+        self._build_data()
+        self._build_net()
+        self.schedule = make_schedule(cfg, self.iterations_per_epoch)
+        self.total = total_iterations(cfg, self.iterations_per_epoch)
+        self.resume_state = resume_state
+
+    # -- construction -------------------------------------------------------------------------------
+
+    def _build_data(self):
+        from ..data import load_dataset, make_loader
+
+        cfg = self.config
+        options = dict(cfg.dataset_options or {})
+        train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options),
+                           cfg.train_subset)
+        test_set = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="test", **options)
+        self.num_classes = train_set.num_classes
+        self.image_shape = tuple(train_set.image_shape)
+        shard = (self.rank, self.num_workers) if self.num_workers > 1 else None
+        if len(train_set) // self.num_workers < self.per_worker_batch:
+            raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training images "
+                             f"of {cfg.dataset}" + (f" per {self.num_workers} workers" if self.num_workers > 1 else ""))
+        self.train_loader = make_loader(train_set, self.per_worker_batch, train=True, augment=cfg.augment,
+                                        seed=cfg.seed, num_workers=cfg.num_workers, shard=shard,
+                                        last_batch="discard")
+        eval_batch = max(self.per_worker_batch, len(self.contexts))
+        self.test_loader = make_loader(test_set, eval_batch, train=False, seed=cfg.seed,
+                                       num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+        self.subset_loader = None
+        if cfg.eval_subset is not None and cfg.eval_subset < len(test_set):
+            small = subset(test_set, cfg.eval_subset, spread=True)
+            if self.num_workers > len(small):
+                raise ValueError(f"--eval-subset {cfg.eval_subset} is smaller than the number of workers")
+            self.subset_loader = make_loader(small, eval_batch, train=False, seed=cfg.seed,
+                                             num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+        self.iterations_per_epoch = len(self.train_loader)
+
+    def _build_net(self):
+        from .. import get_model
+
+        cfg = self.config
+        seed_everything(cfg.seed)
+        kwargs = dict(cfg.model_kwargs or {})
+        kwargs.setdefault("classes", self.num_classes)
+        self.net = net = get_model(cfg.model, **kwargs)
+        net.initialize(ctx=self.contexts)
+        if cfg.dtype != "float32":
+            net.cast(cfg.dtype)
+        net.hybridize(static_alloc=True)
+        materialize(net, self.image_shape, self.contexts[0], cfg.dtype)
+        optimizer_params = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
+        if cfg.dtype == "float16":
+            optimizer_params["multi_precision"] = True
+        self.trainer = gluon.Trainer(net.collect_params(), "sgd", optimizer_params, kvstore=self.kv,
+                                     update_on_kvstore=False)
+        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
+        self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,
+                                           self.num_workers)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _evaluate(self, loader):
+        self.sync_stats()
+        return evaluate(self.net, loader, self.contexts, self.loss_fn, self.config.dtype, self.worker_sum)
+
+    def _checkpoint(self, iteration, epoch, batch, interval, elapsed, log):
+        self.sync_stats()
+        if self.is_chief:
+            log.sync()
+            ckpt.save_checkpoint(self.out, self.net, self.trainer, {
+                "iteration": iteration, "epoch": epoch, "batch": batch, "log_rows": log.rows,
+                "interval": interval.state(), "elapsed": elapsed, "total": self.total})
+            runlog.write_status(self.out, "running", iteration=iteration, epoch=iteration / self.iterations_per_epoch,
+                                total_iterations=self.total, pid=os.getpid())
+        mx.random.seed(_derived_seed(self.config.seed, self.rank, 1, iteration))
+
+    def _save_model(self):
+        data = ckpt._file_bytes(self.net.save_parameters)
+        if self.is_chief:
+            ckpt.atomic_write_bytes(os.path.join(self.out, MODEL_NAME), data)
+        if self.distributed:
+            workers = os.path.join(self.out, "workers")
+            os.makedirs(workers, exist_ok=True)
+            ckpt.atomic_write_bytes(os.path.join(workers, f"rank{self.rank}.params"), data)
+
+    def _say(self, text):
+        if self.is_chief and self.config.progress:
+            print(text, file=sys.stderr, flush=True)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self):
+        cfg = self.config
+        os.makedirs(self.out, exist_ok=True)
+        state = self.resume_state
+        if state is not None:
+            state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
+            iteration, epoch, batch = state["iteration"], state["epoch"], state["batch"]
+            interval = _Interval(*state["interval"])
+            elapsed0 = state["elapsed"]
+            mx.random.seed(_derived_seed(cfg.seed, self.rank, 1, iteration))
+            log_rows = state["log_rows"]
+        else:
+            iteration, epoch, batch, interval, elapsed0, log_rows = 0, 0, 0, _Interval(), 0.0, None
+        if iteration >= self.total:
+            return self._finish_resumed_finished()
+        if self.is_chief:
+            runlog.write_config(self.out, cfg)
+            log = runlog.RunLog(self.out, keep_rows=log_rows)
+            runlog.write_status(self.out, "running", iteration=iteration, total_iterations=self.total,
+                                pid=os.getpid())
+        else:
+            log = _NullLog()
+        start = time.time()
+        images = 0
+        train_time = 0.0
+        last = {}
+        try:
+            while iteration < self.total:
+                if batch == 0:
+                    mx.random.seed(_derived_seed(cfg.seed, self.rank, 0, epoch))
+                self.train_loader.set_epoch(epoch, batch)
+                epochs_total = math.ceil(self.total / self.iterations_per_epoch)
+                bar = _progress(self, epoch, epochs_total, batch)
+                tick = time.time()
+                for data, label in self.train_loader:
+                    lr = self.schedule(iteration)
+                    self.trainer.set_learning_rate(lr)
+                    loss_parts, error_parts, count = forward_backward(self.net, self.loss_fn, data, label,
+                                                                      self.contexts, cfg.dtype)
+                    self.trainer.step(cfg.batch_size)
+                    sums = np.array([_total(loss_parts), _total(error_parts), count], dtype=np.float64)
+                    if self.worker_sum is not None:
+                        sums = self.worker_sum(sums)
+                    interval.add(*sums)
+                    iteration += 1
+                    batch += 1
+                    images += cfg.batch_size
+                    now = time.time()
+                    train_time += now - tick
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{sums[0] / max(sums[2], 1):.3f}", lr=f"{lr:.4g}",
+                                        img_s=f"{images / max(train_time, 1e-9):.0f}", refresh=False)
+                    if not math.isfinite(sums[0]):
+                        return self._fail(log, iteration, epoch, lr, interval, elapsed0 + now - start, bar)
+                    end_of_epoch = batch == self.iterations_per_epoch
+                    final = iteration == self.total
+                    row = {}
+                    if iteration % cfg.log_interval == 0 or final:
+                        train_loss, train_error = interval.means()
+                        row.update(train_loss=train_loss, train_error=train_error)
+                        interval = _Interval()
+                    if final or (cfg.eval_interval and iteration % cfg.eval_interval == 0) or \
+                            (cfg.eval_interval is None and end_of_epoch):
+                        loader = self.test_loader if final or self.subset_loader is None else self.subset_loader
+                        test_loss, test_error = self._evaluate(loader)
+                        row.update(test_loss=test_loss, test_error=test_error)
+                        last.update(test_loss=test_loss, test_error=test_error, test_iteration=iteration)
+                    if row:
+                        log.write(iteration=iteration, epoch=round(iteration / self.iterations_per_epoch, 6),
+                                  lr=lr, time=round(elapsed0 + time.time() - start, 3), **row)
+                        if row.get("train_loss") is not None:
+                            last.update(train_loss=row["train_loss"], train_error=row["train_error"])
+                    if end_of_epoch:
+                        epoch, batch = epoch + 1, 0
+                    if end_of_epoch or final or (cfg.checkpoint_interval and iteration % cfg.checkpoint_interval == 0):
+                        self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
+                    if final or end_of_epoch:
+                        break
+                    tick = time.time()
+                if bar is not None:
+                    bar.close()
+        except KeyboardInterrupt:
+            if self.is_chief:
+                runlog.write_status(self.out, "interrupted", iteration=iteration,
+                                    reason="interrupted by the user; continue with --resume")
+            log.close()
+            raise
+        except Exception as err:
+            if self.is_chief:
+                runlog.write_status(self.out, "error", iteration=iteration,
+                                    reason=f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}")
+            log.close()
+            raise
+        self._save_model()
+        return self._finish(log, iteration, last, elapsed0 + time.time() - start, images, train_time)
+
+    # -- endings ------------------------------------------------------------------------------------
+
+    def _fail(self, log, iteration, epoch, lr, interval, elapsed, bar):
+        if bar is not None:
+            bar.close()
+        train_loss, train_error = interval.means()
+        reason = (f"training loss became {train_loss if train_loss is not None else 'nan'} at iteration "
+                  f"{iteration} (lr {lr:g}): the run diverged")
+        log.write(iteration=iteration, epoch=round(iteration / self.iterations_per_epoch, 6), lr=lr,
+                  train_loss=train_loss, train_error=train_error, time=round(elapsed, 3))
+        log.close()
+        status = {"status": "failed", "reason": reason, "iteration": iteration}
+        if self.is_chief:
+            status = runlog.write_status(self.out, "failed", reason=reason, iteration=iteration,
+                                         epoch=iteration / self.iterations_per_epoch)
+        self._say(f"{self.config.model}: {reason}; logs kept in {self.out}")
+        return status
+
+    def _finish(self, log, iteration, last, elapsed, images, train_time):
+        log.close()
+        test_error = last.get("test_error")
+        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch,
+                      test_error=test_error, test_loss=last.get("test_loss"),
+                      train_loss=last.get("train_loss"), train_error=last.get("train_error"),
+                      paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
+                      elapsed=elapsed, images_per_second=images / train_time if train_time else None)
+        status = dict(fields, status="finished")
+        if self.is_chief:
+            status = runlog.write_status(self.out, "finished", **fields)
+        speed = f"{images / train_time:.0f} images/s" if train_time else "no training this session"
+        self._say(f"finished {self.config.model} on {self.config.dataset}: {iteration} iterations in "
+                  f"{_duration(elapsed)} ({speed}), test error {100 * test_error:.2f}% (loss "
+                  f"{last.get('test_loss'):.4f}){' -- paper fail (> 20%)' if fields['paper_fail'] else ''}; "
+                  f"wrote {self.out}")
+        return status
+
+    def _finish_resumed_finished(self):
+        """Resuming a run whose last checkpoint is its end: report it (every rank takes the same branch)."""
+        try:
+            status = runlog.read_status(self.out)
+        except (OSError, ValueError):
+            status = {}
+        if status.get("status") == "finished":
+            self._say(f"{self.out} already finished at iteration {status.get('iteration')}")
+            return status
+        # Training ended but the final status was lost (stopped right after the last checkpoint).
+        test_loss, test_error = self._evaluate(self.test_loader)
+        self._save_model()
+        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, test_error=test_error,
+                      test_loss=test_loss, paper_fail=bool(test_error > PAPER_FAIL_ERROR))
+        if self.is_chief:
+            return runlog.write_status(self.out, "finished", **fields)
+        return dict(fields, status="finished")
+
+
+class _NullLog:
+    rows = 0
+
+    def write(self, **values):
+        pass
+
+    def sync(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(run, epoch, epochs_total, start_batch):
+    """A tqdm bar for one epoch (images/s, loss, lr), or None when progress is off or not rank 0."""
+    if not (run.config.progress and run.is_chief):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=run.iterations_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
+                unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+# ------------------------------------------------------------------------------------------------- API
+
+
+def train(config=None, **settings):
+    """Train and return the final status dict (as written to ``<out>/status.json``).
+
+    ``config`` is a :class:`~.recipe.TrainConfig` (or a dict of its fields); keyword ``settings`` create
+    one or override its fields: ``train(model="cifar_resnet110_v2", dataset="cifar10", out="runs/r110")``.
+    Unset recipe fields take the paper's defaults for the dataset.  Starts afresh in ``out`` (an existing
+    checkpoint there is an error: use :func:`resume`).  A diverged run returns ``{"status": "failed",
+    "reason": ..., "iteration": ...}`` rather than raising.
+    """
+    if config is None:
+        config = TrainConfig(**settings)
+    else:
+        if isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        if not isinstance(config, TrainConfig):
+            raise TypeError("train() takes a TrainConfig (gluon_resnetv2.train.TrainConfig), a dict or keywords")
+        if settings:
+            config = dataclasses.replace(config, **settings)
+    resolved = config.resolved()
+    if os.path.isfile(ckpt.checkpoint_path(resolved.out)):
+        raise ValueError(f"{resolved.out} already holds a run (checkpoint.zip); continue it with --resume "
+                         f"{resolved.out} or choose another --out")
+    return Run(config).run()
+
+
+def resume(out_dir, **overrides):
+    """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.
+
+    ``overrides`` may change settings that do not alter the result, e.g. ``progress`` or ``num_workers``.
+    """
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"cannot resume {out_dir}: no such directory")
+    config_path = os.path.join(out_dir, runlog.CONFIG_NAME)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"cannot resume {out_dir}: {config_path} is missing (not a training run directory)")
+    state = ckpt.read_checkpoint_state(out_dir)
+    config = TrainConfig.load(config_path)
+    allowed = {"progress", "num_workers", "cpus", "gpus", "kvstore", "data_dir"}
+    bad = set(overrides) - allowed
+    if bad:
+        raise ValueError(f"resume cannot change {', '.join(sorted(bad))}: the run continues with its config.json")
+    config = dataclasses.replace(config, out=out_dir, **overrides)
+    return Run(config, resume_state=state).run()
+

@@ -1,0 +1,252 @@
+"""The paper's training recipe, the settings of a run (:class:`TrainConfig`) and learning-rate schedules.
+
+He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016), Sec. 3.1 / Appendix:
+
+- CIFAR: SGD with momentum 0.9 and weight decay 1e-4, mini-batch 128 (2 GPUs x 64), He (MSRA)
+  initialisation, learning rate 0.1 divided by 10 at 32k and 48k iterations, training stopped at 64k
+  iterations (about 164 epochs); a warm-up at 0.01 for the first 400 iterations (used in all CIFAR runs;
+  the paper notes pre-activation units do not need it).
+- ImageNet: learning rate 0.1 divided by 10 at epochs 30 and 60, mini-batch 256 (8 GPUs), 90 epochs.
+
+The paper's step milestones are kept as *fractions of the run* (32k/64k = 1/2, 48k/64k = 3/4; 30/90 and
+60/90), so that ``--epochs 2`` on Fashion-MNIST decays at the same relative points as the 64k-iteration
+CIFAR run.  Explicit milestones (``--lr-steps``) are given in the unit of the run length: iterations with
+``--iterations``, epochs with ``--epochs``.
+
+Every schedule is a pure function of the iteration number (:meth:`LRSchedule.__call__`), which is what
+makes a resumed run identical to an uninterrupted one.
+"""
+import dataclasses
+import json
+import math
+from typing import Optional
+
+#: Datasets the trainer knows (see :mod:`gluon_resnetv2.data`).
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet", "synthetic")
+
+#: ``--lr-schedule`` choices.
+SCHEDULES = ("step", "cosine", "constant")
+
+#: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights).
+DTYPES = ("float32", "float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Paper defaults for one family of datasets."""
+
+    lr: float
+    momentum: float
+    wd: float
+    batch_size: int
+    iterations: Optional[int]            # run length in iterations (CIFAR: 64k) ...
+    epochs: Optional[int]                # ... or in epochs (ImageNet: 90)
+    lr_schedule: str
+    lr_step_fractions: tuple             # step milestones as fractions of the run
+    lr_factor: float
+    warmup: int                          # iterations at warmup_lr before the schedule starts
+    warmup_lr: float
+
+
+#: CIFAR recipe (paper, Sec. 3.1 and Appendix).
+CIFAR_RECIPE = Recipe(lr=0.1, momentum=0.9, wd=1e-4, batch_size=128, iterations=64000, epochs=None,
+                      lr_schedule="step", lr_step_fractions=(0.5, 0.75), lr_factor=0.1,
+                      warmup=400, warmup_lr=0.01)
+
+#: ImageNet recipe (paper, Sec. 5): lr 0.1, /10 at epochs 30 and 60, batch 256, 90 epochs.
+IMAGENET_RECIPE = Recipe(lr=0.1, momentum=0.9, wd=1e-4, batch_size=256, iterations=None, epochs=90,
+                         lr_schedule="step", lr_step_fractions=(1 / 3, 2 / 3), lr_factor=0.1,
+                         warmup=0, warmup_lr=0.01)
+
+#: Fashion-MNIST and the synthetic set (short runs, not in the paper): the CIFAR recipe without warm-up.
+SMALL_RECIPE = dataclasses.replace(CIFAR_RECIPE, warmup=0)
+
+RECIPES = {"cifar10": CIFAR_RECIPE, "cifar100": CIFAR_RECIPE, "fashion-mnist": SMALL_RECIPE,
+           "synthetic": SMALL_RECIPE, "imagenet": IMAGENET_RECIPE}
+
+#: The paper's "fail" in Table 1: test error above 20 % (errors are fractions here).
+PAPER_FAIL_ERROR = 0.20
+
+
+def recipe_for(dataset):
+    """The :class:`Recipe` of ``dataset``; ValueError naming the known datasets otherwise."""
+    if dataset not in RECIPES:
+        raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+    return RECIPES[dataset]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run; written to ``<out>/config.json`` and enough to resume it.
+
+    ``None`` means "the paper's default for the dataset" (see :func:`TrainConfig.resolved`).
+    ``batch_size`` is the *global* mini-batch (paper: 128), split over devices and workers.
+    """
+
+    model: str = "cifar_resnet20_v2"
+    dataset: str = "synthetic"
+    out: str = "runs/train"
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    data_dir: Optional[str] = None
+    dataset_options: dict = dataclasses.field(default_factory=dict)  # load_dataset(**options), e.g. synthetic size
+    cpus: Optional[int] = None
+    gpus: Optional[list] = None
+    kvstore: str = "device"
+    batch_size: Optional[int] = None
+    epochs: Optional[float] = None
+    iterations: Optional[int] = None
+    lr: Optional[float] = None
+    lr_schedule: Optional[str] = None
+    lr_steps: Optional[list] = None
+    lr_factor: Optional[float] = None
+    warmup: Optional[int] = None
+    warmup_lr: Optional[float] = None
+    momentum: Optional[float] = None
+    wd: Optional[float] = None
+    seed: int = 0
+    dtype: str = "float32"
+    log_interval: int = 50
+    eval_interval: Optional[int] = None     # iterations between evaluations; None = every epoch
+    eval_subset: Optional[int] = None       # periodic evaluations on N evenly spaced test images only
+    checkpoint_interval: Optional[int] = None  # iterations between extra checkpoints; None = each epoch
+    num_workers: int = 2
+    augment: Optional[bool] = None          # None = the dataset's training default (CIFAR: pad-crop-flip)
+    train_subset: Optional[int] = None      # train on the first N training images (quick runs, tests)
+    progress: bool = True
+    label: Optional[str] = None
+
+    # ------------------------------------------------------------------------------------------------
+
+    def resolved(self):
+        """A copy with every ``None`` recipe field replaced by the dataset's paper default."""
+        recipe = recipe_for(self.dataset)
+        cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs or {}),
+                                  dataset_options=dict(self.dataset_options or {}))
+        for name in ("lr", "momentum", "wd", "batch_size", "lr_schedule", "lr_factor", "warmup", "warmup_lr"):
+            if getattr(cfg, name) is None:
+                setattr(cfg, name, getattr(recipe, name))
+        if cfg.epochs is None and cfg.iterations is None:
+            cfg.epochs, cfg.iterations = recipe.epochs, recipe.iterations
+        cfg.validate()
+        return cfg
+
+    def validate(self):
+        """Raise ValueError with a readable message for inconsistent settings."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("give either --epochs or --iterations, not both")
+        if self.cpus is not None and self.gpus is not None:
+            raise ValueError("give either --cpus or --gpus, not both")
+        if self.cpus is not None and self.cpus < 1:
+            raise ValueError(f"--cpus must be at least 1, got {self.cpus}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"--epochs must be positive, got {self.epochs}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"--iterations must be positive, got {self.iterations}")
+        if self.lr_schedule is not None and self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"unknown --lr-schedule {self.lr_schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError(f"--warmup must be >= 0 iterations, got {self.warmup}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
+        if self.log_interval < 1:
+            raise ValueError(f"--log-interval must be at least 1, got {self.log_interval}")
+        if self.eval_interval is not None and self.eval_interval < 1:
+            raise ValueError(f"--eval-interval must be at least 1, got {self.eval_interval}")
+        if self.num_workers < 0:
+            raise ValueError(f"--num-workers must be >= 0, got {self.num_workers}")
+        if self.lr_steps is not None and list(self.lr_steps) != sorted(self.lr_steps):
+            raise ValueError(f"--lr-steps must be increasing, got {self.lr_steps}")
+
+    # ------------------------------------------------------------------------------------------------
+
+    def to_dict(self):
+        """JSON-ready dict; the model variant keys are also written flat for readers such as the plots."""
+        data = dataclasses.asdict(self)
+        for key, value in (self.model_kwargs or {}).items():
+            data.setdefault(key, value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        """Inverse of :meth:`to_dict` (unknown keys, e.g. the flat variant copies, are ignored)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+            handle.write("\n")
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+
+class LRSchedule:
+    """Learning rate as a pure function of the iteration (0-based index of the update being made).
+
+    ``kind``:
+      - ``"step"``: ``lr * factor ** (number of milestones <= iteration)`` (paper: 0.1, /10 at 32k and 48k);
+      - ``"cosine"``: ``lr * (1 + cos(pi * t)) / 2`` with ``t`` going from 0 after the warm-up to 1 at the
+        end of the run;
+      - ``"constant"``: ``lr``.
+
+    ``warmup`` iterations at ``warmup_lr`` come first (paper: 0.01 for 400 iterations, then back to 0.1).
+    ``milestones`` are iteration numbers.
+    """
+
+    def __init__(self, kind, lr, total_iterations, milestones=(), factor=0.1, warmup=0, warmup_lr=0.01):
+        if kind not in SCHEDULES:
+            raise ValueError(f"unknown lr schedule {kind!r}: choose one of {', '.join(SCHEDULES)}")
+        self.kind = kind
+        self.lr = float(lr)
+        self.total = int(total_iterations)
+        self.milestones = tuple(int(m) for m in milestones)
+        self.factor = float(factor)
+        self.warmup = int(warmup)
+        self.warmup_lr = float(warmup_lr)
+
+    def __call__(self, iteration):
+        if iteration < self.warmup:
+            return self.warmup_lr
+        if self.kind == "step":
+            return self.lr * self.factor ** sum(1 for m in self.milestones if iteration >= m)
+        if self.kind == "cosine":
+            span = max(1, self.total - self.warmup)
+            progress = min(1.0, (iteration - self.warmup) / span)
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr
+
+    def __repr__(self):
+        return (f"LRSchedule({self.kind!r}, lr={self.lr}, total={self.total}, milestones={self.milestones}, "
+                f"factor={self.factor}, warmup={self.warmup}, warmup_lr={self.warmup_lr})")
+
+
+def total_iterations(config, iterations_per_epoch):
+    """Run length in iterations of a resolved config."""
+    if config.iterations is not None:
+        return int(config.iterations)
+    return max(1, int(round(config.epochs * iterations_per_epoch)))
+
+
+def make_schedule(config, iterations_per_epoch):
+    """The :class:`LRSchedule` of a resolved config.
+
+    Milestones: ``config.lr_steps`` in the run's unit (epochs when the run is given in epochs, iterations
+    otherwise), or the recipe's fractions of the run (paper: 32k and 48k of 64k iterations).
+    """
+    total = total_iterations(config, iterations_per_epoch)
+    if config.lr_steps is not None:
+        per_unit = iterations_per_epoch if config.iterations is None else 1
+        milestones = [int(round(step * per_unit)) for step in config.lr_steps]
+    else:
+        milestones = [int(round(f * total)) for f in recipe_for(config.dataset).lr_step_fractions]
+    return LRSchedule(config.lr_schedule, config.lr, total, milestones, config.lr_factor,
+                      config.warmup, config.warmup_lr)

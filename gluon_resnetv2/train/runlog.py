@@ -1,0 +1,128 @@
+"""What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``.
+
+``log.csv`` has exactly the columns ``iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time``:
+
+- ``iteration``: updates made so far; ``epoch``: ``iteration / iterations_per_epoch`` (fractional);
+- ``lr``: the learning rate of the last update;
+- ``train_loss``, ``train_error``: averages over the images of the last ``--log-interval`` iterations
+  (the paper's Figure 1 dashed lines), present on logging rows;
+- ``test_loss``, ``test_error``: on the test set (solid lines), present on evaluation rows;
+- ``time``: seconds of training since the run started (resumes continue the count).
+
+Errors are fractions in [0, 1]; a cell is empty where the value was not measured.  Rows are flushed as
+they are written so that ``gluon-resnetv2 plot`` can draw a run that is still going.
+
+``status.json`` says ``running`` (with ``pid``), ``finished`` (with the final test error and
+``paper_fail``: the paper's Table 1 "fail", test error above 20 %), ``failed`` (the loss diverged: NaN or
+inf; with ``reason`` and ``iteration``), ``error`` (an exception stopped the run: ``reason``; the last
+checkpoint can be resumed) or ``interrupted`` (Ctrl-C; resumable).
+"""
+import csv
+import io
+import json
+import math
+import os
+import time
+
+from .checkpoint import atomic_write_text
+
+LOG_NAME = "log.csv"
+CONFIG_NAME = "config.json"
+STATUS_NAME = "status.json"
+LOG_COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "time")
+
+
+def _format(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isinf(value) else f"{value:.8g}"
+    return str(value)
+
+
+class RunLog:
+    """Append-only writer of ``log.csv``; counts its data rows (the checkpoint's log position)."""
+
+    def __init__(self, out_dir, keep_rows=None):
+        """Open ``<out_dir>/log.csv``: a fresh file, or (``keep_rows`` = n) the first n data rows of the old one."""
+        self.path = os.path.join(out_dir, LOG_NAME)
+        header = ",".join(LOG_COLUMNS) + "\n"
+        if keep_rows is None:
+            text = header
+            self.rows = 0
+        else:
+            text, self.rows = truncated_log(self.path, keep_rows)
+        atomic_write_text(self.path, text)
+        self._handle = open(self.path, "a", encoding="utf-8", newline="")
+
+    def write(self, **values):
+        unknown = set(values) - set(LOG_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown log columns {sorted(unknown)}")
+        line = ",".join(_format(values.get(name)) for name in LOG_COLUMNS) + "\n"
+        self._handle.write(line)
+        self._handle.flush()
+        self.rows += 1
+
+    def sync(self):
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self):
+        if not self._handle.closed:
+            self._handle.close()
+
+
+def truncated_log(path, keep_rows):
+    """``(text, rows)``: the header and the first ``keep_rows`` data rows of ``path``."""
+    header = ",".join(LOG_COLUMNS) + "\n"
+    if not os.path.isfile(path):
+        if keep_rows:
+            raise RuntimeError(f"cannot resume: {path} is missing but the checkpoint expects {keep_rows} rows")
+        return header, 0
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    data = [line for line in lines[1:] if line.strip()]
+    if len(data) < keep_rows:
+        raise RuntimeError(f"cannot resume: {path} has {len(data)} rows but the checkpoint expects {keep_rows}")
+    kept = [line if line.endswith("\n") else line + "\n" for line in data[:keep_rows]]
+    return header + "".join(kept), keep_rows
+
+
+def read_log_rows(out_dir):
+    """``log.csv`` as a list of dicts of floats (None for empty cells)."""
+    with open(os.path.join(out_dir, LOG_NAME), encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [{key: (float(value) if value not in ("", None) else None) for key, value in row.items()}
+                for row in reader]
+
+
+def write_config(out_dir, config):
+    """``<out_dir>/config.json`` of every setting (atomically)."""
+    buffer = io.StringIO()
+    json.dump(config.to_dict(), buffer, indent=2, sort_keys=True)
+    buffer.write("\n")
+    atomic_write_text(os.path.join(out_dir, CONFIG_NAME), buffer.getvalue())
+
+
+def write_status(out_dir, status, **fields):
+    """``<out_dir>/status.json`` = ``{"status": status, ...fields, "updated": unix time}`` (atomically)."""
+    data = {"status": status}
+    data.update({key: _jsonable(value) for key, value in fields.items()})
+    data["updated"] = time.time()
+    atomic_write_text(os.path.join(out_dir, STATUS_NAME), json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return data
+
+
+def read_status(out_dir):
+    path = os.path.join(out_dir, STATUS_NAME)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

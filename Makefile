@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install dataset test test-all demo bench clean
+.PHONY: install dataset test test-fast demo bench clean
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3.12 ...'"; exit 1; }
@@ -34,9 +34,9 @@ dataset:
 test: install dataset
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
-# Includes the tests marked slow (long training runs).
-test-all: install dataset
-	$(PY) -m pytest -q --runslow $(PYTEST_ARGS) tests
+# Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing.
+test-fast: install dataset
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
 
 demo: install dataset
 	$(PY) -m gluon_resnetv2.demo --out demo

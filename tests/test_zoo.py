@@ -182,7 +182,7 @@ def test_he_initialisation():
 
 # --- hybridize, export, save/load ---------------------------------------------------------------
 
-# The deepest nets take 10-17 s each to trace on 2 cores: they run with --runslow (make test-all).
+# The deepest nets take 3-17 s each to trace on 2 cores: marked slow so `make test-fast` can skip them.
 SLOW_NETS = [n for n in g.list_models() if any(f"resnet{d}_" in n for d in (152, 200, 1001, 1202))]
 FAST_NETS = [n for n in g.list_models() if n not in SLOW_NETS]
 

@@ -32,16 +32,30 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def call(args, prog):
+    """Run the parsed command ``args.func(args)``; library errors become a one-line message and status 2."""
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         # Library errors are written for people: show the message, not a traceback.
-        print(f"gluon-resnetv2 {args.command}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return call(args, f"gluon-resnetv2 {args.command}")
+
+
+def run_as_script(command, argv=None, prog=None):
+    """Run one sub-command as a program of its own: the thin entry points in ``scripts/``."""
+    module = importlib.import_module(f"gluon_resnetv2.commands.{command}")
+    parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return call(args, parser.prog)
 
 
 if __name__ == "__main__":

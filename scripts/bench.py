@@ -5,24 +5,16 @@ A thin entry point for people who run files; the same as ``gluon-resnetv2 bench`
 :mod:`gluon_resnetv2.commands.bench` and :func:`gluon_resnetv2.bench.run_benchmark`).  Set speed knobs in
 the environment: ``OMP_NUM_THREADS=2 python scripts/bench.py ...``.
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gluon_resnetv2.commands import bench as bench_command  # noqa: E402
+from gluon_resnetv2.cli import run_as_script  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.splitlines()[0])
-    bench_command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"bench.py: error: {err}", file=sys.stderr)
-        return 2
+    return run_as_script("bench", argv, prog="bench.py")
 
 
 if __name__ == "__main__":

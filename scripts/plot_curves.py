@@ -4,24 +4,16 @@
 A thin entry point for people who run files; the same as ``gluon-resnetv2 plot`` (see
 :mod:`gluon_resnetv2.commands.plot` and :func:`gluon_resnetv2.plot.plot_runs`).
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gluon_resnetv2.commands import plot as plot_command  # noqa: E402
+from gluon_resnetv2.cli import run_as_script  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="plot_curves.py", description=__doc__.splitlines()[0])
-    plot_command.add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"plot_curves.py: error: {err}", file=sys.stderr)
-        return 2
+    return run_as_script("plot", argv, prog="plot_curves.py")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
+from gluon_resnetv2.cli import call
 from gluon_resnetv2.commands.train import add_run_args, run
 
 
@@ -24,11 +25,8 @@ def main(argv=None, dataset="cifar10", model="cifar_resnet110_v2", what="CIFAR")
         args.model = None if args.model == model else args.model
     elif args.out is None:
         parser.error("--out DIR is required")
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
+    args.func = run
+    return call(args, parser.prog)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,21 @@ def test_divergence_stops_cleanly(tmp_path):
     rows = read_log_rows(out)
     assert rows and rows[-1]["iteration"] == saved["iteration"]
     assert not np.isfinite(rows[-1]["train_loss"])
+
+
+def test_recomputation_switch_trains_the_same_run(tmp_path, monkeypatch):
+    """GLUON_RESNETV2_MIRROR=1 (memory at depth) recomputes segments in the backward pass: same log."""
+    logs = []
+    for mirror in (False, True):
+        if mirror:
+            monkeypatch.setenv("GLUON_RESNETV2_MIRROR", "1")
+        out = str(tmp_path / f"mirror{int(mirror)}")
+        status = train(TrainConfig(out=out, iterations=4, log_interval=1, seed=3, **TINY))
+        assert status["status"] == "finished"
+        logs.append(read_log_rows(out))
+    plain, mirrored = logs
+    assert len(plain) == len(mirrored) >= 4
+    for a, b in zip(plain, mirrored):
+        for column in ("train_loss", "test_loss"):
+            if a[column] not in ("", None):
+                np.testing.assert_allclose(float(b[column]), float(a[column]), rtol=1e-4)

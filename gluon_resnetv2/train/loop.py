@@ -43,6 +43,7 @@ from . import checkpoint as ckpt
 from . import runlog
 from .devices import check_batch_split, make_contexts, preflight_gpus, split_batch
 from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, is_distributed
+from ..memory import configure_from_env
 from .recipe import PAPER_FAIL_ERROR, TrainConfig, make_schedule, total_iterations
 
 mx = import_mxnet()
@@ -84,8 +85,10 @@ def subset(dataset, count, spread=False):
 def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
     """Forward and backward of one batch split over ``contexts``.
 
-    Returns ``(loss_sum, errors, count)`` as NDArrays/ints (per-device sums, not yet synchronised).
-    The gradients left in the parameters are the *sums* over the batch's images (the Trainer divides).
+    ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute` (its ``backward``
+    waits for the recomputed segments' gradients).  Returns ``(loss_sum, errors, count)`` as
+    NDArrays/ints (per-device sums, not yet synchronised).  The gradients left in the parameters are the
+    *sums* over the batch's images (the Trainer divides).
     """
     datas, labels = split_batch(data, label, contexts)
     with autograd.record():
@@ -94,6 +97,8 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
             outputs = [out.astype("float32") for out in outputs]
         losses = [loss_fn(out, y) for out, y in zip(outputs, labels)]
     autograd.backward(losses)
+    if hasattr(net, "backward"):
+        mx.nd.waitall()  # recomputation writes the gradients in MXNet's custom-operator thread
     loss_sum = [loss.sum() for loss in losses]
     errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
     return loss_sum, errors, data.shape[0]
@@ -231,6 +236,8 @@ class Run:
             net.cast(cfg.dtype)
         net.hybridize(static_alloc=True)
         materialize(net, self.image_shape, self.contexts[0], cfg.dtype)
+        # GLUON_RESNETV2_MIRROR=1: recompute segments of units in the backward pass (memory at depth).
+        self.train_forward = configure_from_env(net)
         optimizer_params = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
         if cfg.dtype == "float16":
             optimizer_params["multi_precision"] = True
@@ -310,7 +317,7 @@ class Run:
                 for data, label in self.train_loader:
                     lr = self.schedule(iteration)
                     self.trainer.set_learning_rate(lr)
-                    loss_parts, error_parts, count = forward_backward(self.net, self.loss_fn, data, label,
+                    loss_parts, error_parts, count = forward_backward(self.train_forward, self.loss_fn, data, label,
                                                                       self.contexts, cfg.dtype)
                     self.trainer.step(cfg.batch_size)
                     sums = np.array([_total(loss_parts), _total(error_parts), count], dtype=np.float64)

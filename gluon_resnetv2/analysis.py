@@ -356,11 +356,9 @@ def measure_propagation(net, data, label, seed=0, check=True):
 
 
 def _has_dropout(block):
-    from .units.shortcuts import ShortcutDropout
+    from .units import ShortcutDropout, walk_blocks
 
-    if isinstance(block, (ShortcutDropout, gluon.nn.Dropout)):
-        return True
-    return any(_has_dropout(child) for child in block._children.values())
+    return any(isinstance(b, (ShortcutDropout, gluon.nn.Dropout)) for b in walk_blocks(block))
 
 
 def _unit_vjps(unit, x_in, seed, head_grads, expected_output=None, index=0, fresh=None):

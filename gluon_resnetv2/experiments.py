@@ -42,6 +42,7 @@ from typing import Optional
 
 from . import paper_results as paper
 from .paper_results import FAIL_THRESHOLD
+from .train.checkpoint import atomic_write_text
 
 #: Tables whose rows can be run (Table 5, ImageNet, is listed for reference only).
 RUNNABLE_TABLES = ("table1", "table2", "table3", "table4")
@@ -294,10 +295,7 @@ def _record_attempt(run_dir, **fields):
     data = _read_json(path) or {"attempts": []}
     data["attempts"].append(dict(fields, pid=os.getpid(), time=time.time()))
     os.makedirs(run_dir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def attempts(run_dir):
@@ -651,10 +649,7 @@ def write_report(out, experiments, seeds=1, alias=None):
         for group, path in figures:
             lines += [f"### {group}", "", f"![{group}]({os.path.relpath(path, out)})", ""]
     path = os.path.join(out, "report.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines).rstrip() + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
 
 

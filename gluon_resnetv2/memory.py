@@ -175,10 +175,10 @@ def recompute(net, segment_size=None, hybridize=True):
     Dropout shortcuts (Fig. 2(f)) are refused: the recomputed dropout mask would differ from the forward
     one.
     """
-    from .units import ShortcutDropout
+    from .units import ShortcutDropout, walk_blocks
 
     units = net.residual_units()
-    if any(isinstance(block, ShortcutDropout) for unit in units for block in _walk(unit)):
+    if any(isinstance(block, ShortcutDropout) for unit in units for block in walk_blocks(unit)):
         raise ValueError("recompute: dropout shortcuts draw a new mask when recomputed; train this network "
                          "without recomputation")
     if segment_size is None:
@@ -199,12 +199,6 @@ def recompute(net, segment_size=None, hybridize=True):
             segment.hybridize(static_alloc=False)
     params_of = [list(segment.collect_params().values()) for segment in segments]
     return _make_recompute_block()(segments, params_of)
-
-
-def _walk(block):
-    yield block
-    for child in block._children.values():
-        yield from _walk(child)
 
 
 # -- MXNet's executor mirroring ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mxnet.gluon import nn
 
-from gluon_resnetv2.units import ACTIVATIONS, SHORTCUTS, ResidualUnit, ShortcutSpec
+from gluon_resnetv2.units import ACTIVATIONS, SHORTCUTS, ResidualUnit, ShortcutSpec, walk_blocks
 from reference import bn, conv2d, relu, sigmoid
 
 # Where the projection carries a BN: when the branch's output is normalised (units/shortcuts.py).
@@ -21,12 +21,6 @@ def _np(param):
 
 def _bn_params(block):
     return _np(block.gamma), _np(block.beta), _np(block.running_mean), _np(block.running_var)
-
-
-def _walk(block):
-    yield block
-    for child in block._children.values():
-        yield from _walk(child)
 
 
 def _randomise(unit, seed=1):
@@ -84,10 +78,10 @@ def reference(unit, x, branch, activation, shortcut, stride, downsample, trainin
     # shortcut path (Fig. 2)
     h = source
     if downsample or shortcut == "conv1x1":
-        proj_conv = next(b for b in _walk(unit.shortcut) if isinstance(b, nn.Conv2D))
+        proj_conv = next(b for b in walk_blocks(unit.shortcut) if isinstance(b, nn.Conv2D))
         h = conv2d(source, _np(proj_conv.weight), stride)
         if activation in PROJECTION_BN:
-            h = norm(h, _bn_params(next(b for b in _walk(unit.shortcut) if isinstance(b, nn.BatchNorm))))
+            h = norm(h, _bn_params(next(b for b in walk_blocks(unit.shortcut) if isinstance(b, nn.BatchNorm))))
     if shortcut in ("exclusive_gating", "shortcut_only_gating"):
         g = sigmoid(conv2d(source, _np(unit.merge.gate.weight), stride, _np(unit.merge.gate.bias)))
     y = {"identity": lambda: h + f,

@@ -7,7 +7,7 @@ from mxnet.gluon import nn
 
 import gluon_resnetv2 as g
 from gluon_resnetv2.nets.gluoncv import GLUONCV_NAMES
-from gluon_resnetv2.units import ResidualUnit
+from gluon_resnetv2.units import ResidualUnit, walk_blocks
 
 CIFAR_X = (2, 3, 32, 32)
 IMAGENET_X = (1, 3, 64, 64)  # global pooling makes the nets size-agnostic; 64 keeps tests fast
@@ -162,16 +162,10 @@ def test_norm_layer_and_kwargs_reach_every_batchnorm():
     from mxnet.gluon.contrib.nn import SyncBatchNorm
 
     net = g.get_model("cifar_resnet20_v2", norm_layer=SyncBatchNorm, norm_kwargs={"num_devices": 2, "momentum": 0.8})
-    norms = [b for b in _all_blocks(net) if isinstance(b, nn.BatchNorm)]
+    norms = [b for b in walk_blocks(net) if isinstance(b, nn.BatchNorm)]
     assert len(norms) == 1 + 9 * 2  # one pre-activation BN and one inner BN per unit, plus the final BN
     assert all(isinstance(b, SyncBatchNorm) and b._kwargs["momentum"] == 0.8 for b in norms)
     assert all(b._kwargs["ndev"] == 2 for b in norms)
-
-
-def _all_blocks(block):
-    yield block
-    for child in block._children.values():
-        yield from _all_blocks(child)
 
 
 def test_he_initialisation():

@@ -17,6 +17,13 @@ from .shortcuts import ShortcutSpec, build_shortcut
 SHORTCUT_SOURCES = ("input", "preact")
 
 
+def walk_blocks(block):
+    """``block`` and every block below it, depth first (to find a unit's parts, e.g. its dropout)."""
+    yield block
+    for child in block._children.values():
+        yield from walk_blocks(child)
+
+
 def _raw_input(x, preactivated):
     return x
 

@@ -4,10 +4,17 @@ mxnet 1.9.1 still refers to ``np.bool``, ``np.int``, ``np.float``, ``np.object``
 removed.  On Python 3.11 we pin ``numpy<1.24`` and this module does nothing; on Python 3.12, where no
 numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  Every module of the package
 imports mxnet through :func:`import_mxnet` (or after importing this module), never directly first.
+
+It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.threads.configure`:
+one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set).
 """
 import warnings
 
 import numpy as np
+
+from . import threads
+
+threads.configure()
 
 _ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex, "object": object, "str": str}
 

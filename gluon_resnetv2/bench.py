@@ -52,6 +52,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import _compat  # noqa: F401  (numpy aliases before mxnet)
+from .threads import in_use
 import mxnet as mx
 from mxnet import autograd, gluon
 
@@ -382,7 +383,7 @@ def conditions():
         load = None
     info = {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_model(),
             "cpus": os.cpu_count(), "loadavg": load, "python": platform.python_version(),
-            "mxnet": mx.__version__, "knobs": _knobs()}
+            "mxnet": mx.__version__, "knobs": _knobs(), "omp_threads": in_use()}
     try:
         with open("/proc/cpuinfo") as f:
             info["avx512_bf16"] = "avx512_bf16" in f.read()
@@ -467,7 +468,7 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
     report = BenchReport(conditions=conditions())
     runs, report.skipped = plan(networks, modes, implementations, model_kwargs)
     have_torch = torch_available()
-    threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None
+    threads = in_use()["threads"]  # PyTorch gets MXNet's count
     prewarm(networks, [i for i in implementations if i != "pytorch" or have_torch], batch_size, threads)
     methods, best = set(), {}
     for round_index, (network, impl, mode) in ((i, r) for i in range(rounds) for r in runs):

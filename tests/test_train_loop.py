@@ -114,6 +114,7 @@ def test_run_writes_log_config_status_and_checkpoint(tmp_path):
         config = json.load(handle)
     assert config["model"] == "cifar_resnet20_v2" and config["cpus"] == 2 and config["lr"] == 0.1
     assert config["momentum"] == 0.9 and config["wd"] == 1e-4
+    assert config["omp_threads"] == int(os.environ["OMP_NUM_THREADS"]) == 1   # conftest: 1 thread per process
     assert {"checkpoint.zip", "model.params"} <= set(os.listdir(out))
     with pytest.raises(ValueError, match="--resume"):
         train(TrainConfig(out=out, epochs=2, **TINY))

@@ -100,9 +100,12 @@ def read_log_rows(out_dir):
 
 
 def write_config(out_dir, config):
-    """``<out_dir>/config.json`` of every setting (atomically)."""
+    """``<out_dir>/config.json`` of every setting (atomically), with ``omp_threads``: the OpenMP thread count
+    this process's MXNet runs (not a setting: a resume on another machine may differ)."""
+    from ..threads import in_use
+
     buffer = io.StringIO()
-    json.dump(config.to_dict(), buffer, indent=2, sort_keys=True)
+    json.dump(dict(config.to_dict(), omp_threads=in_use()["threads"]), buffer, indent=2, sort_keys=True)
     buffer.write("\n")
     atomic_write_text(os.path.join(out_dir, CONFIG_NAME), buffer.getvalue())
 

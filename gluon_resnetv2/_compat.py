@@ -5,16 +5,16 @@ removed.  On Python 3.11 we pin ``numpy<1.24`` and this module does nothing; on 
 numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  Every module of the package
 imports mxnet through :func:`import_mxnet` (or after importing this module), never directly first.
 
-It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.threads.configure`:
+It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.cpu.configure`:
 one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set).
 """
 import warnings
 
 import numpy as np
 
-from . import threads
+from . import cpu
 
-threads.configure()
+cpu.configure()
 
 _ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex, "object": object, "str": str}
 

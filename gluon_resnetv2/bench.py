@@ -52,7 +52,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import _compat  # noqa: F401  (numpy aliases before mxnet)
-from .threads import in_use
+from .cpu import in_use
 import mxnet as mx
 from mxnet import autograd, gluon
 

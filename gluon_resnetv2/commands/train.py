@@ -56,7 +56,8 @@ def add_run_args(parser, dataset_default=None, model_default=None):
     dev.add_argument("--gpus", default=None, metavar="LIST", help="comma-separated GPU indices, e.g. 0,1,2,3")
     dev.add_argument("--kvstore", default=None, help=KVSTORE_HELP)
     dev.add_argument("--dtype", choices=DTYPES, default=None,
-                     help="float16 trains with multi-precision SGD (fp32 master weights)")
+                     help="float16 trains with multi-precision SGD (fp32 master weights, GPUs); bfloat16 with "
+                          "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)")
 
     opt = parser.add_argument_group("optimisation (defaults: the paper's recipe for the data set)")
     opt.add_argument("--batch-size", type=int, default=None, help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)")

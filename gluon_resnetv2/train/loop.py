@@ -42,6 +42,7 @@ from .._compat import import_mxnet
 from . import checkpoint as ckpt
 from . import runlog
 from .devices import check_batch_split, make_contexts, preflight_gpus, split_batch
+from .bf16 import bf16_forward, check_bf16
 from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, is_distributed
 from ..memory import configure_from_env
 from .recipe import PAPER_FAIL_ERROR, TrainConfig, make_schedule, total_iterations
@@ -180,6 +181,10 @@ class Run:
         if cfg.dtype == "float16" and any(ctx.device_type == "cpu" for ctx in self.contexts):
             raise ValueError("--dtype float16 needs GPUs (--gpus): MXNet's CPU kernels have no float16 "
                              "convolution/GEMM; train in float32 on the CPU")
+        if cfg.dtype == "bfloat16":
+            check_bf16(self.contexts)
+        # bfloat16 (AMP) casts inside the graph: the network's input and parameters stay float32
+        self.input_dtype = "float16" if cfg.dtype == "float16" else "float32"
         if cfg.gpus is not None:
             preflight_gpus(cfg.gpus)
         self.kv, self.rank, self.num_workers = create_kvstore(cfg.kvstore, self.contexts)
@@ -232,12 +237,17 @@ class Run:
         kwargs.setdefault("classes", self.num_classes)
         self.net = net = get_model(cfg.model, **kwargs)
         net.initialize(ctx=self.contexts)
-        if cfg.dtype != "float32":
+        if cfg.dtype == "float16":
             net.cast(cfg.dtype)
         net.hybridize(static_alloc=True)
-        materialize(net, self.image_shape, self.contexts[0], cfg.dtype)
+        materialize(net, self.image_shape, self.contexts[0], self.input_dtype)
         # GLUON_RESNETV2_MIRROR=1: recompute segments of units in the backward pass (memory at depth).
         self.train_forward = configure_from_env(net)
+        self.eval_forward = net
+        if cfg.dtype == "bfloat16":
+            if self.train_forward is not net:
+                raise ValueError("--dtype bfloat16 and GLUON_RESNETV2_MIRROR=1 (recomputation) cannot be combined")
+            self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
         optimizer_params = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
         if cfg.dtype == "float16":
             optimizer_params["multi_precision"] = True
@@ -252,7 +262,7 @@ class Run:
 
     def _evaluate(self, loader):
         self.sync_stats()
-        return evaluate(self.net, loader, self.contexts, self.loss_fn, self.config.dtype, self.worker_sum)
+        return evaluate(self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum)
 
     def _checkpoint(self, iteration, epoch, batch, interval, elapsed, log):
         self.sync_stats()
@@ -318,7 +328,7 @@ class Run:
                     lr = self.schedule(iteration)
                     self.trainer.set_learning_rate(lr)
                     loss_parts, error_parts, count = forward_backward(self.train_forward, self.loss_fn, data, label,
-                                                                      self.contexts, cfg.dtype)
+                                                                      self.contexts, self.input_dtype)
                     self.trainer.step(cfg.batch_size)
                     sums = np.array([_total(loss_parts), _total(error_parts), count], dtype=np.float64)
                     if self.worker_sum is not None:

@@ -27,8 +27,9 @@ DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet", "synthetic")
 #: ``--lr-schedule`` choices.
 SCHEDULES = ("step", "cosine", "constant")
 
-#: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights).
-DTYPES = ("float32", "float16")
+#: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights; bfloat16 with MXNet's
+#: AMP on CPUs with AVX-512 BF16, see :mod:`.bf16`).
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -102,7 +102,7 @@ def read_log_rows(out_dir):
 def write_config(out_dir, config):
     """``<out_dir>/config.json`` of every setting (atomically), with ``omp_threads``: the OpenMP thread count
     this process's MXNet runs (not a setting: a resume on another machine may differ)."""
-    from ..threads import in_use
+    from ..cpu import in_use
 
     buffer = io.StringIO()
     json.dump(dict(config.to_dict(), omp_threads=in_use()["threads"]), buffer, indent=2, sort_keys=True)

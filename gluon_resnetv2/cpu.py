@@ -1,4 +1,5 @@
-"""How many OpenMP threads MXNet runs, chosen before mxnet loads: one per *physical* core by default.
+"""The CPU: how many OpenMP threads MXNet runs (one per *physical* core by default, chosen before mxnet
+loads), its vector units and its peak floating-point rate.
 
 MXNet 1.9.1 fixes its thread count when libmxnet loads (``src/engine/openmp.cc``): ``MXNET_OMP_MAX_THREADS``
 if set, else ``OMP_NUM_THREADS`` if set, else ``omp_get_num_procs() / 2`` on x86, which assumes two hardware
@@ -8,6 +9,10 @@ has to be in the environment before the first ``import mxnet``; :func:`configure
 :mod:`gluon_resnetv2._compat`) puts the number of physical cores this process may run on there, unless the
 user chose already.  Hyper-threads are not counted: two threads sharing a core's vector units do not make
 convolutions faster and add a barrier partner that is often descheduled.
+
+:func:`peak` is cores x clock x float32 FLOP per cycle, from ``/proc/cpuinfo`` (flags, vendor, family) and
+the cpufreq maximum where the kernel exposes one; what cannot be read from there (how many FMA units a core
+has, how wide its datapath is) is an assumption that :func:`peak` names in its result.
 """
 import os
 import sys
@@ -118,3 +123,99 @@ def in_use():
         threads, source = choose()
         _state.update(threads=threads, source=source)
     return {"threads": _state["threads"], "source": _state["source"]}
+
+
+# --- vector units and peak --------------------------------------------------------------------------
+
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_info(path=CPUINFO):
+    """The first processor's ``/proc/cpuinfo`` fields as a dict (``flags`` as a set); ``{}`` off Linux."""
+    info = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    if info:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
+    except OSError:
+        return {}
+    info["flags"] = set(info.get("flags", "").split())
+    return info
+
+
+def has_avx512_bf16(info=None):
+    """True when the CPU has AVX-512 BF16 (what oneDNN's bfloat16 convolutions need to beat float32)."""
+    return "avx512_bf16" in (cpu_info() if info is None else info).get("flags", set())
+
+
+def clock_ghz(info=None, root=SYSFS_CPU):
+    """``(GHz, source)``: the cpufreq maximum of cpu0 if the kernel has one, else ``cpu MHz`` of cpuinfo
+    (a virtual machine's nominal clock), else None."""
+    try:
+        with open(os.path.join(root, "cpu0", "cpufreq", "cpuinfo_max_freq")) as f:
+            return int(f.read()) / 1e6, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    info = cpu_info() if info is None else info
+    try:
+        return float(info["cpu MHz"]) / 1e3, "/proc/cpuinfo cpu MHz"
+    except (KeyError, ValueError):
+        return None, "unknown"
+
+
+def vector_units(info=None):
+    """``(float32 FLOP per cycle per core, description)`` from the instruction-set flags and the vendor.
+
+    Assumptions (not readable from cpuinfo): two FMA pipes per core from Haswell / Zen 2 on; AVX-512 pipes
+    are 512 bits wide on Intel and on AMD Zen 5 (family 26), 256 bits on Zen 4 (family 25: AVX-512
+    instructions run in two halves)."""
+    info = cpu_info() if info is None else info
+    flags = info.get("flags", set())
+    amd = info.get("vendor_id") == "AuthenticAMD"
+    try:
+        family = int(info.get("cpu family", 0))
+    except ValueError:
+        family = 0
+    if "avx512f" in flags and "fma" in flags:
+        if amd and family < 26:
+            return 32, "AVX-512 on 2 x 256-bit FMA pipes (AMD Zen 4: 512-bit operations in two halves)"
+        return 64, "AVX-512: 2 x 512-bit FMA units (assumed; some Intel parts have 1)"
+    if "avx2" in flags and "fma" in flags:
+        return 32, "AVX2: 2 x 256-bit FMA units (assumed)"
+    if "avx" in flags:
+        return 16, "AVX: 256-bit add + multiply, no FMA"
+    if "sse2" in flags:
+        return 8, "SSE2: 128-bit add + multiply"
+    return 2, "scalar (no vector unit recognised)"
+
+
+def peak(threads=None, info=None, cores=None):
+    """This CPU's float32 peak as a dict: ``gflops`` (all physical cores available to the process),
+    ``gflops_used`` (``threads`` of them, default the count MXNet runs), with the parts and assumptions.
+    ``None`` GFLOP/s where the clock is unknown."""
+    info = cpu_info() if info is None else info
+    cores = physical_cores() if cores is None else cores
+    threads = in_use()["threads"] if threads is None else threads
+    ghz, clock_source = clock_ghz(info)
+    per_cycle, vector = vector_units(info)
+    used = min(threads, cores)
+    total = None if ghz is None else cores * ghz * per_cycle
+    return {"cores": cores, "threads": threads, "clock_ghz": ghz, "clock_source": clock_source,
+            "flop_per_cycle": per_cycle, "vector_units": vector, "gflops": total,
+            "gflops_used": None if total is None else used * ghz * per_cycle,
+            "bf16_note": "AVX-512 BF16 dot products (vdpbf16ps) do 2 multiply-adds per float32 lane: bfloat16 "
+                         "peak 2x" if has_avx512_bf16(info) else "no AVX-512 BF16"}
+
+
+def describe_peak(p):
+    """One line: ``2 cores x 2.60 GHz (source) x 32 FLOP/cycle (units) = 166 GFLOP/s``."""
+    gflops = "unknown" if p["gflops"] is None else f"{p['gflops']:.0f} GFLOP/s"
+    ghz = "?" if p["clock_ghz"] is None else f"{p['clock_ghz']:.2f}"
+    return (f"peak fp32: {p['cores']} cores x {ghz} GHz ({p['clock_source']}) x {p['flop_per_cycle']} FLOP/cycle "
+            f"({p['vector_units']}) = {gflops}; {p['threads']} thread(s) used: "
+            + ("unknown" if p["gflops_used"] is None else f"{p['gflops_used']:.0f} GFLOP/s"))

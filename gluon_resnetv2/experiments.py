@@ -135,6 +135,7 @@ class Experiment:
     eval_subset: Optional[int] = None
     checkpoint_interval: Optional[int] = None
     log_interval: int = 50
+    dtype: str = "float32"                # --dtype of the runs (bfloat16: AMP on AVX-512 BF16 CPUs)
 
     @property
     def paper(self):
@@ -162,7 +163,8 @@ class Experiment:
                            iterations=self.iterations, warmup=self.warmup, seed=seed,
                            log_interval=self.log_interval, eval_interval=self.eval_interval,
                            eval_subset=self.eval_subset, checkpoint_interval=self.checkpoint_interval,
-                           num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}")
+                           num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}",
+                           dtype=self.dtype)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -303,7 +305,7 @@ def attempts(run_dir):
     return (_read_json(os.path.join(run_dir, ATTEMPTS_NAME)) or {}).get("attempts", [])
 
 
-_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed")
+_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed", "dtype")
 
 
 def _check_same_run(run_dir, config):
@@ -394,12 +396,13 @@ def _split_devices(gpus, parallel):
 
 
 def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None, cpus=None,
-              parallel=1, iterations=None, batch_size=None, progress=False, log=print):
+              parallel=1, iterations=None, batch_size=None, progress=False, log=print, dtype="float32"):
     """Run the rows of ``table`` (see the module docstring) and write ``<out>/report.md``; returns its path.
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
     ``parallel``: rows run at a time, each in its own process with its share of ``gpus`` (a list of GPU
     indices) or of ``cpus`` (CPU threads in all; default: every core).
+    ``dtype``: every run's ``--dtype`` (``bfloat16`` needs AVX-512 BF16, see :mod:`.train.bf16`).
     """
     from .train.devices import parse_gpus
 
@@ -410,7 +413,8 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     gpus = parse_gpus(gpus) if gpus is not None else None
     if gpus is not None and cpus is not None:
         raise ValueError("give either --gpus or --cpus, not both")
-    experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size)
+    experiments = [dataclasses.replace(e, dtype=dtype)
+                   for e in get_experiments(table, scale, rows, dataset, iterations, batch_size)]
     os.makedirs(out, exist_ok=True)
     jobs, alias = _plan(experiments, seeds, out)
     meta = dict(table=experiments[0].table, scale=get_scale(scale).name, seeds=seeds,

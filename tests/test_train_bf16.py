@@ -1,4 +1,6 @@
 """--dtype bfloat16: AMP casts in the graph, float32 parameters shared, exact resume, refusal elsewhere."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,21 @@ def test_bf16_is_refused_without_avx512_bf16(tmp_path, monkeypatch):
 def test_has_avx512_bf16_reads_the_flags():
     assert cpu.has_avx512_bf16({"flags": {"avx512f", "avx512_bf16"}})
     assert not cpu.has_avx512_bf16({"flags": {"avx2", "fma"}})
+
+
+@pytest.mark.slow
+@needs_bf16
+def test_reproduce_runs_rows_in_bfloat16(tmp_path):
+    from gluon_resnetv2 import experiments as E
+
+    out = str(tmp_path / "t1")
+    small = dict(scale="quick", dataset="synthetic", iterations=4, batch_size=16, log=lambda _: None)
+    E.run_table("table1", out, rows="original", dtype="bfloat16", **small)
+    run_dir = tmp_path / "t1" / "original" / "seed0"
+    assert read_status(str(run_dir))["status"] == "finished"
+    assert TrainConfig.load(str(run_dir / "config.json")).dtype == "bfloat16"
+    with pytest.raises(ValueError, match="dtype: 'bfloat16' there, 'float32' now"):
+        E.run_table("table1", out, rows="original", **small)
+    exp = E.get_experiments("table1", rows="original", scale="quick")[0]
+    moved = E.Experiment.from_dict(dataclasses.replace(exp, dtype="bfloat16").to_dict())  # --parallel's hand-over
+    assert moved.config(str(tmp_path / "x")).dtype == "bfloat16"

@@ -19,6 +19,7 @@ from ..paper_results import TABLES
 def add_arguments(parser):
     """Register the ``reproduce`` options on ``parser`` (shared by the CLI and ``scripts/reproduce.py``)."""
     from ..experiments import SCALE_NAMES
+    from ..train.recipe import DTYPES
 
     parser.add_argument("table", help=f"which table: {', '.join(TABLES)} (table5, ImageNet, only with --list)")
     parser.add_argument("--list", action="store_true", help="print the rows with the paper's numbers and exit")
@@ -41,6 +42,8 @@ def add_arguments(parser):
                         help="CPU threads in all, split among --parallel jobs (default: every core)")
     parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
     parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="precision of every run (bfloat16: MXNet AMP on CPUs with AVX-512 BF16)")
     parser.set_defaults(func=run)
     return parser
 
@@ -66,6 +69,6 @@ def run(args):
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
               seeds=args.seeds, gpus=args.gpus, cpus=args.cpus, parallel=args.parallel, iterations=args.iterations,
-              batch_size=args.batch_size, progress=sys.stderr.isatty(),
+              batch_size=args.batch_size, progress=sys.stderr.isatty(), dtype=args.dtype,
               log=lambda text: print(text, flush=True))
     return 0

@@ -52,7 +52,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import _compat  # noqa: F401  (numpy aliases before mxnet)
-from .cpu import in_use
+from .cpu import describe_peak, in_use, peak
+from .flops import forward_macs, gflops
 import mxnet as mx
 from mxnet import autograd, gluon
 
@@ -82,6 +83,13 @@ class BenchResult:
     #: images per CPU-second of the process (all threads): not in the CSV, in bench.json and the table
     train_images_per_cpu_s: float = None
     infer_images_per_cpu_s: float = None
+    #: achieved GFLOP/s (graph multiply-adds x 2, x 3 for a training step; :mod:`.flops`) and the fraction
+    #: of the fp32 peak of the threads used (:func:`gluon_resnetv2.cpu.peak`): bench.json and the table
+    forward_macs: int = None
+    train_gflops: float = None
+    infer_gflops: float = None
+    train_peak_fraction: float = None
+    infer_peak_fraction: float = None
 
     def row(self):
         """The CSV row (figures rounded; empty where not applicable)."""
@@ -506,6 +514,8 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
             kept.train_images_per_cpu_s = _best(kept.train_images_per_cpu_s, result.train_images_per_cpu_s)
             kept.infer_images_per_cpu_s = _best(kept.infer_images_per_cpu_s, result.infer_images_per_cpu_s)
     report.results = list(best.values())
+    report.conditions["peak"] = peak(threads)
+    add_flops(report, model_kwargs)
     report.memory_method = "absolute" if "absolute" in methods else "delta"
     try:
         report.conditions["loadavg_after"] = os.getloadavg()
@@ -516,6 +526,32 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
                              model_kwargs={k: str(v) for k, v in (model_kwargs or {}).items()},
                              memory_method=report.memory_method, torch=_torch_version() if have_torch else None)
     return report
+
+
+def add_flops(report, model_kwargs=None):
+    """Fill every result's multiply-adds, GFLOP/s and fraction of ``report.conditions['peak']``.  The
+    PyTorch twin is counted on our network (the same layers, see :mod:`.torch_reference`)."""
+    macs = {}
+    ceiling = (report.conditions.get("peak") or {}).get("gflops_used")
+    for r in report.results:
+        impl = "gluon_resnetv2" if r.implementation == "pytorch" else r.implementation
+        key = (r.network, impl)
+        if key not in macs:
+            kwargs = dict(model_kwargs or {}) if impl == "gluon_resnetv2" else {}
+            kwargs.setdefault("classes", _classes(r.network, model_kwargs))
+            if impl == "gluon_resnetv2":
+                from .nets.zoo import get_model
+
+                net = get_model(r.network, **kwargs)
+            else:
+                net = import_gluoncv().model_zoo.get_model(r.network, classes=kwargs["classes"])
+            macs[key] = forward_macs(net, input_shape(r.network))["total"]
+        r.forward_macs = macs[key]
+        r.train_gflops = gflops(r.train_images_per_s, r.forward_macs, training=True)
+        r.infer_gflops = gflops(r.infer_images_per_s, r.forward_macs, training=False)
+        if ceiling:
+            r.train_peak_fraction = None if r.train_gflops is None else r.train_gflops / ceiling
+            r.infer_peak_fraction = None if r.infer_gflops is None else r.infer_gflops / ceiling
 
 
 def _float(rate):
@@ -560,14 +596,17 @@ def write_report(report, out_dir):
     return path
 
 
-_WIDTHS = (20, 15, 10, 6, 10, 10, 9, 11, 11)
+_WIDTHS = (20, 15, 10, 6, 10, 10, 9, 11, 11, 8, 8, 7, 7)
 
 
 def format_row(result):
-    """One table line: the CSV columns, then images per process CPU-second (train, inference)."""
+    """One table line: the CSV columns, images per process CPU-second (train, inference), GFLOP/s and the
+    percentage of the fp32 peak (train, inference)."""
     row = result.row()
     cells = [row[c] for c in CSV_COLUMNS] + [
-        "" if v is None else f"{v:.2f}" for v in (result.train_images_per_cpu_s, result.infer_images_per_cpu_s)]
+        "" if v is None else f"{v:.2f}" for v in (result.train_images_per_cpu_s, result.infer_images_per_cpu_s)] + [
+        "" if v is None else f"{v:.1f}" for v in (result.train_gflops, result.infer_gflops)] + [
+        "" if v is None else f"{100 * v:.1f}" for v in (result.train_peak_fraction, result.infer_peak_fraction)]
     return " ".join(str(v or "-").rjust(w) if i > 2 else str(v).ljust(w)
                     for i, (v, w) in enumerate(zip(cells, _WIDTHS)))
 
@@ -575,7 +614,7 @@ def format_row(result):
 def format_table(report):
     """The rows as a fixed-width table, with the skipped configurations and the conditions under it."""
     head = ("network", "implementation", "mode", "batch", "train/s", "infer/s", "peak MB", "train/cpu-s",
-            "infer/cpu-s")
+            "infer/cpu-s", "trGF/s", "infGF/s", "tr%pk", "inf%pk")
     lines = [" ".join(h.rjust(w) if i > 2 else h.ljust(w) for i, (h, w) in enumerate(zip(head, _WIDTHS)))]
     lines += [format_row(r) for r in report.results]
     for network, impl, mode, reason in report.skipped:
@@ -585,6 +624,9 @@ def format_table(report):
                  f"{_load(c.get('loadavg_after'))} after; peak memory: "
                  + ("RSS added per configuration (VmHWM reset)" if report.memory_method == "delta"
                     else "process VmHWM after each configuration (reset not permitted)"))
+    if c.get("peak"):
+        lines.append(f"  {describe_peak(c['peak'])}; %pk = GFLOP/s / the threads' fp32 peak "
+                     "(bf16 rows: their own peak is 2x, int8 4x)")
     return "\n".join(lines)
 
 

@@ -7,7 +7,10 @@ a training network can be fused or quantized for evaluation and keep training.
   (+ ReLU) and Convolution + elementwise-add (the residual addition) become single oneDNN primitives,
   removing a memory round trip per fused operator.  In a pre-activation unit (BN-ReLU-conv-BN-ReLU-conv,
   +) the pattern conv -> BN -> ReLU inside the branch and conv -> add at its end are fusable; the unit's
-  leading BN-ReLU is not (it follows the addition).
+  leading BN-ReLU is not (it follows the addition), so :func:`fuse` then turns each remaining
+  BatchNorm -> ReLU pair into MXNet's ``_contrib_BatchNormWithReLU`` (one oneDNN batch-norm primitive with
+  the ReLU applied in place), which mxnet 1.9.1 has as an operator but no partitioning pass applies.
+  :func:`fusion_breakdown` lists what was fused and what stayed apart.
 * :func:`quantize` runs MXNet's post-training quantization (``quantize_net_v2``): fp32 layer outputs are
   collected on calibration batches, thresholds chosen ('naive': min/max; 'entropy': KL-divergence
   minimisation), and convolutions/FC layers run in INT8 with oneDNN, fused as above.
@@ -55,12 +58,62 @@ def to_symbol_block(net, input_shape, ctx=None):
     return block
 
 
-def fuse(net, input_shape, backend="MKLDNN", ctx=None):
+def _block_from_graph(graph, source):
+    """A SymbolBlock of the JSON ``graph`` (input 'data') with the parameters of SymbolBlock ``source``."""
+    mx = import_mxnet()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        copy = mx.gluon.SymbolBlock(mx.sym.load_json(json.dumps(graph)), mx.sym.var("data"))
+    params = {param.name: param for param in source.collect_params().values()}
+    for name, param in copy.collect_params().items():
+        ctx = params[name].list_ctx()[0]
+        param._load_init(params[name].data(ctx), ctx)
+    return copy
+
+
+def fuse_bn_relu(graph):
+    """Turn every BatchNorm whose output feeds only a ReLU into ``_contrib_BatchNormWithReLU`` and drop the
+    ReLU, in the JSON ``graph`` (top level; partitioned subgraphs are left alone).  Returns the new graph
+    and the number of pairs fused."""
+    nodes = graph["nodes"]
+    readers = {}
+    for entry in [e for node in nodes for e in node["inputs"]] + graph["heads"]:
+        readers[(entry[0], entry[1])] = readers.get((entry[0], entry[1]), 0) + 1
+    merged = {}  # ReLU node -> the BatchNorm it is folded into
+    for index, node in enumerate(nodes):
+        is_relu = node["op"] == "relu" or (node["op"] == "Activation" and node.get("attrs", {}).get("act_type") == "relu")
+        if is_relu and len(node["inputs"]) == 1:
+            source, output = node["inputs"][0][:2]
+            if nodes[source]["op"] == "BatchNorm" and output == 0 and readers[(source, 0)] == 1:
+                merged[index] = source
+    if not merged:
+        return graph, 0
+    kept = [i for i in range(len(nodes)) if i not in merged]
+    position = {old: new for new, old in enumerate(kept)}
+
+    def moved(entry):
+        return [position[merged.get(entry[0], entry[0])]] + list(entry[1:])
+
+    new_nodes = []
+    for i in kept:
+        node = dict(nodes[i], inputs=[moved(e) for e in nodes[i]["inputs"]])
+        if i in merged.values():
+            node["op"] = "_contrib_BatchNormWithReLU"
+        new_nodes.append(node)
+    new = {key: value for key, value in graph.items() if key != "node_row_ptr"}  # recomputed on load
+    new.update(nodes=new_nodes, arg_nodes=[position[i] for i in graph["arg_nodes"]],
+               heads=[moved(h) for h in graph["heads"]])
+    return new, len(merged)
+
+
+def fuse(net, input_shape, backend="MKLDNN", ctx=None, bn_relu=True):
     """oneDNN graph fusion of ``net`` for inputs of ``input_shape`` (N, C, H, W); returns a new HybridBlock.
 
-    The result is partitioned for the static shape ``input_shape`` (static_alloc/static_shape); other
-    batch sizes still run (MXNet re-partitions) but the first call at each new shape pays the set-up.
-    The original ``net`` is not modified.
+    The graph is partitioned with ``backend``'s subgraph properties (conv + BN + ReLU, conv + sum, FC);
+    with ``bn_relu`` (MKLDNN only) the BatchNorm -> ReLU pairs left over become
+    ``_contrib_BatchNormWithReLU``.  The result runs with static_alloc/static_shape for ``input_shape``;
+    other batch sizes still run but the first call at each new shape pays the set-up.  The original
+    ``net`` is not modified.
     """
     mx = import_mxnet()
     from mxnet.runtime import Features
@@ -70,9 +123,33 @@ def fuse(net, input_shape, backend="MKLDNN", ctx=None):
                            "default wheel includes it)")
     ctx = ctx or mx.cpu()
     block = to_symbol_block(net, input_shape, ctx)
+    if bn_relu and backend.upper() == "MKLDNN":
+        graph = json.loads(block(mx.sym.var("data")).get_backend_symbol(backend).tojson())
+        block = _block_from_graph(fuse_bn_relu(graph)[0], block)
+        block.hybridize(static_alloc=True, static_shape=True)
+        return block
     x = mx.nd.zeros(tuple(input_shape), ctx=ctx)
     block.optimize_for(x, backend=backend, static_alloc=True, static_shape=True)
     return block
+
+
+def fusion_breakdown(block):
+    """What a fused block computes: ``{'fused': {description: count}, 'apart': {operator: count}}``, the
+    subgraph operators with the operators each absorbed (e.g. ``'_sg_mkldnn_conv(Convolution+BatchNorm+
+    Activation)'``) and the operators left standing alone (variables excluded)."""
+    mx = import_mxnet()
+    symbol = block._cached_graph[1] if getattr(block, "_cached_graph", None) else block(mx.sym.var("data"))
+    fused, apart = {}, {}
+    for node in json.loads(symbol.tojson())["nodes"]:
+        if node["op"] == "null":
+            continue
+        inner = [n["op"] for sub in node.get("subgraphs", []) for n in sub["nodes"] if n["op"] != "null"]
+        if inner:
+            key = f"{node['op']}({'+'.join(inner)})"
+            fused[key] = fused.get(key, 0) + 1
+        else:
+            apart[node["op"]] = apart.get(node["op"], 0) + 1
+    return {"fused": fused, "apart": apart}
 
 
 RESIDUAL_SUM_MODES = ("safe", "unfused", "fused")
@@ -109,14 +186,7 @@ def _rename_adds(block, mode="safe", op="broadcast_add"):
             renamed += 1
     if not renamed:
         return block, 0
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Cannot decide type")
-        copy = mx.gluon.SymbolBlock(mx.sym.load_json(json.dumps(graph)), mx.sym.var("data"))
-    source = {param.name: param for param in block.collect_params().values()}
-    for name, param in copy.collect_params().items():
-        ctx = source[name].list_ctx()[0]
-        param._load_init(source[name].data(ctx), ctx)
-    return copy, renamed
+    return _block_from_graph(graph, block), renamed
 
 
 class _Batches:

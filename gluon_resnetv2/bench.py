@@ -515,6 +515,7 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
             kept.infer_images_per_cpu_s = _best(kept.infer_images_per_cpu_s, result.infer_images_per_cpu_s)
     report.results = list(best.values())
     report.conditions["peak"] = peak(threads)
+    report.conditions["peak"]["gemm_gflops"], report.conditions["peak"]["gemm_gflops_per_cpu_s"] = gemm_gflops()
     add_flops(report, model_kwargs)
     report.memory_method = "absolute" if "absolute" in methods else "delta"
     try:
@@ -552,6 +553,18 @@ def add_flops(report, model_kwargs=None):
         if ceiling:
             r.train_peak_fraction = None if r.train_gflops is None else r.train_gflops / ceiling
             r.infer_peak_fraction = None if r.infer_gflops is None else r.infer_gflops / ceiling
+
+
+def gemm_gflops(size=1024, iterations=5, repeats=3):
+    """``(GFLOP/s, GFLOP per CPU-second)``, best window, of a float32 ``size`` x ``size`` matrix product run
+    as a oneDNN FullyConnected (the library and threads of the convolutions): a measured ceiling next to
+    the nominal peak, which a virtual machine's cpuinfo clock (boost not visible) can put too low."""
+    a = mx.nd.random.normal(shape=(size, size))
+    b = mx.nd.random.normal(shape=(size, size))
+    rate = time_steps(lambda: mx.nd.FullyConnected(a, b, no_bias=True, num_hidden=size), iterations, warmup=2,
+                      repeats=repeats, sync=mx.nd.waitall)
+    flop = 2 * size ** 3 / 1e9
+    return float(rate) * flop, rate.per_cpu_s * flop
 
 
 def _float(rate):
@@ -625,8 +638,11 @@ def format_table(report):
                  + ("RSS added per configuration (VmHWM reset)" if report.memory_method == "delta"
                     else "process VmHWM after each configuration (reset not permitted)"))
     if c.get("peak"):
+        gemm = c["peak"].get("gemm_gflops")
         lines.append(f"  {describe_peak(c['peak'])}; %pk = GFLOP/s / the threads' fp32 peak "
-                     "(bf16 rows: their own peak is 2x, int8 4x)")
+                     "(bf16 rows: their own peak is 2x, int8 4x)"
+                     + ("" if gemm is None else f"; measured fp32 GEMM (oneDNN, 1024^3): {gemm:.0f} GFLOP/s, "
+                                                f"{c['peak']['gemm_gflops_per_cpu_s']:.0f} per CPU-second"))
     return "\n".join(lines)
 
 

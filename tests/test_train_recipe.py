@@ -63,7 +63,7 @@ def test_constant_schedule_and_unknown():
     (dict(cpus=2, gpus=[0]), "either --cpus or --gpus"),
     (dict(batch_size=0), "--batch-size"),
     (dict(lr_schedule="poly"), "--lr-schedule"),
-    (dict(dtype="bfloat16"), "--dtype"),
+    (dict(dtype="int8"), "--dtype"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -47,7 +47,7 @@ from .train.checkpoint import atomic_write_text
 #: Tables whose rows can be run (Table 5, ImageNet, is listed for reference only).
 RUNNABLE_TABLES = ("table1", "table2", "table3", "table4")
 
-SCALE_NAMES = ("quick", "paper")
+SCALE_NAMES = ("quick", "depth", "paper")
 
 #: The paper's run: 64k iterations with a 400-iteration warm-up (Sec. 4 / Appendix).
 PAPER_ITERATIONS = 64000
@@ -55,6 +55,31 @@ PAPER_WARMUP = 400
 
 #: Length of a quick run, in iterations of mini-batch 128.
 QUICK_ITERATIONS = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthSetting:
+    """The ``depth`` scale of one table: input resolution and run length, the same for every row.  Chosen
+    once per table from a pilot of its ``original`` row alone (never per row); the README gives the reason."""
+
+    image_size: int
+    iterations: int
+    warmup: int                       # iterations at lr 0.01 (see below)
+    spread_row: str                   # the row trained with DEPTH_SPREAD_SEEDS seeds (seed-to-seed spread)
+
+
+#: Depth scale: the paper's networks at their own depth on downsampled Fashion-MNIST.  The warm-up follows
+#: the paper's rule, lr 0.01 "until the training error is below 80 %" (about 400 iterations on CIFAR-10,
+#: Sec. 4.1), as measured in the table's pilot: the iteration where the original row's logged training
+#: error first fell below 80 % at lr 0.01.
+DEPTH_SETTINGS = {
+    "table1": DepthSetting(16, 1200, 30, "original"),
+    "table2": DepthSetting(16, 1200, 30, "original_110"),   # its original_110 row is Table 1's pilot run
+    "table3": DepthSetting(8, 800, 20, "resnet110_v1"),
+}
+
+#: Seeds of each table's spread row at the depth scale (the other rows: ``--seeds``, default 1).
+DEPTH_SPREAD_SEEDS = 3
 
 #: Quick scale: the paper's network -> the deepest of the same kind that fits the time budget.
 QUICK_MODELS = {}
@@ -97,6 +122,7 @@ class Scale:
     log_interval: int
     comparable: bool                  # whether the numbers may be compared with the paper's
     num_workers: int = 1              # loader threads (augmentation): 1 on a 2-core CPU, more to feed GPUs
+    datasets: Optional[tuple] = None  # paper data sets whose rows the scale runs (None: all)
 
 
 SCALES = {
@@ -107,6 +133,11 @@ SCALES = {
                    "0.1 /10 at 1/2 and 3/4 of the run, warm-up for 1/160 of it, networks shrunk to the deepest "
                    "that fits (ResNet-110 -> 20 layers, 164 -> 29 bottleneck, 1001 -> 56 bottleneck)",
                    "fashion-mnist", QUICK_ITERATIONS, 128, 100, 1000, 50, 10, False, 1),
+    "depth": Scale("depth", "each row's own network at the paper's depth (ResNet-110, -164, -1001) on "
+                   "Fashion-MNIST averaged down to a small resolution, mini-batch 128 (Table 4: 64), SGD 0.9, "
+                   "wd 1e-4, lr 0.1 /10 at 1/2 and 3/4 of a per-table iteration budget, warm-up at 0.01 until "
+                   "the training error falls below 80 % (measured once per table); CIFAR-10 rows only", "fashion-mnist", 0, None, None, 2000, None, 10,
+                   False, 1, ("cifar10",)),
 }
 
 
@@ -135,6 +166,7 @@ class Experiment:
     eval_subset: Optional[int] = None
     checkpoint_interval: Optional[int] = None
     log_interval: int = 50
+    dataset_options: dict = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def paper(self):
@@ -162,14 +194,30 @@ class Experiment:
                            iterations=self.iterations, warmup=self.warmup, seed=seed,
                            log_interval=self.log_interval, eval_interval=self.eval_interval,
                            eval_subset=self.eval_subset, checkpoint_interval=self.checkpoint_interval,
-                           num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}")
+                           num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}",
+                           dataset_options=dict(self.dataset_options))
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def describe(self, seeds=1):
+        """One line: network and variant, data and resolution, iterations x mini-batch, seeds."""
+        kwargs = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.model_kwargs.items())
+        size = self.dataset_options.get("image_size")
+        runs = self.seeds(seeds)
+        return (f"{self.model}{'[' + kwargs + ']' if kwargs else ''} on {self.dataset}"
+                f"{f' {size}x{size}' if size else ''}, {self.iterations} it x {self.batch_size}"
+                f"{f', {runs} seeds' if runs > 1 else ''}")
+
     @classmethod
     def from_dict(cls, data):
         return cls(**data)
+
+    def seeds(self, seeds=1):
+        """Runs of this row when a table is run with ``seeds`` seeds: at the depth scale the table's spread
+        row gets at least :data:`DEPTH_SPREAD_SEEDS`."""
+        setting = DEPTH_SETTINGS.get(self.table) if self.scale == "depth" else None
+        return max(seeds, DEPTH_SPREAD_SEEDS) if setting and setting.spread_row == self.key else seeds
 
 
 def _warmup(iterations):
@@ -178,11 +226,12 @@ def _warmup(iterations):
         else PAPER_WARMUP
 
 
-def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size=None):
+def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size=None, image_size=None):
     """The :class:`Experiment` of a :class:`~gluon_resnetv2.paper_results.PaperRow` at ``scale``.
 
-    ``dataset``, ``iterations`` and ``batch_size`` override the scale's choice (the row's paper number
-    stays for reference).
+    ``dataset``, ``iterations``, ``batch_size`` and ``image_size`` (the data set's ``image_size`` option:
+    images averaged down to S x S) override the scale's choice (the row's paper number stays for
+    reference).
     """
     scale = get_scale(scale)
     if row.table not in RUNNABLE_TABLES:
@@ -192,18 +241,33 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     if scale.name == "quick":
         register_quick_models()
         model = QUICK_MODELS[model]
-    iterations = int(iterations) if iterations is not None else scale.iterations
+    options = {}
+    setting = DEPTH_SETTINGS.get(row.table) if scale.name == "depth" else None
+    if scale.name == "depth":
+        if setting is None:
+            raise ValueError(f"scale depth covers {', '.join(DEPTH_SETTINGS)}; {row.table} has no depth setting "
+                             "(use --scale quick or paper)")
+        options["image_size"] = int(image_size) if image_size is not None else setting.image_size
+    elif image_size is not None:
+        options["image_size"] = int(image_size)
+    default_iterations = setting.iterations if setting else scale.iterations
+    iterations = int(iterations) if iterations is not None else default_iterations
     if iterations < 1:
         raise ValueError(f"iterations must be positive, got {iterations}")
     # The row's own mini-batch (Table 4: 64) is the point of that row, so it wins over the scale's.
     batch = batch_size or row.batch_size or scale.batch_size or 128
     interval = scale.checkpoint_interval
+    eval_interval = scale.eval_interval
+    warmup = _warmup(iterations)
+    if setting:  # ten evaluations and eight checkpoints a run, whatever its length
+        eval_interval, interval = max(1, iterations // 10), max(1, iterations // 8)
+        warmup = min(setting.warmup, iterations)
     if interval and interval >= iterations:
         interval = max(1, iterations // 4)
     return Experiment(row.table, row.key, scale.name, model, dataset or scale.dataset or row.dataset,
-                      dict(row.model_kwargs), iterations, batch, _warmup(iterations),
-                      min(scale.eval_interval, iterations) if scale.eval_interval else None, scale.eval_subset,
-                      interval, min(scale.log_interval, iterations))
+                      dict(row.model_kwargs), iterations, batch, warmup,
+                      min(eval_interval, iterations) if eval_interval else None, scale.eval_subset,
+                      interval, min(scale.log_interval, iterations), options)
 
 
 def select_rows(table, rows=None):
@@ -224,12 +288,25 @@ def select_rows(table, rows=None):
     return [known[k] for k in keys]
 
 
-def get_experiments(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None):
-    """The experiments of ``table`` (all rows, or ``rows``) at ``scale``."""
-    return [experiment_for(row, scale, dataset, iterations, batch_size) for row in select_rows(table, rows)]
+def runs_at(row, scale):
+    """Whether ``scale`` runs ``row`` (the depth scale runs the CIFAR-10 rows only: Fashion-MNIST has 10
+    classes, so the CIFAR-100 rows have no counterpart there)."""
+    datasets = get_scale(scale).datasets
+    return datasets is None or row.dataset in datasets
 
 
-def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None):
+def get_experiments(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None,
+                    image_size=None):
+    """The experiments of ``table`` (all rows, or ``rows``) at ``scale``; rows the scale does not run
+    (:func:`runs_at`) are left out, and a ValueError is raised when none is left."""
+    selected = [row for row in select_rows(table, rows) if runs_at(row, scale)]
+    if not selected:
+        raise ValueError(f"scale {get_scale(scale).name} runs none of the selected rows of {table} (it runs "
+                         f"{', '.join(get_scale(scale).datasets)} rows only)")
+    return [experiment_for(row, scale, dataset, iterations, batch_size, image_size) for row in selected]
+
+
+def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None, image_size=None):
     """``reproduce TABLE --list``: every row with the paper's number and the run the scale makes of it."""
     selected = select_rows(table, rows)
     name = selected[0].table
@@ -242,10 +319,11 @@ def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, 
     for row in selected:
         value = row.error_text + (f" / {row.top5:.1f}" if row.top5 is not None else "")
         line = f"{row.key:<28} {row.network:<26} {row.variant:<52} {row.dataset:<9} {value:>8}"
-        if runnable:
-            exp = experiment_for(row, scale, dataset, iterations, batch_size)
-            kwargs = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in exp.model_kwargs.items())
-            line += f"  {exp.model}{'[' + kwargs + ']' if kwargs else ''} on {exp.dataset}, {exp.iterations} it x {exp.batch_size}"
+        if runnable and not runs_at(row, scale):
+            line += f"  not run at this scale ({row.dataset} row)"
+        elif runnable:
+            exp = experiment_for(row, scale, dataset, iterations, batch_size, image_size)
+            line += f"  {exp.describe()}"
         lines.append(line)
     if not runnable:
         lines += ["", "(ImageNet rows are listed for reference; train them with `gluon-resnetv2 train`.)"]
@@ -303,7 +381,7 @@ def attempts(run_dir):
     return (_read_json(os.path.join(run_dir, ATTEMPTS_NAME)) or {}).get("attempts", [])
 
 
-_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed")
+_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed", "dataset_options")
 
 
 def _check_same_run(run_dir, config):
@@ -374,7 +452,7 @@ def _plan(experiments, seeds, out):
             alias[exp.key] = first[sig]
             continue
         first[sig] = exp.key
-        for seed in range(seeds):
+        for seed in range(exp.seeds(seeds)):
             jobs.append((exp, seed, run_dir_of(out, exp.key, seed)))
     return jobs, alias
 
@@ -394,7 +472,7 @@ def _split_devices(gpus, parallel):
 
 
 def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None, cpus=None,
-              parallel=1, iterations=None, batch_size=None, progress=False, log=print):
+              parallel=1, iterations=None, batch_size=None, progress=False, log=print, image_size=None):
     """Run the rows of ``table`` (see the module docstring) and write ``<out>/report.md``; returns its path.
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
@@ -410,7 +488,7 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     gpus = parse_gpus(gpus) if gpus is not None else None
     if gpus is not None and cpus is not None:
         raise ValueError("give either --gpus or --cpus, not both")
-    experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size)
+    experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
     os.makedirs(out, exist_ok=True)
     jobs, alias = _plan(experiments, seeds, out)
     meta = dict(table=experiments[0].table, scale=get_scale(scale).name, seeds=seeds,
@@ -515,6 +593,7 @@ def summarize(out, experiment, seeds, alias=None):
     error) in the median; ``fail`` is the paper's criterion, test error above 20 %.
     """
     key = (alias or {}).get(experiment.key, experiment.key)
+    seeds = experiment.seeds(seeds)
     finals = [_final(run_dir_of(out, key, s)) for s in range(seeds)]
     done = [f for f in finals if f["state"] in ("finished", "failed")]
     errors = [f["error"] if f["state"] == "finished" else math.inf for f in done]
@@ -555,7 +634,7 @@ def report_rows(out, experiments, seeds=1, alias=None):
             ours_text = "diverged"
         else:
             ours_text = _fmt(ours)
-        if seeds > 1 and s["errors"]:
+        if len(s["errors"]) > 1:
             ours_text += " (median of " + ", ".join(_fmt(e) for e in s["errors"]) + ")"
         diff = ""
         if ours is not None and math.isfinite(ours) and not row.failed:
@@ -619,7 +698,9 @@ def write_report(out, experiments, seeds=1, alias=None):
     scale = get_scale(experiments[0].scale)
     lines = [f"# {paper.TITLES[table]}", ""]
     first = experiments[0]
-    runs = (f"Runs: {', '.join(sorted({e.dataset for e in experiments}))}, {first.iterations} iterations of mini-batch "
+    size = first.dataset_options.get("image_size")
+    runs = (f"Runs: {', '.join(sorted({e.dataset for e in experiments}))}{f' at {size}x{size}' if size else ''}, "
+            f"{first.iterations} iterations of mini-batch "
             f"{first.batch_size}, warm-up {first.warmup} iterations, lr /10 at 1/2 and 3/4 of the run.")
     if not scale.comparable:
         lines += [f"**Scale `{scale.name}`: these numbers are NOT comparable to the paper's.** {scale.description}. "

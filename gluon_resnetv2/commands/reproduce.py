@@ -24,9 +24,11 @@ def add_arguments(parser):
     parser.add_argument("--list", action="store_true", help="print the rows with the paper's numbers and exit")
     parser.add_argument("--rows", default=None, metavar="KEY,KEY,...", help="run only these rows (see --list)")
     parser.add_argument("--scale", choices=SCALE_NAMES, default="quick",
-                        help="quick: Fashion-MNIST miniature, a table in under an hour on 2 CPU cores, NOT "
-                             "comparable to the paper; paper: the paper's recipe (64k iterations, batch 128) "
-                             "(default quick)")
+                        help="quick: Fashion-MNIST miniature with shrunk networks, a table in under an hour on "
+                             "2 CPU cores; depth: the paper's networks at their own depth on downsampled "
+                             "Fashion-MNIST, a table in under 100 minutes with --parallel 2 (neither comparable "
+                             "to the paper in absolute numbers); paper: the paper's recipe (64k iterations, "
+                             "batch 128) (default quick)")
     parser.add_argument("--dataset", default=None,
                         help="data set of every row (default: fashion-mnist at quick scale, the row's own at paper "
                              "scale)")
@@ -41,6 +43,9 @@ def add_arguments(parser):
                         help="CPU threads in all, split among --parallel jobs (default: every core)")
     parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
     parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
+    parser.add_argument("--image-size", type=int, default=None, metavar="S",
+                        help="average the images down to S x S (default: the depth scale's per-table size, "
+                             "else the data set's own)")
     parser.set_defaults(func=run)
     return parser
 
@@ -61,11 +66,12 @@ def run(args):
     from ..experiments import format_list, run_table
 
     if args.list:
-        print(format_list(args.table, args.scale, args.rows, args.dataset, args.iterations, args.batch_size))
+        print(format_list(args.table, args.scale, args.rows, args.dataset, args.iterations, args.batch_size,
+                          args.image_size))
         return 0
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
               seeds=args.seeds, gpus=args.gpus, cpus=args.cpus, parallel=args.parallel, iterations=args.iterations,
-              batch_size=args.batch_size, progress=sys.stderr.isatty(),
+              batch_size=args.batch_size, image_size=args.image_size, progress=sys.stderr.isatty(),
               log=lambda text: print(text, flush=True))
     return 0

@@ -551,13 +551,16 @@ def _run_parallel(jobs, parallel, devices, cpus, data_dir, report, log):
 
 # ------------------------------------------------------------------------------------------- the report
 
-def _final(run_dir):
-    """``dict(state, error %, iterations, seconds, reason)`` of one run directory."""
+def _final(run_dir, iterations=None):
+    """``dict(state, error %, iterations, seconds, reason, loss_final, loss_mean)`` of one run directory
+    (the training-loss figures of :func:`gluon_resnetv2.agreement.loss_figures`, for a run that ended)."""
+    from .agreement import loss_figures
     from .plot import read_log
 
     state = run_state(run_dir)
     status = _read_json(os.path.join(run_dir, "status.json")) or {}
-    out = dict(state=state, error=None, iterations=None, seconds=None, reason=status.get("reason"))
+    out = dict(state=state, error=None, iterations=None, seconds=None, reason=status.get("reason"),
+               loss_final=None, loss_mean=None)
     log = None
     if os.path.isfile(os.path.join(run_dir, "log.csv")):
         try:
@@ -575,6 +578,9 @@ def _final(run_dir):
             out["error"] = 100.0 * float(status["test_error"])
     elif state == "failed":
         out["iterations"] = status.get("iteration", out["iterations"])
+    if state in ("finished", "failed") and log is not None:
+        out["loss_final"], out["loss_mean"] = loss_figures(log, iterations or out["iterations"] or 1,
+                                                           diverged=state == "failed")
     return out
 
 
@@ -594,7 +600,7 @@ def summarize(out, experiment, seeds, alias=None):
     """
     key = (alias or {}).get(experiment.key, experiment.key)
     seeds = experiment.seeds(seeds)
-    finals = [_final(run_dir_of(out, key, s)) for s in range(seeds)]
+    finals = [_final(run_dir_of(out, key, s), experiment.iterations) for s in range(seeds)]
     done = [f for f in finals if f["state"] in ("finished", "failed")]
     errors = [f["error"] if f["state"] == "finished" else math.inf for f in done]
     errors = [e for e in errors if e is not None]
@@ -602,7 +608,11 @@ def summarize(out, experiment, seeds, alias=None):
     states = sorted({f["state"] for f in finals})
     iterations = [f["iterations"] for f in finals if f["iterations"] is not None]
     seconds = [f["seconds"] for f in finals if f["seconds"] is not None]
+    losses_final = [f["loss_final"] for f in done if f["loss_final"] is not None]
+    losses_mean = [f["loss_mean"] for f in done if f["loss_mean"] is not None]
     return dict(ours=ours, errors=errors, fail=ours is not None and ours > FAIL_THRESHOLD,
+                loss_final=statistics.median(losses_final) if losses_final else None,
+                loss_mean=statistics.median(losses_mean) if losses_mean else None,
                 complete=len(done) == seeds, state=states[0] if len(states) == 1 else "/".join(states),
                 iterations=max(iterations) if iterations else None, seconds=sum(seconds) if seconds else None,
                 diverged=sum(f["state"] == "failed" for f in finals), shared=key if key != experiment.key else None,
@@ -610,7 +620,7 @@ def summarize(out, experiment, seeds, alias=None):
 
 
 REPORT_COLUMNS = ("row", "network (paper)", "unit variant", "run", "paper error %", "our error %", "difference",
-                  "iterations", "wall time", "result")
+                  "train loss (final)", "train loss (mean)", "iterations", "wall time", "result")
 
 
 def _fmt(value):
@@ -619,6 +629,12 @@ def _fmt(value):
     if value == math.inf:
         return "diverged"
     return f"{value:.2f}"
+
+
+def _fmt_loss(value):
+    if value is None:
+        return ""
+    return "diverged" if value == math.inf else f"{value:.3f}"
 
 
 def report_rows(out, experiments, seeds=1, alias=None):
@@ -655,6 +671,7 @@ def report_rows(out, experiments, seeds=1, alias=None):
         rows.append({"row": exp.key, "network (paper)": row.network, "unit variant": row.variant,
                      "run": f"{exp.model}{' [' + kwargs + ']' if kwargs else ''} on {exp.dataset}",
                      "paper error %": row.error_text, "our error %": ours_text, "difference": diff,
+                     "train loss (final)": _fmt_loss(s["loss_final"]), "train loss (mean)": _fmt_loss(s["loss_mean"]),
                      "iterations": "" if s["iterations"] is None else str(s["iterations"]),
                      "wall time": _duration(s["seconds"]), "result": result})
     return rows
@@ -692,8 +709,68 @@ def plot_groups(out, experiments, alias=None):
     return figures
 
 
+REPORT_JSON = "report.json"
+
+
+def spread_row(experiments):
+    """The experiment whose seeds measure the seed-to-seed spread: the depth scale's spread row, else the
+    table's first row."""
+    setting = DEPTH_SETTINGS.get(experiments[0].table)
+    keys = [e.key for e in experiments]
+    return experiments[keys.index(setting.spread_row)] if setting and setting.spread_row in keys else experiments[0]
+
+
+def report_records(out, experiments, seeds=1, alias=None):
+    """``(rows, agreement)`` of ``report.json``: one record per row (errors in %, None where not measured,
+    a diverged run's test error and losses None with ``state`` 'failed') and
+    :func:`gluon_resnetv2.agreement.table_agreement` over the rows that ended."""
+    from .agreement import json_number, table_agreement
+
+    records, ranked = [], []
+    for exp in experiments:
+        row = exp.paper
+        s = summarize(out, exp, seeds, alias)
+        diverged = s["ours"] == math.inf
+        records.append(dict(row=exp.key, paper_error=None if row.failed else row.error, paper_fail=row.failed,
+                            test_error=json_number(s["ours"]), train_loss_final=json_number(s["loss_final"]),
+                            train_loss_mean=json_number(s["loss_mean"]), iterations=s["iterations"],
+                            seconds=json_number(s["seconds"]), state=s["state"], diverged=diverged,
+                            seeds=len(s["errors"])))
+        ranked.append(dict(paper_error=None if row.failed else row.error, paper_fail=row.failed,
+                           test_error=s["ours"], train_loss_final=s["loss_final"]))
+    spread = summarize(out, spread_row(experiments), seeds, alias)["errors"]
+    agreement = table_agreement(ranked, spread)
+    agreement = {k: (json_number(v) if isinstance(v, float) else v) for k, v in agreement.items()}
+    return records, agreement
+
+
+def agreement_lines(agreement, spread_experiment):
+    """The report's "Agreement with the paper" section (markdown lines)."""
+    def number(value, digits=2):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    found = ("no fail row in the paper's table" if agreement["fails_found"] is None else
+             f"{agreement['fails_found']} of {agreement['fails_total']}")
+    errors = agreement["seed_test_errors"]
+    spread = (f"{number(agreement['seed_spread_test_error'])} points (sample standard deviation of "
+              f"{', '.join(f'{e:.2f}' for e in errors)} % over {len(errors)} seeds of row `{spread_experiment.key}`)"
+              if agreement["seed_spread_test_error"] is not None else
+              f"not measured (row `{spread_experiment.key}` has fewer than two finished seeds)")
+    return ["## Agreement with the paper", "",
+            f"Rows compared: {agreement['rows_compared']} (rows that ended; the paper's \"fail\" rows and our "
+            "diverged runs rank worst, tied).", "",
+            "| measure | value |", "| --- | ---: |",
+            f"| Spearman rank correlation, paper error vs our test error | {number(agreement['spearman_test_error'])} |",
+            f"| Spearman rank correlation, paper error vs our final training loss | "
+            f"{number(agreement['spearman_train_loss'])} |",
+            f"| paper's fail rows among our worst rows (as many as the paper has) | {found} |", "",
+            f"Seed-to-seed spread of the test error: {spread}. Differences between rows smaller than about twice "
+            "this are within noise."]
+
+
 def write_report(out, experiments, seeds=1, alias=None):
-    """``<out>/report.md``: the table of :func:`report_rows` and the group figures; returns its path."""
+    """``<out>/report.md`` (the table of :func:`report_rows`, the agreement section and the group figures)
+    and ``<out>/report.json`` (:func:`report_records`); returns the report.md path."""
     table = experiments[0].table
     scale = get_scale(experiments[0].scale)
     lines = [f"# {paper.TITLES[table]}", ""]
@@ -723,6 +800,10 @@ def write_report(out, experiments, seeds=1, alias=None):
     lines.append("|" + "|".join(" --- " if i < 4 else " ---: " for i in range(len(REPORT_COLUMNS) - 1)) + "| --- |")
     for row in rows:
         lines.append("| " + " | ".join(row[c].replace("|", "/") for c in REPORT_COLUMNS) + " |")
+    records, agreement = report_records(out, experiments, seeds, alias)
+    lines += [""] + agreement_lines(agreement, spread_row(experiments))
+    atomic_write_text(os.path.join(out, REPORT_JSON), json.dumps(
+        dict(table=table, scale=scale.name, rows=records, agreement=agreement), indent=2) + "\n")
     figures = plot_groups(out, experiments, alias)
     if figures:
         lines += ["", "## Training curves", "",

@@ -201,6 +201,12 @@ def test_tiny_table_end_to_end_and_skip(tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     text = open(path).read()
     assert "NOT comparable" in text and "figures/table1_constant_scaling.png" in text
+    report = json.load(open(os.path.join(out, "report.json")))
+    for report_row, record in zip(rows, report["rows"]):
+        assert record["row"] == report_row["row"] and record["iterations"] == 6
+        assert record["test_error"] == pytest.approx(float(report_row["our error %"]), abs=0.006)
+        assert record["train_loss_final"] == pytest.approx(float(report_row["train loss (final)"]), abs=6e-4)
+    assert report["agreement"]["rows_compared"] == 2
 
     # Again: both rows are skipped, nothing is retrained.
     log_mtime = os.path.getmtime(os.path.join(out, "original", "seed0", "log.csv"))

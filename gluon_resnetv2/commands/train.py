@@ -121,7 +121,8 @@ def config_from_args(args):
                   dataset_options=dict(args.data_option or []))
     for name in ("kvstore", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps", "lr_factor",
                  "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype", "log_interval",
-                 "eval_interval", "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset", "label"):
+                 "eval_interval", "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset",
+                 "label"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value

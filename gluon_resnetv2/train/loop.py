@@ -3,8 +3,9 @@
 One iteration (He et al. 2016, Sec. 3.1 / Appendix): the global mini-batch (paper: 128) is split over the
 devices, each device computes the softmax cross-entropy of its slice, the gradients are summed over the
 devices (and over workers by the kvstore) and one SGD step with momentum 0.9 (or Nesterov momentum,
-``--optimizer nag``) and weight decay 1e-4 is taken with ``rescale_grad = 1 / global_batch``, i.e. the average gradient of the global batch.  The
-learning rate is set every iteration from :class:`~.recipe.LRSchedule`.
+``--optimizer nag``) and weight decay 1e-4 is taken with ``rescale_grad = 1 / global_batch``, i.e. the
+average gradient of the global batch.  The learning rate is set every iteration from
+:class:`~.recipe.LRSchedule`.
 
 What a run writes in ``out`` (see :mod:`.runlog`, :mod:`.checkpoint`):
 ``config.json``, ``log.csv``, ``status.json``, ``checkpoint.zip`` (every epoch, every

@@ -269,8 +269,8 @@ def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, 
                 line += f", lr /10 at {'/'.join(map(str, exp.lr_steps))}, warm-up {exp.warmup}, {exp.optimizer}"
         lines.append(line)
     recipes = {row.recipe.name: row.recipe.source for row in selected}
-    title = "Where each row's recipe comes from" + (" (scale paper runs it; the others keep their own):"
-                                                    if runnable else ":")
+    title = "Where each row's recipe comes from" + (
+        " (applied at scale paper; other scales keep their own schedule):" if runnable else ":")
     lines += ["", title] + [f"  {name}: {source}" for name, source in recipes.items()]
     if not runnable:
         lines += ["", "(ImageNet rows are listed for reference; train them with `gluon-resnetv2 train`.)"]

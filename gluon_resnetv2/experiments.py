@@ -11,9 +11,10 @@ He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016):
 The paper's numbers come from :mod:`gluon_resnetv2.paper_results` (one source of truth).  Two scales:
 
 ``paper``
-    The paper's recipe on the row's own data set: 64k iterations, mini-batch 128 (Table 4: 64 where the
-    paper says so), lr 0.1 divided by 10 at 32k and 48k, warm-up at 0.01 for the first 400 iterations,
-    SGD momentum 0.9, weight decay 1e-4, the paper's networks.
+    The paper's recipe on the row's own data set: 64k iterations, mini-batch 128, lr 0.1 divided by 10 at
+    32k and 48k, warm-up at 0.01 for the first 400 iterations, SGD momentum 0.9, weight decay 1e-4, the
+    paper's networks; a row trained otherwise carries its own recipe (:class:`~.paper_results.RowRecipe`):
+    Table 4's mini-batch 64 is the authors' README run, 200 epochs with Nesterov momentum and no warm-up.
 ``quick``
     A shape-preserving miniature that a 2-core CPU finishes for a whole table in under an hour, on
     Fashion-MNIST (the project's embedded data set): :data:`QUICK_ITERATIONS` iterations of mini-batch
@@ -167,6 +168,8 @@ class Experiment:
     checkpoint_interval: Optional[int] = None
     log_interval: int = 50
     dataset_options: dict = dataclasses.field(default_factory=dict, hash=False)
+    optimizer: str = "sgd"
+    lr_steps: Optional[tuple] = dataclasses.field(default=None, hash=False)  # iterations; None: 1/2, 3/4
 
     @property
     def paper(self):
@@ -191,7 +194,8 @@ class Experiment:
 
         return TrainConfig(model=self.model, dataset=self.dataset, out=out, model_kwargs=dict(self.model_kwargs),
                            data_dir=data_dir, gpus=list(gpus) if gpus else None, batch_size=self.batch_size,
-                           iterations=self.iterations, warmup=self.warmup, seed=seed,
+                           iterations=self.iterations, warmup=self.warmup, optimizer=self.optimizer,
+                           lr_steps=list(self.lr_steps) if self.lr_steps else None, seed=seed,
                            log_interval=self.log_interval, eval_interval=self.eval_interval,
                            eval_subset=self.eval_subset, checkpoint_interval=self.checkpoint_interval,
                            num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}",
@@ -205,8 +209,10 @@ class Experiment:
         kwargs = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.model_kwargs.items())
         size = self.dataset_options.get("image_size")
         runs = self.seeds(seeds)
+        recipe = (f", lr /10 at {'/'.join(map(str, self.lr_steps))}, warm-up {self.warmup}, {self.optimizer}"
+                  if self.lr_steps is not None else "")
         return (f"{self.model}{'[' + kwargs + ']' if kwargs else ''} on {self.dataset}"
-                f"{f' {size}x{size}' if size else ''}, {self.iterations} it x {self.batch_size}"
+                f"{f' {size}x{size}' if size else ''}, {self.iterations} it x {self.batch_size}{recipe}"
                 f"{f', {runs} seeds' if runs > 1 else ''}")
 
     @classmethod
@@ -237,6 +243,7 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     if row.table not in RUNNABLE_TABLES:
         raise ValueError(f"{row.table} ({row.dataset}) is listed for reference only; train its networks with "
                          f"`gluon-resnetv2 train --model {row.model} --dataset imagenet`")
+    given_iterations = iterations
     model = row.model
     if scale.name == "quick":
         register_quick_models()
@@ -264,10 +271,24 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
         warmup = min(setting.warmup, iterations)
     if interval and interval >= iterations:
         interval = max(1, iterations // 4)
-    return Experiment(row.table, row.key, scale.name, model, dataset or scale.dataset or row.dataset,
-                      dict(row.model_kwargs), iterations, batch, warmup,
-                      min(eval_interval, iterations) if eval_interval else None, scale.eval_subset,
-                      interval, min(scale.log_interval, iterations), options)
+    exp = Experiment(row.table, row.key, scale.name, model, dataset or scale.dataset or row.dataset,
+                     dict(row.model_kwargs), iterations, batch, warmup,
+                     min(eval_interval, iterations) if eval_interval else None, scale.eval_subset,
+                     interval, min(scale.log_interval, iterations), options)
+    if scale.name == "paper" and row.recipe.epochs is not None:
+        exp = _with_row_recipe(exp, row.recipe, given_iterations)
+    return exp
+
+
+def _with_row_recipe(exp, recipe, iterations=None):
+    """``exp`` trained with its row's own recipe (Table 4's batch 64: the authors' README run); a given
+    ``iterations`` keeps the recipe's milestones as fractions of the run."""
+    full = recipe.iterations(exp.batch_size)
+    total = int(iterations) if iterations is not None else full
+    steps = tuple(int(round(step * total / full)) for step in recipe.lr_steps(exp.batch_size))
+    warmup = recipe.warmup if recipe.warmup is not None else _warmup(total)
+    return dataclasses.replace(exp, iterations=total, warmup=warmup, optimizer=recipe.optimizer, lr_steps=steps,
+                               log_interval=min(exp.log_interval, total))
 
 
 def select_rows(table, rows=None):
@@ -312,19 +333,23 @@ def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, 
     name = selected[0].table
     lines = [paper.TITLES[name], ""]
     runnable = name in RUNNABLE_TABLES
-    header = f"{'row':<28} {'network':<26} {'unit variant':<52} {'data':<9} {'paper %':>8}"
+    header = f"{'row':<28} {'network':<26} {'unit variant':<52} {'data':<9} {'paper %':>8}  {'recipe':<16}"
     if runnable:
         header += f"  run at scale {get_scale(scale).name}"
     lines.append(header)
     for row in selected:
         value = row.error_text + (f" / {row.top5:.1f}" if row.top5 is not None else "")
-        line = f"{row.key:<28} {row.network:<26} {row.variant:<52} {row.dataset:<9} {value:>8}"
+        line = f"{row.key:<28} {row.network:<26} {row.variant:<52} {row.dataset:<9} {value:>8}  {row.recipe.name:<16}"
         if runnable and not runs_at(row, scale):
             line += f"  not run at this scale ({row.dataset} row)"
         elif runnable:
             exp = experiment_for(row, scale, dataset, iterations, batch_size, image_size)
             line += f"  {exp.describe()}"
         lines.append(line)
+    recipes = {row.recipe.name: row.recipe.source for row in selected}
+    title = "Where each row's recipe comes from" + (
+        " (applied at scale paper; other scales keep their own schedule):" if runnable else ":")
+    lines += ["", title] + [f"  {name}: {source}" for name, source in recipes.items()]
     if not runnable:
         lines += ["", "(ImageNet rows are listed for reference; train them with `gluon-resnetv2 train`.)"]
     return "\n".join(lines)
@@ -381,13 +406,16 @@ def attempts(run_dir):
     return (_read_json(os.path.join(run_dir, ATTEMPTS_NAME)) or {}).get("attempts", [])
 
 
-_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed", "dataset_options")
+_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed", "optimizer",
+             "lr_steps", "dataset_options")
+_SETTING_DEFAULTS = {"optimizer": "sgd"}  # what a config.json written before the setting existed means
 
 
 def _check_same_run(run_dir, config):
     saved = _read_json(os.path.join(run_dir, "config.json"))
     if not saved:
         return
+    saved = {k: saved.get(k, _SETTING_DEFAULTS.get(k)) for k in _SETTINGS}
     new = config.to_dict()
     diff = [k for k in _SETTINGS if saved.get(k) != new.get(k)]
     if diff:
@@ -786,6 +814,11 @@ def write_report(out, experiments, seeds=1, alias=None):
     else:
         lines += [f"Scale `{scale.name}`: {scale.description}.", ""]
     lines += [runs, ""]
+    own = [f"{e.key}: {e.iterations} iterations of mini-batch {e.batch_size}, lr /10 at iterations "
+           f"{', '.join(map(str, e.lr_steps))}, warm-up {e.warmup}, optimizer {e.optimizer} ({e.paper.recipe.source})"
+           for e in experiments if e.lr_steps is not None]
+    if own:
+        lines += ["Rows with their own recipe: " + "; ".join(own) + ".", ""]
     changed = sorted({f"{e.dataset} instead of {e.paper.dataset}" for e in experiments if e.dataset != e.paper.dataset})
     if changed and scale.comparable:
         lines += [f"Data set changed from the paper's: {'; '.join(changed)}.", ""]

@@ -4,16 +4,16 @@ import argparse
 import json
 import sys
 
-from ..train.recipe import DATASETS, DTYPES, SCHEDULES
+from ..train.recipe import DATASETS, DTYPES, OPTIMIZERS, SCHEDULES
 from .model_args import add_model_args, model_kwargs
 
 KVSTORE_HELP = "device (default), local, nccl; dist_sync / dist_device_sync under `gluon-resnetv2 launch`"
 
 # Options that describe a new run; with --resume they come from DIR/config.json instead.
 _RUN_OPTIONS = ("model", "dataset", "out", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps",
-                "lr_factor", "warmup", "warmup_lr", "momentum", "wd", "seed", "dtype", "log_interval",
-                "eval_interval", "eval_subset", "checkpoint_interval", "augment", "train_subset", "data_option",
-                "label", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
+                "lr_factor", "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype",
+                "log_interval", "eval_interval", "eval_subset", "checkpoint_interval", "augment", "train_subset",
+                "data_option", "label", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
                 "shortcut_dropout", "projection")
 
 
@@ -74,6 +74,9 @@ def add_run_args(parser, dataset_default=None, model_default=None):
     opt.add_argument("--warmup-lr", type=float, default=None, help="warm-up learning rate (paper: 0.01)")
     opt.add_argument("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9)")
     opt.add_argument("--wd", type=float, default=None, help="weight decay (paper: 1e-4)")
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                     help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' "
+                          "released Torch code)")
     opt.add_argument("--seed", type=int, default=None, help="random seed; makes a CPU run repeatable (default 0)")
 
     out = parser.add_argument_group("output")
@@ -117,8 +120,9 @@ def config_from_args(args):
                   data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
                   dataset_options=dict(args.data_option or []))
     for name in ("kvstore", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps", "lr_factor",
-                 "warmup", "warmup_lr", "momentum", "wd", "seed", "dtype", "log_interval", "eval_interval",
-                 "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset", "label"):
+                 "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype", "log_interval",
+                 "eval_interval", "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset",
+                 "label"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value

@@ -2,9 +2,10 @@
 
 One iteration (He et al. 2016, Sec. 3.1 / Appendix): the global mini-batch (paper: 128) is split over the
 devices, each device computes the softmax cross-entropy of its slice, the gradients are summed over the
-devices (and over workers by the kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is
-taken with ``rescale_grad = 1 / global_batch``, i.e. the average gradient of the global batch.  The
-learning rate is set every iteration from :class:`~.recipe.LRSchedule`.
+devices (and over workers by the kvstore) and one SGD step with momentum 0.9 (or Nesterov momentum,
+``--optimizer nag``) and weight decay 1e-4 is taken with ``rescale_grad = 1 / global_batch``, i.e. the
+average gradient of the global batch.  The learning rate is set every iteration from
+:class:`~.recipe.LRSchedule`.
 
 What a run writes in ``out`` (see :mod:`.runlog`, :mod:`.checkpoint`):
 ``config.json``, ``log.csv``, ``status.json``, ``checkpoint.zip`` (every epoch, every
@@ -102,6 +103,15 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
     loss_sum = [loss.sum() for loss in losses]
     errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
     return loss_sum, errors, data.shape[0]
+
+
+def make_trainer(params, config, kvstore=None):
+    """The Gluon Trainer of a resolved config: MXNet's ``sgd`` or ``nag`` optimizer (``config.optimizer``)
+    with its momentum and weight decay; float16 keeps fp32 master weights (``multi_precision``)."""
+    optimizer_params = {"learning_rate": config.lr, "momentum": config.momentum, "wd": config.wd}
+    if config.dtype == "float16":
+        optimizer_params["multi_precision"] = True
+    return gluon.Trainer(params, config.optimizer, optimizer_params, kvstore=kvstore, update_on_kvstore=False)
 
 
 def materialize(net, image_shape, ctx, dtype="float32"):
@@ -238,11 +248,7 @@ class Run:
         materialize(net, self.image_shape, self.contexts[0], cfg.dtype)
         # GLUON_RESNETV2_MIRROR=1: recompute segments of units in the backward pass (memory at depth).
         self.train_forward = configure_from_env(net)
-        optimizer_params = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
-        if cfg.dtype == "float16":
-            optimizer_params["multi_precision"] = True
-        self.trainer = gluon.Trainer(net.collect_params(), "sgd", optimizer_params, kvstore=self.kv,
-                                     update_on_kvstore=False)
+        self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
         self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,

@@ -2,7 +2,8 @@
 
 He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016), Sec. 3.1 / Appendix:
 
-- CIFAR: SGD with momentum 0.9 and weight decay 1e-4, mini-batch 128 (2 GPUs x 64), He (MSRA)
+- CIFAR: SGD with momentum 0.9 (``optimizer='nag'``: Nesterov momentum, as in the authors' Torch code)
+  and weight decay 1e-4, mini-batch 128 (2 GPUs x 64), He (MSRA)
   initialisation, learning rate 0.1 divided by 10 at 32k and 48k iterations, training stopped at 64k
   iterations (about 164 epochs); a warm-up at 0.01 for the first 400 iterations (used in all CIFAR runs;
   the paper notes pre-activation units do not need it).
@@ -29,6 +30,10 @@ SCHEDULES = ("step", "cosine", "constant")
 
 #: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights).
 DTYPES = ("float32", "float16")
+
+#: ``--optimizer`` choices, MXNet optimizer names: ``sgd`` (momentum SGD, the paper's Caffe runs) and ``nag``
+#: (Nesterov momentum, the authors' released Torch code: fb.resnet.torch ``train.lua``, ``nesterov = true``).
+OPTIMIZERS = ("sgd", "nag")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +108,7 @@ class TrainConfig:
     warmup_lr: Optional[float] = None
     momentum: Optional[float] = None
     wd: Optional[float] = None
+    optimizer: str = "sgd"                  # one of OPTIMIZERS; a config.json without it is an sgd run
     seed: int = 0
     dtype: str = "float32"
     log_interval: int = 50
@@ -152,6 +158,8 @@ class TrainConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"--warmup must be >= 0 iterations, got {self.warmup}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.log_interval < 1:

@@ -150,9 +150,13 @@ def run(args):
             status = training.resume(args.resume, **overrides)
         else:
             status = training.train(config_from_args(args))
-    except KeyboardInterrupt:
-        print("gluon-resnetv2 train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # 130 = 128 + SIGINT, 143 = 128 + SIGTERM, as a shell reports a process the signal stopped.
+        out = args.resume or args.out
+        kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
+        print(f"gluon-resnetv2 train: {str(err) or 'interrupted'} ({kept}); continue with --resume {out}",
+              file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except Exception as err:  # MXNet's own errors carry a C++ backtrace: keep its last line
         if type(err).__name__ != "MXNetError":
             raise

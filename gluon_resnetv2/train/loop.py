@@ -30,11 +30,15 @@ devices and workers (:class:`~.kvstore.RunningStatsSync`), so the evaluation doe
 test batches are split and a checkpoint restores them exactly.
 """
 import dataclasses
+import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -115,6 +119,48 @@ def materialize(net, image_shape, ctx, dtype="float32"):
     for param in net.collect_params().values():
         if param._deferred_init:
             param._finish_deferred_init()
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run; ``exit_code`` is the shell's ``128 + signal`` (130 / 143).
+
+    A KeyboardInterrupt, so that Ctrl-C in Python still stops a caller; ``checkpoint`` says whether the
+    run wrote one at ``iteration`` (a second signal stops at once, keeping the previous checkpoint).
+    """
+
+    def __init__(self, signum, iteration=None, checkpoint=False):
+        self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {self.signal_name}")
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM handlers that ask the loop to stop after the current iteration; a second signal stops
+    at once.  Only the main thread can install handlers; elsewhere the defaults stay."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, immediate=False):
+        self.signum = None
+        self.immediate = immediate  # distributed runs: the workers cannot agree on a common last iteration
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.immediate or self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def _total(values):
@@ -281,8 +327,19 @@ class Run:
     # -- the loop -----------------------------------------------------------------------------------
 
     def run(self):
-        cfg = self.config
+        """Train to the end under an exclusive lock on the run directory; SIGINT/SIGTERM stop after the current
+        iteration with a checkpoint (:class:`Interrupted`)."""
         os.makedirs(self.out, exist_ok=True)
+        lock = runlog.lock_run_dir(self.out) if self.is_chief else None
+        try:
+            with _StopRequest(immediate=self.distributed) as stop:
+                return self._run(stop)
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def _run(self, stop):
+        cfg = self.config
         state = self.resume_state
         if state is not None:
             state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
@@ -306,13 +363,15 @@ class Run:
         images = 0
         train_time = 0.0
         last = {}
+        bar = None
         try:
             while iteration < self.total:
                 if batch == 0:
                     mx.random.seed(_derived_seed(cfg.seed, self.rank, 0, epoch))
                 self.train_loader.set_epoch(epoch, batch)
                 epochs_total = math.ceil(self.total / self.iterations_per_epoch)
-                bar = _progress(self, epoch, epochs_total, batch)
+                bar = _progress(self, epoch, epochs_total, batch,
+                                min(self.iterations_per_epoch, batch + self.total - iteration))
                 tick = time.time()
                 for data, label in self.train_loader:
                     lr = self.schedule(iteration)
@@ -355,17 +414,25 @@ class Run:
                             last.update(train_loss=row["train_loss"], train_error=row["train_error"])
                     if end_of_epoch:
                         epoch, batch = epoch + 1, 0
-                    if end_of_epoch or final or (cfg.checkpoint_interval and iteration % cfg.checkpoint_interval == 0):
+                    saved = end_of_epoch or final or bool(cfg.checkpoint_interval and
+                                                          iteration % cfg.checkpoint_interval == 0)
+                    if saved or (stop.signum is not None and not final):
                         self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
+                    if stop.signum is not None and not final:
+                        raise Interrupted(stop.signum, iteration, checkpoint=True)
                     if final or end_of_epoch:
                         break
                     tick = time.time()
                 if bar is not None:
                     bar.close()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            if bar is not None:
+                bar.close()
             if self.is_chief:
+                kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
                 runlog.write_status(self.out, "interrupted", iteration=iteration,
-                                    reason="interrupted by the user; continue with --resume")
+                                    signal=getattr(err, "signal_name", "SIGINT"),
+                                    reason=f"{str(err) or 'interrupted by SIGINT'} at iteration {iteration} ({kept}); continue with --resume {self.out}")
             log.close()
             raise
         except Exception as err:
@@ -445,13 +512,14 @@ class _NullLog:
         pass
 
 
-def _progress(run, epoch, epochs_total, start_batch):
-    """A tqdm bar for one epoch (images/s, loss, lr), or None when progress is off or not rank 0."""
+def _progress(run, epoch, epochs_total, start_batch, total):
+    """A tqdm bar for one epoch (images/s, loss, lr) counting to ``total``, the batches of this epoch the
+    run will make; None when progress is off or not rank 0."""
     if not (run.config.progress and run.is_chief):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=run.iterations_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
+    return tqdm(total=total, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
                 unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
 
 
@@ -490,7 +558,8 @@ def train(config=None, **settings):
 
 
 def resume(out_dir, **overrides):
-    """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.
+    """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.  A run
+    that stopped before its first checkpoint starts over from its ``config.json`` (with a warning).
 
     ``overrides`` may change settings that do not alter the result, e.g. ``progress`` or ``num_workers``.
     """
@@ -499,12 +568,26 @@ def resume(out_dir, **overrides):
     config_path = os.path.join(out_dir, runlog.CONFIG_NAME)
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"cannot resume {out_dir}: {config_path} is missing (not a training run directory)")
-    state = ckpt.read_checkpoint_state(out_dir)
+    if not _has_run_fields(config_path):
+        raise ValueError(f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or "
+                         "dataset)")
     config = TrainConfig.load(config_path)
     allowed = {"progress", "num_workers", "cpus", "gpus", "kvstore", "data_dir"}
     bad = set(overrides) - allowed
     if bad:
         raise ValueError(f"resume cannot change {', '.join(sorted(bad))}: the run continues with its config.json")
     config = dataclasses.replace(config, out=out_dir, **overrides)
+    if not os.path.isfile(ckpt.checkpoint_path(out_dir)):
+        # Stopped before its first checkpoint: nothing to lose by starting over with the same settings.
+        warnings.warn(f"{out_dir} has no checkpoint yet (the run stopped before writing one); starting it over "
+                      f"from {config_path}", stacklevel=2)
+        return Run(config).run()
+    state = ckpt.read_checkpoint_state(out_dir)
     return Run(config, resume_state=state).run()
+
+
+def _has_run_fields(config_path):
+    with open(config_path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return isinstance(data, dict) and bool(data.get("model")) and bool(data.get("dataset"))
 

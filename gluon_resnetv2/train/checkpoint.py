@@ -34,9 +34,11 @@ def atomic_write_bytes(path, data):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk at write or fsync
+            raise OSError(err.errno, err.strerror, path) from err
         raise
     _fsync_dir(directory)
 

@@ -54,6 +54,7 @@ mx = import_mxnet()
 from mxnet import autograd, gluon  # noqa: E402
 
 MODEL_NAME = "model.params"
+SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"
 
 
 def seed_everything(seed):
@@ -132,7 +133,8 @@ class Interrupted(KeyboardInterrupt):
         self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
         self.signal_name = signal.Signals(signum).name
         self.exit_code = 128 + signum
-        super().__init__(f"interrupted by {self.signal_name}")
+        super().__init__(f"interrupted by {self.signal_name}"
+                         + (f" at iteration {iteration}" if iteration is not None else ""))
 
 
 class _StopRequest:
@@ -261,6 +263,9 @@ class Run:
         self.test_loader = make_loader(test_set, eval_batch, train=False, seed=cfg.seed,
                                        num_workers=cfg.num_workers, shard=shard, last_batch="keep")
         self.subset_loader = None
+        if cfg.eval_subset is not None and cfg.eval_subset > len(test_set):
+            raise ValueError(f"--eval-subset {cfg.eval_subset} is larger than the {len(test_set)} test images of "
+                             f"{cfg.dataset}: give 1..{len(test_set)}")
         if cfg.eval_subset is not None and cfg.eval_subset < len(test_set):
             small = subset(test_set, cfg.eval_subset, spread=True)
             if self.num_workers > len(small):
@@ -320,6 +325,12 @@ class Run:
             os.makedirs(workers, exist_ok=True)
             ckpt.atomic_write_bytes(os.path.join(workers, f"rank{self.rank}.params"), data)
 
+    def _data_fields(self):
+        """What status.json says of the data: its name, and for the synthetic set that it is not real."""
+        if self.config.dataset == "synthetic":
+            return {"dataset": "synthetic", "synthetic": True, "note": SYNTHETIC_NOTE}
+        return {"dataset": self.config.dataset, "synthetic": False}
+
     def _say(self, text):
         if self.is_chief and self.config.progress:
             print(text, file=sys.stderr, flush=True)
@@ -350,13 +361,14 @@ class Run:
             log_rows = state["log_rows"]
         else:
             iteration, epoch, batch, interval, elapsed0, log_rows = 0, 0, 0, _Interval(), 0.0, None
+        self.start_iteration = iteration
         if iteration >= self.total:
             return self._finish_resumed_finished()
         if self.is_chief:
             runlog.write_config(self.out, cfg)
             log = runlog.RunLog(self.out, keep_rows=log_rows)
             runlog.write_status(self.out, "running", iteration=iteration, total_iterations=self.total,
-                                pid=os.getpid())
+                                pid=os.getpid(), **self._data_fields())
         else:
             log = _NullLog()
         start = time.time()
@@ -416,9 +428,11 @@ class Run:
                         epoch, batch = epoch + 1, 0
                     saved = end_of_epoch or final or bool(cfg.checkpoint_interval and
                                                           iteration % cfg.checkpoint_interval == 0)
-                    if saved or (stop.signum is not None and not final):
+                    if saved:
                         self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
                     if stop.signum is not None and not final:
+                        if not saved:
+                            self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
                         raise Interrupted(stop.signum, iteration, checkpoint=True)
                     if final or end_of_epoch:
                         break
@@ -430,9 +444,10 @@ class Run:
                 bar.close()
             if self.is_chief:
                 kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
-                runlog.write_status(self.out, "interrupted", iteration=iteration,
-                                    signal=getattr(err, "signal_name", "SIGINT"),
-                                    reason=f"{str(err) or 'interrupted by SIGINT'} at iteration {iteration} ({kept}); continue with --resume {self.out}")
+                name = getattr(err, "signal_name", "SIGINT")
+                runlog.write_status(self.out, "interrupted", iteration=iteration, signal=name,
+                                    reason=f"interrupted by {name} at iteration {iteration} ({kept}); continue with "
+                                           f"--resume {self.out}")
             log.close()
             raise
         except Exception as err:
@@ -465,7 +480,7 @@ class Run:
     def _finish(self, log, iteration, last, elapsed, images, train_time):
         log.close()
         test_error = last.get("test_error")
-        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch,
+        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch, **self._data_fields(),
                       test_error=test_error, test_loss=last.get("test_loss"),
                       train_loss=last.get("train_loss"), train_error=last.get("train_error"),
                       paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
@@ -474,7 +489,10 @@ class Run:
         if self.is_chief:
             status = runlog.write_status(self.out, "finished", **fields)
         speed = f"{images / train_time:.0f} images/s" if train_time else "no training this session"
-        self._say(f"finished {self.config.model} on {self.config.dataset}: {iteration} iterations in "
+        data = SYNTHETIC_NOTE if self.config.dataset == "synthetic" else self.config.dataset
+        resumed = f", {iteration - self.start_iteration} this session after resuming at {self.start_iteration}" \
+            if self.start_iteration else ""
+        self._say(f"finished {self.config.model} on {data}: {iteration} iterations{resumed} in "
                   f"{_duration(elapsed)} ({speed}), test error {100 * test_error:.2f}% (loss "
                   f"{last.get('test_loss'):.4f}){' -- paper fail (> 20%)' if fields['paper_fail'] else ''}; "
                   f"wrote {self.out}")
@@ -492,7 +510,8 @@ class Run:
         # Training ended but the final status was lost (stopped right after the last checkpoint).
         test_loss, test_error = self._evaluate(self.test_loader)
         self._save_model()
-        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, test_error=test_error,
+        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, **self._data_fields(),
+                      test_error=test_error,
                       test_loss=test_loss, paper_fail=bool(test_error > PAPER_FAIL_ERROR))
         if self.is_chief:
             return runlog.write_status(self.out, "finished", **fields)

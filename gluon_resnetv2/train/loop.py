@@ -556,8 +556,9 @@ def train(config=None, **settings):
 
     ``config`` is a :class:`~.recipe.TrainConfig` (or a dict of its fields); keyword ``settings`` create
     one or override its fields: ``train(model="cifar_resnet110_v2", dataset="cifar10", out="runs/r110")``.
-    Unset recipe fields take the paper's defaults for the dataset.  Starts afresh in ``out`` (an existing
-    checkpoint there is an error: use :func:`resume`).  A diverged run returns ``{"status": "failed",
+    Unset recipe fields take the paper's defaults for the dataset (Fashion-MNIST unless ``dataset`` is
+    given).  Starts afresh in ``out`` (an existing checkpoint there is an error: use :func:`resume`).
+    SIGINT/SIGTERM raise :class:`Interrupted` after a checkpoint.  A diverged run returns ``{"status": "failed",
     "reason": ..., "iteration": ...}`` rather than raising.
     """
     if config is None:

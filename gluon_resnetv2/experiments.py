@@ -82,7 +82,7 @@ DEPTH_SETTINGS = {
 #: Seeds of each table's spread row at the depth scale (the other rows: ``--seeds``, default 1).
 DEPTH_SPREAD_SEEDS = 3
 
-#: Quick scale: the paper's network -> the deepest of the same kind that fits the time budget.
+#: Quick scale: the paper's network -> the deepest of the same kind that fits the time budget (all in the zoo).
 QUICK_MODELS = {}
 for _v in ("v1", "v2"):
     QUICK_MODELS.update({
@@ -91,22 +91,6 @@ for _v in ("v1", "v2"):
         f"cifar_resnet164_{_v}": f"cifar_resnet29_bottleneck_{_v}",
         f"cifar_resnet1001_{_v}": f"cifar_resnet56_bottleneck_{_v}",
     })
-
-# Networks the quick scale needs beyond the zoo's names: (name, depth, branch).
-_QUICK_SPECS = [(f"cifar_resnet20_1layer_{v}", 20, "single") for v in ("v1", "v2")]
-_QUICK_SPECS += [(f"cifar_resnet{d}_bottleneck_{v}", d, "bottleneck") for d in (29, 56) for v in ("v1", "v2")]
-
-
-def register_quick_models():
-    """Register the quick scale's small networks in the zoo (idempotent).  Done on demand, not at import,
-    so that importing this module does not change :func:`gluon_resnetv2.list_models`."""
-    from .nets import zoo
-
-    for name, depth, branch in _QUICK_SPECS:
-        if name not in zoo.list_models():
-            zoo.register(zoo.ModelSpec(name, "cifar", depth, branch, zoo.VERSIONS[name[-2:]],
-                                       "quick scale of gluon_resnetv2.experiments"))
-
 
 @dataclasses.dataclass(frozen=True)
 class Scale:
@@ -246,7 +230,6 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     given_iterations = iterations
     model = row.model
     if scale.name == "quick":
-        register_quick_models()
         model = QUICK_MODELS[model]
     options = {}
     setting = DEPTH_SETTINGS.get(row.table) if scale.name == "depth" else None
@@ -271,9 +254,11 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
         warmup = min(setting.warmup, iterations)
     if interval and interval >= iterations:
         interval = max(1, iterations // 4)
-    exp = Experiment(row.table, row.key, scale.name, model, dataset or scale.dataset or row.dataset,
-                     dict(row.model_kwargs), iterations, batch, warmup,
-                     min(eval_interval, iterations) if eval_interval else None, scale.eval_subset,
+    dataset = dataset or scale.dataset or row.dataset
+    # The synthetic set has fewer test images (512) than the scales' subsets: it is evaluated whole.
+    subset = None if dataset == "synthetic" else scale.eval_subset
+    exp = Experiment(row.table, row.key, scale.name, model, dataset, dict(row.model_kwargs), iterations, batch,
+                     warmup, min(eval_interval, iterations) if eval_interval else None, subset,
                      interval, min(scale.log_interval, iterations), options)
     if scale.name == "paper" and row.recipe.epochs is not None:
         exp = _with_row_recipe(exp, row.recipe, given_iterations)
@@ -438,6 +423,7 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
         _check_same_run(run_dir, config)
     if state in ("finished", "failed"):
         _record_attempt(run_dir, mode="skip", state=state)
+        log(f"{exp.table}/{exp.key} seed {seed}: skipped, already {state} in {run_dir}")
         return _read_json(os.path.join(run_dir, "status.json"))
     if state == "running":
         log(f"{exp.table}/{exp.key} seed {seed}: skipped, being run by another process")
@@ -499,13 +485,13 @@ def _split_devices(gpus, parallel):
     return [list(gpus[i * size:(i + 1) * size]) for i in range(parallel)]
 
 
-def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None, cpus=None,
+def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None, threads=None,
               parallel=1, iterations=None, batch_size=None, progress=False, log=print, image_size=None):
     """Run the rows of ``table`` (see the module docstring) and write ``<out>/report.md``; returns its path.
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
     ``parallel``: rows run at a time, each in its own process with its share of ``gpus`` (a list of GPU
-    indices) or of ``cpus`` (CPU threads in all; default: every core).
+    indices) or of ``threads`` (CPU threads in all; default: every core).
     """
     from .train.devices import parse_gpus
 
@@ -514,8 +500,8 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     if parallel < 1:
         raise ValueError(f"--parallel must be at least 1, got {parallel}")
     gpus = parse_gpus(gpus) if gpus is not None else None
-    if gpus is not None and cpus is not None:
-        raise ValueError("give either --gpus or --cpus, not both")
+    if gpus is not None and threads is not None:
+        raise ValueError("give either --gpus or --threads, not both")
     experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
     os.makedirs(out, exist_ok=True)
     jobs, alias = _plan(experiments, seeds, out)
@@ -532,16 +518,16 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
             run_experiment(exp, run_dir, seed, data_dir, gpus, progress=progress, log=log)
             report()
     else:
-        _run_parallel(jobs, parallel, _split_devices(gpus, parallel), cpus, data_dir, report, log)
+        _run_parallel(jobs, parallel, _split_devices(gpus, parallel), threads, data_dir, report, log)
     path = report()
     log(f"wrote {path}")
     return path
 
 
-def _run_parallel(jobs, parallel, devices, cpus, data_dir, report, log):
+def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
     """Run ``jobs`` ``parallel`` at a time, each in a child process (``python -m gluon_resnetv2.experiments
     --job``) with its slot's GPUs, or its share of the CPU threads."""
-    threads = max(1, (cpus or os.cpu_count() or 1) // parallel)
+    threads = max(1, (threads or os.cpu_count() or 1) // parallel)
     pending = list(jobs)
     running = {}  # slot -> (Popen, job)
     try:
@@ -720,7 +706,6 @@ def plot_groups(out, experiments, alias=None):
         groups.setdefault(exp.paper.group, []).append(exp)
     baseline = groups.pop("baseline", [])
     figures = []
-    os.makedirs(os.path.join(out, "figures"), exist_ok=True)
     for group, members in groups.items():
         runs = {}
         for exp in baseline + members:
@@ -732,6 +717,7 @@ def plot_groups(out, experiments, alias=None):
         if not runs:
             continue
         path = os.path.join(out, "figures", f"{experiments[0].table}_{_slug(group)}.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         plot_runs(runs, path, title=f"{paper.TITLES[experiments[0].table].split(':')[0]}: {group}")
         figures.append((group, path))
     return figures
@@ -867,7 +853,6 @@ def _job_main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gluon_resnetv2.experiments")
     parser.add_argument("--job", required=True, help="JSON: experiment, run_dir, seed, data_dir, gpus")
     spec = json.loads(parser.parse_args(argv).job)
-    register_quick_models()
     exp = Experiment.from_dict(spec["experiment"])
     status = run_experiment(exp, spec["run_dir"], spec["seed"], spec.get("data_dir"), spec.get("gpus"))
     return 0 if status and status.get("status") in ("finished", "failed") else 1

@@ -153,7 +153,6 @@ def test_runs_from_before_the_optimizer_setting_are_the_same_run(tmp_path):
 
 
 def test_quick_scale_shrinks_every_network():
-    E.register_quick_models()
     for table in E.RUNNABLE_TABLES:
         for exp in E.get_experiments(table, "quick"):
             spec, paper_spec = get_spec(exp.model), get_spec(exp.paper.model)
@@ -315,7 +314,7 @@ def test_killed_row_is_resumed(tmp_path):
 @pytest.mark.slow
 def test_parallel_rows_in_child_processes(tmp_path):
     out = str(tmp_path / "p")
-    E.run_table("table1", out, rows=ROWS, parallel=2, cpus=2, log=lambda _: None, **TINY)
+    E.run_table("table1", out, rows=ROWS, parallel=2, threads=2, log=lambda _: None, **TINY)
     for key in ROWS.split(","):
         status = json.load(open(os.path.join(out, key, "seed0", "status.json")))
         assert status["status"] == "finished" and status["iteration"] == 6

@@ -21,7 +21,9 @@ def add_parser(subparsers):
                         "9091 with --hosts)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="stop the whole job after SECONDS (exit status 124)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker command")
+    # Not "command": that name is the sub-command's (the CLI's "gluon-resnetv2 <command>" error prefix).
+    parser.add_argument("worker_command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="-- then the worker command")
     parser.set_defaults(func=run)
     return parser
 
@@ -40,7 +42,7 @@ def run(args):
     from ..train.launcher import launch, read_hosts
 
     hosts = read_hosts(args.hosts) if args.hosts else None
-    command = worker_command(args.command)
+    command = worker_command(args.worker_command)
     try:
         return launch(command, args.num_workers, args.num_servers, hosts=hosts, port=args.port,
                       timeout=args.timeout)

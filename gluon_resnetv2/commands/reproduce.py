@@ -37,9 +37,10 @@ def add_arguments(parser):
     parser.add_argument("--seeds", type=int, default=1, metavar="K",
                         help="runs per row with seeds 0..K-1; the report gives the median (Table 4 style)")
     parser.add_argument("--parallel", type=int, default=1, metavar="K",
-                        help="rows trained at a time, each in its own process on its share of --gpus / --cpus")
+                        help="rows trained at a time, each in its own process on its share of --gpus / --threads")
     parser.add_argument("--gpus", default=None, metavar="0,1,...", help="GPU indices, split among --parallel jobs")
-    parser.add_argument("--cpus", type=int, default=None, metavar="N",
+    # Not --cpus: that option means CPU devices (contexts) in `train`; these are threads.
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads in all, split among --parallel jobs (default: every core)")
     parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
     parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
@@ -56,7 +57,7 @@ def add_parser(subparsers):
         "reproduce", help="run the paper's Tables 1-4 and report against its numbers",
         description="Every row of the paper's Tables 1-4 is a named experiment. Runs them one after the other "
                     "(or --parallel K at a time), skips finished rows, resumes interrupted ones, and writes "
-                    "OUT/report.md with the paper's error, ours, the difference and 'fail' (> 20%%), plus "
+                    "OUT/report.md with the paper's error, ours, the difference and 'fail' (> 20%), plus "
                     "training-curve figures for the groups the paper compares.")
     return add_arguments(parser)
 
@@ -71,7 +72,7 @@ def run(args):
         return 0
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
-              seeds=args.seeds, gpus=args.gpus, cpus=args.cpus, parallel=args.parallel, iterations=args.iterations,
+              seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel, iterations=args.iterations,
               batch_size=args.batch_size, image_size=args.image_size, progress=sys.stderr.isatty(),
               log=lambda text: print(text, flush=True))
     return 0

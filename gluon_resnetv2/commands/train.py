@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from ..train.recipe import DATASETS, DTYPES, OPTIMIZERS, SCHEDULES
+from ..train.recipe import DATASETS, DEFAULT_DATASET, DTYPES, OPTIMIZERS, SCHEDULES
 from .model_args import add_model_args, model_kwargs
 
 KVSTORE_HELP = "device (default), local, nccl; dist_sync / dist_device_sync under `gluon-resnetv2 launch`"
@@ -39,8 +39,10 @@ def add_run_args(parser, dataset_default=None, model_default=None):
     """The options of a training run (shared by the command and scripts/train_*.py)."""
     add_model_args(parser, model_required=False, default_model=model_default)
     data = parser.add_argument_group("data")
+    # The default is filled in by config_from_args, so that --resume can tell an option given from none.
     data.add_argument("--dataset", choices=DATASETS, default=dataset_default,
-                      help="data set" + (f" (default {dataset_default})" if dataset_default else ""))
+                      help=f"data set (default {dataset_default or DEFAULT_DATASET}; synthetic: random images "
+                           "for smoke tests, its error means nothing)")
     data.add_argument("--data-dir", default=None, help="directory of the data set files (default: its usual place)")
     data.add_argument("--num-workers", type=int, default=None, help="loader threads (default 2)")
     data.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
@@ -111,13 +113,13 @@ def config_from_args(args):
     from ..train import TrainConfig
     from ..train.devices import parse_gpus
 
-    missing = [f"--{name}" for name in ("model", "dataset", "out") if getattr(args, name, None) is None]
+    missing = [f"--{name}" for name in ("model", "out") if getattr(args, name, None) is None]
     if missing:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume DIR)")
     if args.cpus is not None and args.gpus is not None:
         raise ValueError("give either --cpus or --gpus, not both")
-    fields = dict(model=args.model, dataset=args.dataset, out=args.out, model_kwargs=model_kwargs(args),
-                  data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
+    fields = dict(model=args.model, dataset=args.dataset or DEFAULT_DATASET, out=args.out,
+                  model_kwargs=model_kwargs(args), data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
                   dataset_options=dict(args.data_option or []))
     for name in ("kvstore", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps", "lr_factor",
                  "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype", "log_interval",
@@ -154,9 +156,13 @@ def run(args):
             status = training.resume(args.resume, **overrides)
         else:
             status = training.train(config_from_args(args))
-    except KeyboardInterrupt:
-        print("gluon-resnetv2 train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # 130 = 128 + SIGINT, 143 = 128 + SIGTERM, as a shell reports a process the signal stopped.
+        out = args.resume or args.out
+        kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
+        print(f"gluon-resnetv2 train: {str(err) or 'interrupted'} ({kept}); continue with --resume {out}",
+              file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except Exception as err:  # MXNet's own errors carry a C++ backtrace: keep its last line
         if type(err).__name__ != "MXNetError":
             raise

@@ -18,6 +18,7 @@ Python environment and working directory on every host, and a shared output dire
 import collections
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,6 +137,8 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
     KeyboardInterrupt.
     """
     specs = plan(command, num_workers, num_servers, hosts=hosts, port=port)
+    if not hosts and shutil.which(command[0]) is None:
+        raise FileNotFoundError(f"launch: the worker command {command[0]!r} is not a program found on PATH")
     base_env = dict(os.environ if env is None else env)
     procs, roles = [], []
     say = (lambda text: print(f"gluon-resnetv2 launch: {text}", file=sys.stderr, flush=True)) if verbose \

@@ -36,7 +36,9 @@ def add_parser(subparsers):
                              "from 0 within them (added to a train command that has no --gpus)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="stop the whole job after SECONDS (exit status 124)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the worker command")
+    # not dest="command": that is the sub-command's name, which error messages show
+    parser.add_argument("worker_command", metavar="command", nargs=argparse.REMAINDER,
+                        help="-- then the worker command")
     parser.set_defaults(func=run)
     return parser
 
@@ -57,7 +59,7 @@ def run(args):
     if args.gpus_per_worker is not None and not args.slurm:
         raise ValueError("--gpus-per-worker goes with --slurm; without Slurm give the worker command --gpus")
     hosts = read_hosts(args.hosts) if args.hosts else None
-    command = worker_command(args.command)
+    command = worker_command(args.worker_command)
     try:
         return launch(command, args.num_workers, args.num_servers, hosts=hosts, port=args.port,
                       timeout=args.timeout, ssh_args=shlex.split(args.ssh_args),

@@ -265,8 +265,13 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         for spec in specs:
             proc_env = base_env if spec.via == "ssh" else dict(base_env, **spec.env)
             # ssh's stdin stays open (never written): the remote side ends its command when it closes.
-            procs.append(subprocess.Popen(spec.argv, env=proc_env, start_new_session=True, stdout=stdout,
-                                          stderr=stderr, stdin=subprocess.PIPE if spec.via == "ssh" else None))
+            try:
+                procs.append(subprocess.Popen(spec.argv, env=proc_env, start_new_session=True, stdout=stdout,
+                                              stderr=stderr, stdin=subprocess.PIPE if spec.via == "ssh" else None))
+            except FileNotFoundError:
+                package = {"ssh": "openssh-client", "srun": "slurm-client"}.get(spec.via)
+                raise RuntimeError(f"cannot start {spec.argv[0]}: not found on PATH"
+                                   + (f" (Debian package {package})" if package else "")) from None
         where = {"local": "localhost", "ssh": f"{len(set(s.host for s in specs))} hosts over ssh",
                  "srun": f"{len(set(s.host for s in specs))} Slurm node(s) with srun"}[specs[0].via]
         say(f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "

@@ -8,9 +8,9 @@ import sys
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "launch", help="run a training command on several workers (dist_sync kvstore)",
-        description="Start MXNet's scheduler, SERVERS servers and WORKERS workers running COMMAND, on localhost "
-                    "over ssh (--hosts) or with srun inside a Slurm allocation (--slurm), and stop them all when the workers finish, one fails or --timeout "
-                    "passes. Each worker trains on its shard of every epoch with BATCH/WORKERS images per "
+        description="Start MXNet's scheduler, SERVERS servers and WORKERS workers running COMMAND, on localhost, "
+                    "over ssh (--hosts) or with srun inside a Slurm allocation (--slurm), and stop them all when "
+                    "the workers finish, one fails or --timeout passes. Each worker trains on its shard of every epoch with BATCH/WORKERS images per "
                     "iteration; only rank 0 writes OUT/log.csv, config.json, status.json and the checkpoints, "
                     "and every worker writes its final weights to OUT/workers/rank<r>.params. Example: gluon-resnetv2 launch -n 2 -s 1 -- gluon-resnetv2 train --model "
                     "cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync --out runs/dist")
@@ -25,7 +25,7 @@ def add_parser(subparsers):
     parser.add_argument("--port", type=int, default=None, help="scheduler port (default: a free one locally, "
                         "9091 with --hosts)")
     parser.add_argument("--ssh-args", default="", metavar="\"ARGS\"",
-                        help="extra ssh options, e.g. \"-i KEY -o UserKnownHostsFile=FILE\"")
+                        help="extra ssh options, written with =: --ssh-args=\"-i KEY -o UserKnownHostsFile=FILE\"")
     parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
                         help="give up on a host that does not answer ssh within SECONDS (default 10)")
     parser.add_argument("--interface", default=None, metavar="NAME",

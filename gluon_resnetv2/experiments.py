@@ -562,8 +562,9 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None):
         if ours is not None and math.isfinite(ours) and not row.failed:
             diff = f"{ours - row.error:+.2f}"
         if s["ours"] is None:
-            result = (notes or {}).get(exp.key) or {"running": "running", "missing": "not run", "resumable": "interrupted",
-                      "restart": "interrupted", "error": "error"}.get(s["state"], s["state"])
+            result = (notes or {}).get(exp.key) or {
+                "running": "running", "missing": "not run", "resumable": "interrupted", "restart": "interrupted",
+                "error": "error"}.get(s["state"], s["state"])
         else:
             result = "fail" if s["fail"] else "ok"
             if s["diverged"]:

@@ -78,6 +78,7 @@ def test_slurm_allocation_variables():
         slurm.allocation({})
 
 
+@pytest.mark.slow
 def test_launch_options_are_checked(capsys):
     from gluon_resnetv2.cli import main
 
@@ -99,7 +100,8 @@ def test_table_decisions():
         assert slurm_tables.decide("resumable", job_state) == "submit"
     script = slurm_tables.job_script({"seed": 0, "run_dir": "/o/r it"}, "gr2-x", "/o/slurm/x-%j.out", "/w", "py")
     assert "#SBATCH --output=/o/slurm/x-%j.out" in script and "cd /w" in script
-    assert script.rstrip().endswith("""exec py -m gluon_resnetv2.experiments --job '{"seed": 0, "run_dir": "/o/r it"}'""")
+    assert script.rstrip().endswith(
+        """exec py -m gluon_resnetv2.experiments --job '{"seed": 0, "run_dir": "/o/r it"}'""")
 
 
 # ------------------------------------------------------------------------------------------ a real sshd
@@ -119,7 +121,8 @@ def test_ssh_launch_two_workers_dist_sync(sshd, tmp_path):
     logins = open(sshd.log).read().count("Accepted publickey")
     out = str(tmp_path / "dist")
     command = CLI + ["launch", "-n", "2", "-s", "1", "--hosts", str(hosts), "--port", str(free_port()),
-                     f"--ssh-args={sshd.ssh_args_text}", "--timeout", "150", "--", "gluon-resnetv2", *TRAIN, "--out", out]
+                     f"--ssh-args={sshd.ssh_args_text}", "--timeout", "150", "--", "gluon-resnetv2", *TRAIN,
+                     "--out", out]
     result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 hosts over ssh" in result.stderr
@@ -185,7 +188,8 @@ def test_slurm_launch_dist_sync_and_a_failing_worker(slurm_cluster, tmp_path):
 
     # worker 1 fails while worker 0 waits: the job ends with its status and rank, nothing is left
     marker = f"gr2-{uuid.uuid4().hex}"
-    failing = "import os, sys, time; time.sleep(120) if os.environ['GLUON_RESNETV2_WORKER_INDEX'] == '0' else sys.exit(3)"
+    failing = ("import os, sys, time; "
+               "time.sleep(120) if os.environ['GLUON_RESNETV2_WORKER_INDEX'] == '0' else sys.exit(3)")
     command = ["salloc", "-n", "2", "--time=5", *CLI, "launch", "--slurm", "-n", "2", "-s", "1", "--timeout", "60",
                "--", sys.executable, "-c", failing]
     start = time.time()
@@ -201,7 +205,7 @@ TABLE = ["reproduce", "table1", "--rows", "original,constant_scaling_0.5_0.5", "
          "--iterations", "120", "--batch-size", "4", "--slurm", "--slurm-args=--time=10"]
 
 
-def _jobs_over(env, job_ids, seconds):
+def _jobs_over(job_ids, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if not set(slurm_tables.job_states(job_ids).values()) & slurm_tables.ACTIVE_STATES:
@@ -237,7 +241,7 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
         assert time.time() < deadline, "no checkpoint within 90 s"
         time.sleep(0.05)
     subprocess.run(["scancel", first["constant_scaling_0.5_0.5/seed0"]], env=env, check=True, timeout=30)
-    assert _jobs_over(env, first.values(), 120)
+    assert _jobs_over(first.values(), 120)
     assert E.run_state(os.path.join(out, "original", "seed0")) == "finished"
     assert E.run_state(killed) == "resumable"
 
@@ -245,7 +249,7 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
     assert third["original/seed0"] == first["original/seed0"]
     assert third["constant_scaling_0.5_0.5/seed0"] != first["constant_scaling_0.5_0.5/seed0"]
     assert "ended: CANCELLED" in text and "1 done" in text and "1 submitted" in text
-    assert _jobs_over(env, third.values(), 120)
+    assert _jobs_over(third.values(), 120)
 
     text, fourth = reproduce()
     assert fourth == third and "2 done" in text and "0 submitted" in text

@@ -45,7 +45,8 @@ def add_arguments(parser):
                         help="submit every pending row as its own sbatch job (--out on a shared file system) and "
                              "return; run again to resubmit failed or cancelled rows and rewrite the report")
     parser.add_argument("--slurm-args", default="", metavar="\"ARGS\"",
-                        help="sbatch options for every row's job, written with =: --slurm-args=\"--time=12:00:00 -p gpu\"")
+                        help="sbatch options for every row's job, written with =: "
+                             "--slurm-args=\"--time=12:00:00 -p gpu\"")
     parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
     parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
     parser.set_defaults(func=run)

@@ -156,8 +156,9 @@ def plan(command, num_workers, num_servers, hosts=None, port=None, python=None, 
         specs = [ProcessSpec("scheduler", None, server_argv, dict(base, DMLC_ROLE="scheduler"))]
         specs += [ProcessSpec("server", None, server_argv, dict(base, DMLC_ROLE="server"), index=i)
                   for i in range(num_servers)]
-        specs += [ProcessSpec("worker", None, list(command), dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}),
-                              index=i) for i in range(num_workers)]
+        specs += [ProcessSpec("worker", None, list(command),
+                              dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}), index=i)
+                  for i in range(num_workers)]
         return specs
     hosts = _as_hosts(hosts)
     base.update(DMLC_PS_ROOT_URI=address(hosts[0].name), DMLC_PS_ROOT_PORT=str(port or DEFAULT_PORT))
@@ -275,7 +276,8 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         where = {"local": "localhost", "ssh": f"{len(set(s.host for s in specs))} hosts over ssh",
                  "srun": f"{len(set(s.host for s in specs))} Slurm node(s) with srun"}[specs[0].via]
         say(f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
-            f"(DMLC_PS_ROOT_URI={specs[0].env['DMLC_PS_ROOT_URI']}, DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
+            f"(DMLC_PS_ROOT_URI={specs[0].env['DMLC_PS_ROOT_URI']}, "
+            f"DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
         while True:
             codes = [p.poll() for p in procs]
             for spec, code in zip(specs, codes):

@@ -126,12 +126,13 @@ def remote_script(cwd, env, argv):
 
 def ssh_argv(host, script, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT):
     """``ssh`` running ``script`` on :class:`Host` ``host`` (never prompting; ``ConnectTimeout`` bounds the
-    connection and the greeting, so an unreachable host fails instead of hanging)."""
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+    connection and the greeting, so an unreachable host fails instead of hanging).  ``ssh_args`` come
+    first: for ssh the first value of an option wins."""
+    argv = ["ssh", *ssh_args, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
             f"ConnectTimeout={max(1, int(math.ceil(connect_timeout)))}"]
     if host.port:
         argv += ["-p", str(host.port)]
-    return argv + list(ssh_args) + [host.name, script]
+    return argv + [host.name, script]
 
 
 def _as_hosts(hosts):

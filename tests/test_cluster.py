@@ -123,7 +123,8 @@ def test_ssh_launch_two_workers_dist_sync(sshd, tmp_path):
     command = CLI + ["launch", "-n", "2", "-s", "1", "--hosts", str(hosts), "--port", str(free_port()),
                      f"--ssh-args={sshd.ssh_args_text}", "--timeout", "150", "--", "gluon-resnetv2", *TRAIN,
                      "--out", out]
-    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 hosts over ssh" in result.stderr
     assert open(sshd.log).read().count("Accepted publickey") - logins == 4  # scheduler, server, 2 workers
@@ -145,7 +146,8 @@ def test_ssh_unreachable_host_stops_the_job(sshd, tmp_path):
                      sys.executable, "-c", "import time; time.sleep(120)"]
     start = time.time()
     proc = subprocess.Popen(command, cwd=REPO, env=_env(GLUON_RESNETV2_TEST_MARKER=marker),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
     try:
         remote = []
         while not remote and proc.poll() is None and time.time() - start < 30:
@@ -181,7 +183,7 @@ def test_slurm_launch_dist_sync_and_a_failing_worker(slurm_cluster, tmp_path):
     command = ["salloc", "-n", "2", "--time=5", *CLI, "launch", "--slurm", "-n", "2", "-s", "1", "--timeout", "150",
                "--", "gluon-resnetv2", *TRAIN, "--out", out]
     result = subprocess.run(command, cwd=REPO, env=_env(**slurm_cluster.env_extra), capture_output=True, text=True,
-                            timeout=200)
+                            stdin=subprocess.DEVNULL, timeout=200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "on 1 Slurm node(s) with srun" in result.stderr
     _same_weights(out)
@@ -194,7 +196,7 @@ def test_slurm_launch_dist_sync_and_a_failing_worker(slurm_cluster, tmp_path):
                "--", sys.executable, "-c", failing]
     start = time.time()
     result = subprocess.run(command, cwd=REPO, env=_env(GLUON_RESNETV2_TEST_MARKER=marker, **slurm_cluster.env_extra),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "worker 1 (of 0-1) on localhost (srun) exited with status 3; stopping the job" in result.stderr
     assert time.time() - start < 45
@@ -224,7 +226,7 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
 
     def reproduce():
         result = subprocess.run(CLI + TABLE + ["--out", out], cwd=REPO, env=env, capture_output=True, text=True,
-                                timeout=120)
+                                stdin=subprocess.DEVNULL, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout, {k: v["job"] for k, v in slurm_tables.read_jobs(out).items()}
 

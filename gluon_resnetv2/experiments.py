@@ -651,8 +651,10 @@ def _fmt_loss(value):
     return "diverged" if value == math.inf else f"{value:.3f}"
 
 
-def report_rows(out, experiments, seeds=1, alias=None):
-    """One dict per experiment with the :data:`REPORT_COLUMNS` (strings, as written in report.md)."""
+def report_rows(out, experiments, seeds=1, alias=None, notes=None):
+    """One dict per experiment with the :data:`REPORT_COLUMNS` (strings, as written in report.md); ``notes``
+    (``{key: text}``, e.g. a row's Slurm job) is the result of a row that has no number yet."""
+
     rows = []
     for exp in experiments:
         row = exp.paper
@@ -670,8 +672,9 @@ def report_rows(out, experiments, seeds=1, alias=None):
         if ours is not None and math.isfinite(ours) and not row.failed:
             diff = f"{ours - row.error:+.2f}"
         if s["ours"] is None:
-            result = {"running": "running", "missing": "not run", "resumable": "interrupted",
-                      "restart": "interrupted", "error": "error"}.get(s["state"], s["state"])
+            result = (notes or {}).get(exp.key) or {
+                "running": "running", "missing": "not run", "resumable": "interrupted", "restart": "interrupted",
+                "error": "error"}.get(s["state"], s["state"])
         else:
             result = "fail" if s["fail"] else "ok"
             if s["diverged"]:
@@ -782,7 +785,7 @@ def agreement_lines(agreement, spread_experiment):
             "this are within noise."]
 
 
-def write_report(out, experiments, seeds=1, alias=None):
+def write_report(out, experiments, seeds=1, alias=None, notes=None):
     """``<out>/report.md`` (the table of :func:`report_rows`, the agreement section and the group figures)
     and ``<out>/report.json`` (:func:`report_records`); returns the report.md path."""
     table = experiments[0].table
@@ -814,7 +817,7 @@ def write_report(out, experiments, seeds=1, alias=None):
               "paper, in percentage points." + ("" if scale.comparable else
               " At this scale even a network that trains well may sit near the 20 % line after so few "
               "iterations: compare the rows with each other (and with the original unit) rather than with it."), ""]
-    rows = report_rows(out, experiments, seeds, alias)
+    rows = report_rows(out, experiments, seeds, alias, notes)
     lines.append("| " + " | ".join(REPORT_COLUMNS) + " |")
     lines.append("|" + "|".join(" --- " if i < 4 else " ---: " for i in range(len(REPORT_COLUMNS) - 1)) + "| --- |")
     for row in rows:

@@ -7,6 +7,8 @@ Argument parsing only; the work is :func:`gluon_resnetv2.experiments.run_table` 
     gluon-resnetv2 reproduce table2 --scale quick --out runs/table2-quick          # Fashion-MNIST, < 1 h on 2 cores
     gluon-resnetv2 reproduce table2 --scale paper --dataset cifar10 --data-dir D --gpus 0,1 --out runs/table2
     gluon-resnetv2 reproduce table4 --scale paper --data-dir D --gpus 0,1,2,3 --parallel 2 --seeds 5 --out runs/t4
+    gluon-resnetv2 reproduce table2 --scale paper --data-dir D --gpus 0 --slurm --slurm-args "--time=12:00:00" \
+        --out /shared/runs/table2                                                   # one sbatch job per row
 
 Running the same command again skips finished rows and resumes interrupted ones.
 """
@@ -42,6 +44,12 @@ def add_arguments(parser):
     # Not --cpus: that option means CPU devices (contexts) in `train`; these are threads.
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads in all, split among --parallel jobs (default: every core)")
+    parser.add_argument("--slurm", action="store_true",
+                        help="submit every pending row as its own sbatch job (--out on a shared file system) and "
+                             "return; run again to resubmit failed or cancelled rows and rewrite the report")
+    parser.add_argument("--slurm-args", default="", metavar="\"ARGS\"",
+                        help="sbatch options for every row's job, written with =: "
+                             "--slurm-args=\"--time=12:00:00 -p gpu\"")
     parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
     parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
     parser.add_argument("--image-size", type=int, default=None, metavar="S",
@@ -71,6 +79,16 @@ def run(args):
                           args.image_size))
         return 0
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
+    if args.slurm:
+        from ..slurm_tables import submit_table
+
+        if args.parallel != 1:
+            raise ValueError("--parallel does not go with --slurm: every row is its own Slurm job")
+        submit_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
+                     seeds=args.seeds, gpus=args.gpus, threads=args.threads, iterations=args.iterations,
+                     batch_size=args.batch_size, image_size=args.image_size, slurm_args=args.slurm_args,
+                     log=lambda text: print(text, flush=True))
+        return 0
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
               seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel, iterations=args.iterations,
               batch_size=args.batch_size, image_size=args.image_size, progress=sys.stderr.isatty(),

@@ -47,7 +47,7 @@ from .._compat import import_mxnet
 from . import checkpoint as ckpt
 from . import runlog
 from .devices import check_batch_split, make_contexts, preflight_gpus, split_batch
-from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, is_distributed
+from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
 from ..memory import configure_from_env
 from .recipe import PAPER_FAIL_ERROR, TrainConfig, make_schedule, total_iterations
 
@@ -304,6 +304,7 @@ class Run:
         self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
         self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,
                                            self.num_workers)
+        init_trainer_store(self.trainer, self.kv if self.distributed else None)  # after every kv.init
 
     # -- helpers ------------------------------------------------------------------------------------
 

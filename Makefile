@@ -1,13 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   -> .venv + install + Fashion-MNIST, trains ResNet-20 v1 and v2, writes demo/figure1.png
-#   make test   -> .venv + install + Fashion-MNIST, runs the test suite
+#   make test   -> .venv + install + Fashion-MNIST + sshd/Slurm/munge packages, runs the test suite
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install dataset test test-fast demo bench clean
+.PHONY: install dataset cluster-packages test test-fast demo bench clean
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3.12 ...'"; exit 1; }
@@ -31,7 +31,23 @@ dataset:
 	  echo "         or pass --data-dir to a directory holding the four IDX .gz files."; \
 	fi
 
-test: install dataset
+# The cluster tests (tests/test_cluster.py) start a real sshd and a one-node Slurm (munged, slurmctld,
+# slurmd) on loopback: Debian's openssh-server, slurmctld, slurmd, slurm-client and munge.
+CLUSTER_BINARIES := /usr/sbin/sshd /usr/bin/ssh /usr/sbin/munged /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch
+cluster-packages:
+	@missing=""; for f in $(CLUSTER_BINARIES); do [ -x $$f ] || missing="$$missing $$f"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	if command -v apt-get >/dev/null && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	  echo "installing Debian packages for the cluster tests (missing:$$missing)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    openssh-server openssh-client slurmctld slurmd slurm-client munge; \
+	else \
+	  echo "warning: the cluster tests need$$missing and apt-get cannot run here;"; \
+	  echo "         run 'sudo apt-get install openssh-server slurmctld slurmd slurm-client munge'"; \
+	fi
+
+test: install dataset cluster-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing.

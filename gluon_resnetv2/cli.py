@@ -7,6 +7,7 @@ beyond the list below.
 import argparse
 import importlib
 import sys
+import warnings
 
 from . import _compat  # noqa: F401  (numpy aliases before mxnet)
 
@@ -32,14 +33,29 @@ def build_parser():
     return parser
 
 
+def error_message(err):
+    """One line for a library error: its message; for an OS error (unwritable or missing path, full disk)
+    the path and the operating system's reason."""
+    if isinstance(err, OSError) and err.strerror:
+        paths = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+        return f"{paths}: {err.strerror}" if paths else err.strerror
+    return str(err)
+
+
 def call(args, prog):
-    """Run the parsed command ``args.func(args)``; library errors become a one-line message and status 2."""
-    try:
-        result = args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        # Library errors are written for people: show the message, not a traceback.
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    """Run the parsed command ``args.func(args)``; library errors become a one-line message and status 2,
+    warnings one ``prog: warning:`` line each."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            result = args.func(args)
+        except (ValueError, OSError, RuntimeError) as err:
+            # Library errors are written for people: show the message, not a traceback.
+            print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
+            return 2
     return result if isinstance(result, int) else 0
 
 

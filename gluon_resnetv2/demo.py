@@ -28,21 +28,66 @@ Runs go to ``<out>/runs/<model>`` (log.csv, config.json, status.json, checkpoint
 there are replaced.
 """
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
+from typing import Optional
 
-MODELS = (("cifar_resnet20_v1", "original ResNet-20 (v1)"), ("cifar_resnet20_v2", "pre-activation ResNet-20 (v2)"))
-TARGET_ERROR = 0.12
 MIN_EPOCHS, MAX_EPOCHS = 0.5, 2.0
 TRAIN_IMAGES = 60000
 
 
+@dataclasses.dataclass(frozen=True)
+class DemoPair:
+    """An original / pre-activation pair the demo can train side by side (``--pair NAME``).
+
+    ``iterations`` None: the run length is as many epochs (0.5 to 2) as fit the ``--budget``, measured on
+    the machine (the ResNet-20 pair); otherwise a fixed number of iterations chosen once from a measurement
+    on the 2-core reference machine (README).  ``image_size`` averages Fashion-MNIST down (the depth
+    scale of ``reproduce``); ``recipe`` is 'demo' (lr 0.1, cosine decay, no warm-up, no augmentation) or
+    'depth' (the paper's shape as at ``reproduce --scale depth``: warm-up at 0.01, lr 0.1 /10 at 1/2 and
+    3/4, augmentation on)."""
+
+    name: str
+    models: tuple                       # ((zoo name, label), (zoo name, label)): original first
+    title: str
+    recipe: str = "demo"
+    image_size: Optional[int] = None
+    batch_size: int = 128
+    iterations: Optional[int] = None
+    warmup: int = 0
+    target_error: Optional[float] = None  # the note printed when a test error is above it
+
+
+PAIRS = {pair.name: pair for pair in (
+    DemoPair("resnet20", (("cifar_resnet20_v1", "original ResNet-20 (v1)"),
+                          ("cifar_resnet20_v2", "pre-activation ResNet-20 (v2)")),
+             "ResNet-20 on Fashion-MNIST (cf. Figure 1)", target_error=0.12),
+    DemoPair("resnet164-16", (("cifar_resnet164_v1", "original ResNet-164 (v1)"),
+                              ("cifar_resnet164_v2", "pre-activation ResNet-164 (v2)")),
+             "ResNet-164 on Fashion-MNIST 16x16 (cf. Figure 1)", "depth", 16, 128, 500, 30),
+    DemoPair("resnet1001-8", (("cifar_resnet1001_v1", "original ResNet-1001 (v1)"),
+                              ("cifar_resnet1001_v2", "pre-activation ResNet-1001 (v2)")),
+             "ResNet-1001 on Fashion-MNIST 8x8 (cf. Figure 1)", "depth", 8, 64, 500, 20),
+)}
+
+#: What ``make demo`` trains: the deepest pair that showed the paper's contrast within the demo's budget
+#: (README, "Figure 1 and make demo", gives the measurements behind the choice).
+DEFAULT_PAIR = "resnet20"
+
+
+def get_pair(name):
+    if name not in PAIRS:
+        raise ValueError(f"--pair {name!r}: choose one of {', '.join(PAIRS)}")
+    return PAIRS[name]
+
+
 def _threads(parallel):
     cores = os.cpu_count() or 1
-    return max(1, cores // len(MODELS)) if parallel else cores
+    return max(1, cores // 2) if parallel else cores
 
 
 def _ensure_threads():
@@ -56,6 +101,10 @@ def _ensure_threads():
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m gluon_resnetv2.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo", help="output directory (default: demo)")
+    parser.add_argument("--pair", default=DEFAULT_PAIR, choices=sorted(PAIRS),
+                        help=f"which original/pre-activation pair to train (default {DEFAULT_PAIR})")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="training length per network for the pairs of fixed length (default: the pair's)")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST directory (default: its usual place)")
     parser.add_argument("--epochs", type=float, default=None,
                         help="training length per network (default: what fits in --budget, 0.5 to 2 epochs)")
@@ -86,7 +135,7 @@ def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
 
     mx = import_mxnet()
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(TrainConfig(model=MODELS[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
+        run = Run(TrainConfig(model=PAIRS["resnet20"].models[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
                               batch_size=batch_size, epochs=1, augment=False, num_workers=1, progress=False))
         batches = run.train_loader.iterate(epoch=0)
         for step in range(warmup + iterations):
@@ -117,32 +166,46 @@ def epochs_for_budget(budget, images_per_second, batch_size=128, eval_interval=1
 
 
 def demo_config(model, label, out, data_dir=None, epochs=1.0, batch_size=128, lr=0.1, log_interval=20,
-                eval_interval=100, eval_subset=2000, train_subset=None, seed=0, progress=True):
-    """The :class:`~gluon_resnetv2.train.TrainConfig` of one demo network."""
+                eval_interval=100, eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR,
+                iterations=None):
+    """The :class:`~gluon_resnetv2.train.TrainConfig` of one demo network of ``pair``."""
     from .train import TrainConfig
 
-    return TrainConfig(model=model, dataset="fashion-mnist", data_dir=data_dir, out=os.path.join(out, "runs", model),
-                       batch_size=batch_size, epochs=epochs, lr=lr, lr_schedule="cosine", warmup=0, augment=False,
-                       log_interval=log_interval, eval_interval=eval_interval, eval_subset=eval_subset,
-                       train_subset=train_subset, seed=seed, num_workers=1, progress=progress, label=label)
+    pair = get_pair(pair) if isinstance(pair, str) else pair
+    common = dict(model=model, dataset="fashion-mnist", data_dir=data_dir, out=os.path.join(out, "runs", model),
+                  lr=lr, log_interval=log_interval, eval_interval=eval_interval, eval_subset=eval_subset,
+                  train_subset=train_subset, seed=seed, num_workers=1, progress=progress, label=label)
+    if pair.recipe == "demo":
+        return TrainConfig(batch_size=batch_size, epochs=epochs, lr_schedule="cosine", warmup=0, augment=False,
+                           **common)
+    return TrainConfig(batch_size=pair.batch_size, iterations=iterations or pair.iterations, lr_schedule="step",
+                       warmup=pair.warmup, warmup_lr=0.01, dataset_options={"image_size": pair.image_size}, **common)
 
 
 def run_demo(out="demo", data_dir=None, epochs=1.0, batch_size=128, lr=0.1, log_interval=20, eval_interval=100,
-             eval_subset=2000, train_subset=None, seed=0, progress=True):
+             eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR, iterations=None):
     """Train both networks here, one after the other, draw ``<out>/figure1.png``; ``({model: status}, figure)``."""
     from .train import train
 
+    pair = get_pair(pair) if isinstance(pair, str) else pair
     results = {}
-    for model, label in MODELS:
+    for model, label in pair.models:
         _clear(out, model)
         config = demo_config(model, label, out, data_dir, epochs, batch_size, lr, log_interval, eval_interval,
-                             eval_subset, train_subset, seed, progress)
+                             eval_subset, train_subset, seed, progress, pair, iterations)
         start = time.time()
-        _say(f"training {label} ({model}) on Fashion-MNIST for {epochs:g} epochs")
+        _say(f"training {label} ({model}) on Fashion-MNIST for {_length(pair, epochs, iterations)}")
         status = train(config)
         status["wall_seconds"] = time.time() - start
         results[model] = status
-    return results, _figure(out)
+    return results, _figure(out, pair)
+
+
+def _length(pair, epochs, iterations):
+    if pair.recipe == "demo":
+        return f"{epochs:g} epochs"
+    size = pair.image_size
+    return f"{iterations or pair.iterations} iterations of mini-batch {pair.batch_size} at {size}x{size}"
 
 
 def _clear(out, model):
@@ -153,12 +216,12 @@ def _clear(out, model):
         shutil.rmtree(run_dir)
 
 
-def _figure(out):
+def _figure(out, pair):
     from .plot import plot_runs
 
     figure = os.path.join(out, "figure1.png")
-    plot_runs([os.path.join(out, "runs", model) for model, _ in MODELS], figure, labels=[l for _, l in MODELS],
-              title="ResNet-20 on Fashion-MNIST (cf. Figure 1)")
+    plot_runs([os.path.join(out, "runs", model) for model, _ in pair.models], figure,
+              labels=[label for _, label in pair.models], title=pair.title)
     return figure
 
 
@@ -169,7 +232,7 @@ def _say(text):
 def _child(args, *extra):
     env = dict(os.environ, OMP_NUM_THREADS=str(_threads(parallel=True)))
     argv = [sys.executable, "-m", "gluon_resnetv2.demo", "--out", args.out, "--batch-size", str(args.batch_size),
-            "--seed", str(args.seed)] + (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
+            "--seed", str(args.seed), "--pair", args.pair] + (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 
@@ -195,10 +258,11 @@ def _last_row(run_dir):
 
 def run_parallel(args):
     """Measure, then train both networks at the same time in two processes; ``({model: status}, figure)``."""
+    pair = get_pair(args.pair)
     procs = []
     try:
-        if args.epochs is None:
-            procs = [_child(args, "--measure") for _ in MODELS]
+        if args.epochs is None and pair.iterations is None:
+            procs = [_child(args, "--measure") for _ in pair.models]
             speeds = []
             for proc in procs:
                 out, _ = proc.communicate(timeout=600)
@@ -207,45 +271,48 @@ def run_parallel(args):
                 speeds.append(float(out.strip().splitlines()[-1]))
             speed = min(speeds)
             args.epochs = epochs_for_budget(args.budget, speed, args.batch_size, args.eval_interval, args.eval_subset)
-            _say(f"{speed:.0f} training images/s per process ({len(MODELS)} processes, {_threads(True)} thread(s) "
+            _say(f"{speed:.0f} training images/s per process ({len(pair.models)} processes, {_threads(True)} thread(s) "
                  f"each): {args.epochs:g} epochs fit the {args.budget:g} s budget")
-        for model, _ in MODELS:
+        for model, _ in pair.models:
             _clear(args.out, model)
-        options = ["--epochs", str(args.epochs), "--lr", str(args.lr), "--log-interval", str(args.log_interval),
+        length = (["--epochs", str(args.epochs)] if pair.iterations is None else
+                  ["--iterations", str(args.iterations or pair.iterations)])
+        options = length + ["--lr", str(args.lr), "--log-interval", str(args.log_interval),
                    "--eval-interval", str(args.eval_interval), "--eval-subset", str(args.eval_subset), "--no-progress"]
         if args.train_subset:
             options += ["--train-subset", str(args.train_subset)]
         start = time.time()
-        _say(f"training {' and '.join(label for _, label in MODELS)} on Fashion-MNIST for {args.epochs:g} epochs, "
-             "in parallel")
-        procs = [_child(args, "--only", model, *options) for model, _ in MODELS]
+        _say(f"training {' and '.join(label for _, label in pair.models)} on Fashion-MNIST for "
+             f"{_length(pair, args.epochs, args.iterations)}, in parallel")
+        procs = [_child(args, "--only", model, *options) for model, _ in pair.models]
         last_report = time.time()
         while any(proc.poll() is None for proc in procs):
             time.sleep(1)
             if args.progress and time.time() - last_report >= 30:
                 last_report = time.time()
                 parts = []
-                for model, _ in MODELS:
+                for model, _ in pair.models:
                     row = _last_row(os.path.join(args.out, "runs", model))
                     parts.append(f"{model} iteration {row[0]} (epoch {float(row[1]):.2f}, loss {row[3] or '-'})"
                                  if row else f"{model} starting")
                 _say(f"{time.time() - start:.0f} s: " + "; ".join(parts))
         results = {}
-        for (model, _), proc in zip(MODELS, procs):
+        for (model, _), proc in zip(pair.models, procs):
             out, _ = proc.communicate()
             if proc.returncode != 0:
                 raise RuntimeError(f"demo: training {model} failed (exit status {proc.returncode})")
             results[model] = dict(json.loads(out.strip().splitlines()[-1]), wall_seconds=time.time() - start)
-        return results, _figure(args.out)
+        return results, _figure(args.out, pair)
     finally:
         _stop(procs)
 
 
-def _report(results, figure):
+def _report(results, figure, pair=None):
+    pair = get_pair(DEFAULT_PAIR) if pair is None else pair
     print(f"\nFigure 1 (training loss dashed, test error solid): {figure}")
     print(f"{'network':<34} {'test error':>10} {'wall time':>10} {'images/s':>9}")
     worst = 0.0
-    for model, label in MODELS:
+    for model, label in pair.models:
         status = results[model]
         if status.get("status") != "finished":
             print(f"{label:<34} {'failed':>10}  {status.get('reason')}")
@@ -255,8 +322,28 @@ def _report(results, figure):
         worst = max(worst, error)
         speed = status.get("images_per_second") or 0
         print(f"{label:<34} {100 * error:>9.2f}% {status['wall_seconds']:>9.0f}s {speed:>9.0f}")
-    if worst > TARGET_ERROR:
-        print(f"note: a test error is above the demo's {100 * TARGET_ERROR:.0f}% target", file=sys.stderr)
+    if pair.target_error is not None and worst > pair.target_error:
+        print(f"note: a test error is above the demo's {100 * pair.target_error:.0f}% target", file=sys.stderr)
+    gap = loss_gap(figure and os.path.dirname(figure), pair)
+    if gap is not None:
+        print(f"mean training loss over the run: original {gap[0]:.3f}, pre-activation {gap[1]:.3f} "
+              f"(difference {gap[0] - gap[1]:+.3f})")
+
+
+def loss_gap(out, pair):
+    """``(original, pre-activation)`` mean training loss over the whole run of the pair's two runs in
+    ``<out>/runs`` (:func:`gluon_resnetv2.agreement.loss_figures`), or None when a log is missing."""
+    from .agreement import loss_figures
+    from .plot import read_log
+
+    means = []
+    for model, _ in pair.models:
+        try:
+            log = read_log(os.path.join(out, "runs", model))
+        except (OSError, ValueError):
+            return None
+        means.append(loss_figures(log, int(log["iteration"][-1]) if len(log["iteration"]) else 1)[1])
+    return None if None in means else tuple(means)
 
 
 def main(argv=None):
@@ -265,27 +352,29 @@ def main(argv=None):
         print(measure_throughput(args.data_dir, args.batch_size))
         return 0
     if args.only:  # child: train one network, print its status as JSON
-        label = dict(MODELS)[args.only]
+        label = dict(get_pair(args.pair).models)[args.only]
         config = demo_config(args.only, label, args.out, args.data_dir, args.epochs, args.batch_size, args.lr,
                              args.log_interval, args.eval_interval, args.eval_subset, args.train_subset, args.seed,
-                             progress=False)
+                             progress=False, pair=args.pair, iterations=args.iterations)
         from .train import train
 
         print(json.dumps(train(config)))
         return 0
-    if args.sequential or _threads(parallel=True) * len(MODELS) > (os.cpu_count() or 1):
+    pair = get_pair(args.pair)
+    if args.sequential or _threads(parallel=True) * len(pair.models) > (os.cpu_count() or 1):
         _ensure_threads()
-        if args.epochs is None:
+        if args.epochs is None and pair.iterations is None:
             speed = measure_throughput(args.data_dir, args.batch_size)
-            args.epochs = epochs_for_budget(args.budget / len(MODELS), speed, args.batch_size, args.eval_interval,
+            args.epochs = epochs_for_budget(args.budget / len(pair.models), speed, args.batch_size, args.eval_interval,
                                             args.eval_subset)
             _say(f"{speed:.0f} training images/s ({os.environ.get('OMP_NUM_THREADS')} threads): {args.epochs:g} "
                  f"epochs per network fit the {args.budget:g} s budget")
         results, figure = run_demo(args.out, args.data_dir, args.epochs, args.batch_size, args.lr, args.log_interval,
-                                   args.eval_interval, args.eval_subset, args.train_subset, args.seed, args.progress)
+                                   args.eval_interval, args.eval_subset, args.train_subset, args.seed, args.progress,
+                                   pair, args.iterations)
     else:
         results, figure = run_parallel(args)
-    _report(results, figure)
+    _report(results, figure, pair)
     return 0
 
 

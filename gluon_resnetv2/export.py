@@ -16,11 +16,22 @@ def export(net, path, input_shape, epoch=0, ctx=None):
         raise ValueError(f"input_shape={input_shape!r}: expected (batch, channels, height, width)")
     if any(p._data is None and p._deferred_init == () for p in net.collect_params().values()):
         raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
+    import tempfile
+
+    from .train.checkpoint import atomic_write_bytes
+
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     net.hybridize()
     with mx.autograd.predict_mode():
         net(mx.nd.zeros(tuple(input_shape), ctx=ctx))
-    net.export(path, epoch=epoch)
-    return f"{path}-symbol.json", f"{path}-{epoch:04d}.params"
+    names = f"{path}-symbol.json", f"{path}-{epoch:04d}.params"
+    # MXNet's own writer reports an unwritable path with a C++ backtrace: write to a temporary directory and
+    # move the files into place ourselves (each atomically; an OSError names the path).
+    with tempfile.TemporaryDirectory(prefix="gluon-resnetv2-export-") as tmp:
+        net.export(os.path.join(tmp, "net"), epoch=epoch)
+        for name, written in zip(names, ("net-symbol.json", f"net-{epoch:04d}.params")):
+            with open(os.path.join(tmp, written), "rb") as handle:
+                atomic_write_bytes(name, handle.read())
+    return names

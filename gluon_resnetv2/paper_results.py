@@ -18,6 +18,58 @@ FAIL_THRESHOLD = 20.0
 
 FAIL = "fail"
 
+#: Training images of CIFAR-10 and CIFAR-100: one epoch of the authors' Torch runs.
+CIFAR_TRAIN_IMAGES = 50000
+
+
+@dataclass(frozen=True)
+class RowRecipe:
+    """How the paper's number of a row was trained, and where that recipe is written down.
+
+    ``epochs`` None is the paper's CIFAR recipe (64k iterations, lr /10 at 32k and 48k, 400 warm-up
+    iterations, momentum SGD); otherwise the run is ``epochs`` epochs of :data:`CIFAR_TRAIN_IMAGES` images
+    with lr /10 after each of ``lr_step_epochs`` epochs, ``warmup`` iterations at lr 0.01 first and the
+    MXNet optimizer ``optimizer``.
+    """
+
+    name: str                      # short, for `reproduce --list`
+    source: str                    # where the recipe comes from
+    epochs: Optional[int] = None
+    lr_step_epochs: tuple = ()
+    optimizer: str = "sgd"
+    warmup: Optional[int] = None   # None: the paper's 400 iterations
+
+    def iterations_per_epoch(self, batch_size):
+        """Updates per epoch at ``batch_size`` (the trainer drops the last, incomplete batch)."""
+        return CIFAR_TRAIN_IMAGES // batch_size
+
+    def iterations(self, batch_size):
+        """Run length in iterations at ``batch_size``; None for the paper's own (64k)."""
+        return None if self.epochs is None else self.epochs * self.iterations_per_epoch(batch_size)
+
+    def lr_steps(self, batch_size):
+        """Iterations where the lr is divided by 10; None for the paper's (1/2 and 3/4 of the run)."""
+        if self.epochs is None:
+            return None
+        return tuple(e * self.iterations_per_epoch(batch_size) for e in self.lr_step_epochs)
+
+
+#: The paper's CIFAR recipe (Sec. 4 / Appendix), the recipe of every row unless it says otherwise.
+PAPER_RECIPE = RowRecipe("paper", "the paper, Sec. 4 and Appendix: 64k iterations, lr /10 at 32k and 48k, "
+                         "warm-up 0.01 for 400 iterations, momentum SGD (MSRA's Caffe runs)")
+
+#: Table 5's recipe (Sec. 5), for reference: ImageNet rows are not run by the experiments.
+PAPER_IMAGENET_RECIPE = RowRecipe("paper", "the paper, Sec. 5: lr 0.1 /10 at epochs 30 and 60, mini-batch 256, "
+                                  "momentum SGD")
+
+#: The run behind Table 4's 4.62 %: the authors' README (KaimingHe/resnet-1k-layers) trains ResNet-1001 with
+#: ``-batchSize 64 -nEpochs 200`` on fb.resnet.torch, whose ``train.lua`` divides the lr by 10 from (1-based)
+#: epoch 81 and 122, i.e. after 80 and 121 epochs, uses Nesterov momentum and has no warm-up.
+AUTHORS_README_BATCH64 = RowRecipe(
+    "authors' README", "KaimingHe/resnet-1k-layers README: -batchSize 64 -nEpochs 200; fb.resnet.torch "
+    "train.lua: lr /10 from epoch 81 and 122, Nesterov momentum, no warm-up",
+    epochs=200, lr_step_epochs=(80, 121), optimizer="nag", warmup=0)
+
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -25,7 +77,8 @@ class PaperRow:
 
     ``key`` names the row within its table (used by ``gluon-resnetv2 reproduce --rows``); ``error`` is the
     test error in percent, or :data:`FAIL`; ``top5`` only for ImageNet (Table 5); ``group`` is the set of
-    rows the paper compares with each other (its figures draw such groups).
+    rows the paper compares with each other (its figures draw such groups); ``recipe`` how the number was
+    trained (:class:`RowRecipe`).
     """
 
     table: str
@@ -40,6 +93,7 @@ class PaperRow:
     batch_size: Optional[int] = None  # None: the recipe's (CIFAR 128)
     top5: Optional[float] = None
     note: str = ""
+    recipe: RowRecipe = PAPER_RECIPE
 
     @property
     def failed(self):
@@ -127,8 +181,7 @@ TABLE4 = (
     PaperRow("table4", "resnet1001_v2", "ResNet-1001", "pre-activation, mini-batch 128", "cifar_resnet1001_v2",
              "cifar10", 4.92, "CIFAR-10"),
     PaperRow("table4", "resnet1001_v2_batch64", "ResNet-1001", "pre-activation, mini-batch 64",
-             "cifar_resnet1001_v2", "cifar10", 4.62, "CIFAR-10", batch_size=64,
-             note="other settings as the CIFAR recipe"),
+             "cifar_resnet1001_v2", "cifar10", 4.62, "CIFAR-10", batch_size=64, recipe=AUTHORS_README_BATCH64),
     PaperRow("table4", "resnet1001_v2_cifar100", "ResNet-1001", "pre-activation, mini-batch 128",
              "cifar_resnet1001_v2", "cifar100", 22.71, "CIFAR-100"),
 )
@@ -136,15 +189,15 @@ TABLE4 = (
 #: Table 5: ImageNet, single crop 320, top-1 / top-5 error.
 TABLE5 = (
     PaperRow("table5", "resnet152_v1", "ResNet-152", "original", "resnet152_v1", "imagenet", 21.3, "ResNet-152",
-             top5=5.5),
+             top5=5.5, recipe=PAPER_IMAGENET_RECIPE),
     PaperRow("table5", "resnet152_v2", "ResNet-152", "pre-activation", "resnet152_v2", "imagenet", 21.1,
-             "ResNet-152", top5=5.5),
+             "ResNet-152", top5=5.5, recipe=PAPER_IMAGENET_RECIPE),
     PaperRow("table5", "resnet200_v1", "ResNet-200", "original", "resnet200_v1", "imagenet", 21.8, "ResNet-200",
-             top5=6.0),
+             top5=6.0, recipe=PAPER_IMAGENET_RECIPE),
     PaperRow("table5", "resnet200_v2", "ResNet-200", "pre-activation", "resnet200_v2", "imagenet", 20.7,
-             "ResNet-200", top5=5.3),
+             "ResNet-200", top5=5.3, recipe=PAPER_IMAGENET_RECIPE),
     PaperRow("table5", "resnet200_v2_aspect", "ResNet-200", "pre-activation, scale + aspect ratio augmentation",
-             "resnet200_v2", "imagenet", 20.1, "ResNet-200", top5=4.8),
+             "resnet200_v2", "imagenet", 20.1, "ResNet-200", top5=4.8, recipe=PAPER_IMAGENET_RECIPE),
 )
 
 TABLES = {"table1": TABLE1, "table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table5": TABLE5}

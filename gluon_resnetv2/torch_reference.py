@@ -11,7 +11,8 @@ paper's full pre-activation ResNet (Fig. 4(e), Sec. 4.1) laid out exactly as
 * after the last unit comes an extra BN-ReLU, then global average pooling and the classifier.
 
 The convolutions of a branch come from the same :data:`gluon_resnetv2.units.branches.BRANCHES` table as
-the MXNet network (basic, bottleneck with the stride on the 3x3, single 3x3), so the two cannot drift apart.
+the MXNet network (basic, bottleneck strided where :data:`~gluon_resnetv2.nets.network.BOTTLENECK_STRIDE_ON`
+says, single 3x3), so the two cannot drift apart.
 :func:`copy_from_gluon` copies an MXNet network's weights into the PyTorch one; ``tests/test_bench.py``
 checks that both then give the same outputs and have the same number of trainable parameters.
 """
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from .nets.cifar import CIFAR_BRANCHES, cifar_units_per_stage
+from .nets.network import BOTTLENECK_STRIDE_ON
 from .nets.zoo import get_spec
 from .units.branches import BRANCHES
 
@@ -65,7 +67,8 @@ class PreActResNet(nn.Module):
         super().__init__()
         n = cifar_units_per_stage(depth, branch)
         channels = CIFAR_BRANCHES[branch][1]
-        branch_kwargs = {"stride_on": "3x3", "bias": False} if branch == "bottleneck" else None
+        branch_kwargs = ({"stride_on": BOTTLENECK_STRIDE_ON["cifar"], "bias": False} if branch == "bottleneck"
+                         else None)
         self.stem = nn.Conv2d(3, stem_channels, 3, padding=1, bias=False)
         nn.init.kaiming_normal_(self.stem.weight, mode="fan_out", nonlinearity="relu")
         units, in_channels = [], stem_channels

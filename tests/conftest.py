@@ -9,6 +9,8 @@ import pytest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes over ~3 s; deselect with -m 'not slow' (make test-fast)")
+    config.addinivalue_line("markers", "cluster: starts real daemons (sshd, or munged + slurmctld + slurmd) on "
+                                       "loopback; select with -m cluster")
 
 
 @pytest.fixture(autouse=True)

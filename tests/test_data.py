@@ -229,6 +229,71 @@ def test_imagenet_recordio(tmp_path):
             np.testing.assert_array_equal(l1, l2)
 
 
+def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
+    """color_augment = mx.image.ColorJitterAug(0.4, 0.4, 0.4) then mx.image.LightingAug(0.1, ImageNet PCA),
+    image by image, when MXNet's augmenters are handed the same random draws."""
+    import random
+
+    from gluon_resnetv2.data.augment import color_augment, color_params
+    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+
+    images = np.random.default_rng(0).uniform(0, 255, size=(6, 5, 7, 3)).astype(np.float32)
+    ours = color_augment(images.copy(), np.random.default_rng(1), 0.4, 0.1, IMAGENET_PCA_EIGVAL,
+                         IMAGENET_PCA_EIGVEC)
+    orders, factors, alphas = color_params(np.random.default_rng(1), len(images), 0.4, 0.1)
+    assert ((factors >= 0.6) & (factors <= 1.4)).all() and sorted(orders[0]) == [0, 1, 2]
+    jitter = mx.image.ColorJitterAug(0.4, 0.4, 0.4)
+    lighting = mx.image.LightingAug(0.1, np.array(IMAGENET_PCA_EIGVAL), np.array(IMAGENET_PCA_EIGVEC))
+    by_kind = list(jitter.ts)  # brightness, contrast, saturation
+    for i, image in enumerate(images):
+        draws = iter(factors[i][orders[i]] - 1.0)  # each augmenter draws a = 1 + uniform(-0.4, 0.4)
+        order = [by_kind[k] for k in orders[i]]
+        monkeypatch.setattr(random, "shuffle", lambda ts, order=order: ts.__setitem__(slice(None), order))
+        monkeypatch.setattr(random, "uniform", lambda low, high, draws=draws: float(next(draws)))
+        monkeypatch.setattr(np.random, "normal", lambda loc, scale, size, i=i: alphas[i])
+        expected = lighting(jitter(mx.nd.array(image))).asnumpy()
+        np.testing.assert_allclose(ours[i], expected, rtol=1e-5, atol=2e-3)
+    assert np.abs(ours - images).max() > 10  # it did something
+
+
+def test_imagenet_colour_augmentation_in_training_only(tmp_path):
+    from gluon_resnetv2.data.augment import color_augment
+    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+
+    images = smooth_images(4, 40, 40)
+    write_recordio(tmp_path, "train", images, [0, 1, 2, 3])
+    options = dict(data_dir=str(tmp_path), split="train", crop_size=32, scale=(36, 40), num_classes=4)
+    colour = load_dataset("imagenet", **options)  # the default: jitter 0.4, lighting 0.1
+    plain = load_dataset("imagenet", color_jitter=0, lighting=0, **options)
+    assert (colour.color_jitter, colour.lighting, plain.color_jitter, plain.lighting) == (0.4, 0.1, 0.0, 0.0)
+
+    # Training batches: the same crops (colour draws come after them), with colours jittered.
+    indices = [0, 1, 2, 3]
+    x_colour, _ = colour.make_batch(indices, True, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    x_plain, _ = plain.make_batch(indices, True, rng)
+    pixels = x_plain.transpose(0, 2, 3, 1) * plain.std + plain.mean
+    expected = color_augment(pixels.astype(np.float32), rng, 0.4, 0.1, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC)
+    np.testing.assert_allclose(x_colour, ((expected - plain.mean) / plain.std).transpose(0, 3, 1, 2), atol=1e-3)
+    assert np.abs(x_colour - x_plain).max() > 0.1
+
+    # Loaders: training jitters, deterministically and whatever the threads; evaluation never does.
+    train = [collect(make_loader(colour, batch_size=2, train=True, seed=3, num_workers=w)) for w in (0, 2)]
+    for (d0, l0), (d2, l2) in zip(*train):
+        np.testing.assert_array_equal(d0, d2)
+        np.testing.assert_array_equal(l0, l2)
+    plain_train = collect(make_loader(plain, batch_size=2, train=True, seed=3))
+    assert all(np.abs(a - b).max() > 0.1 for (a, _), (b, _) in zip(train[0], plain_train))
+    for loader_kwargs in (dict(train=False), dict(train=False, augment=False)):
+        evaluated = [collect(make_loader(ds, batch_size=2, **loader_kwargs)) for ds in (colour, plain)]
+        for (a, _), (b, _) in zip(*evaluated):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="color_jitter=1.5: expected a factor range in"):
+        load_dataset("imagenet", color_jitter=1.5, **options)
+    with pytest.raises(ValueError, match="lighting=-1: expected a standard deviation"):
+        load_dataset("imagenet", lighting=-1, **options)
+
+
 def test_imagenet_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"train.idx: file not found"):
         load_dataset("imagenet", data_dir=str(tmp_path))

@@ -14,7 +14,7 @@ import pytest
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 import mxnet as mx
 
-from gluon_resnetv2.train.launcher import launch, plan, read_hosts
+from gluon_resnetv2.train.launcher import Host, launch, plan, read_hosts
 
 G = 16  # global batch: 8 images per worker
 TRAIN = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=64",
@@ -35,18 +35,35 @@ def test_plan_local_roles_and_environment():
 
 def test_plan_over_ssh(tmp_path):
     hosts_file = tmp_path / "hosts"
-    hosts_file.write_text("# cluster\nnode-a\nnode-b slots=8\n\n")
+    hosts_file.write_text("# cluster\nnode-a\nnode-b:2222 slots=2  # two workers here\n\n")
     hosts = read_hosts(str(hosts_file))
-    assert hosts == ["node-a", "node-b"]
-    specs = plan(["gluon-resnetv2", "train", "--out", "a b"], 3, 1, hosts=hosts, cwd="/work")
-    assert [(s.role, s.host) for s in specs] == [("scheduler", "node-a"), ("server", "node-a"),
-                                                 ("worker", "node-a"), ("worker", "node-b"), ("worker", "node-a")]
+    assert hosts == [Host("node-a", None, 1), Host("node-b", 2222, 2)]
+    specs = plan(["gluon-resnetv2", "train", "--out", "a b"], 4, 1, hosts=hosts, cwd="/work", python="py",
+                 env={"PYTHONPATH": "/src", "HOME": "/root", "MXNET_ENGINE_TYPE": "NaiveEngine"})
+    # workers fill node-a's one slot, then node-b's two, then wrap around
+    assert [(s.role, s.host.name, s.index) for s in specs] == [
+        ("scheduler", "node-a", 0), ("server", "node-a", 0), ("worker", "node-a", 0), ("worker", "node-b", 1),
+        ("worker", "node-b", 2), ("worker", "node-a", 3)]
     argv = specs[3].argv
-    assert argv[0] == "ssh" and "node-b" in argv
-    assert "DMLC_ROLE=worker" in argv[-1] and "DMLC_PS_ROOT_URI=node-a" in argv[-1] and "'a b'" in argv[-1]
+    assert argv[0] == "ssh" and argv[-2] == "node-b" and argv[argv.index("-p") + 1] == "2222"
+    assert "BatchMode=yes" in argv and "ConnectTimeout=10" in argv
+    assert "-p" not in specs[2].argv
+    script = argv[-1]
+    assert "DMLC_ROLE=worker" in script and "DMLC_PS_ROOT_URI=node-a" in script and "'a b'" in script
+    assert "GLUON_RESNETV2_WORKER_INDEX=1" in script and "cd /work" in script
+    # the environment that matters travels, the rest does not
+    assert "PYTHONPATH=/src" in script and "MXNET_ENGINE_TYPE=NaiveEngine" in script and "HOME=" not in script
+    assert specs[0].argv[-1].count("py -c") == 1  # scheduler and servers import mxnet, not the command
+    ssh = plan(["x"], 1, 1, hosts=["127.0.0.1:22"], ssh_args=["-i", "key"], connect_timeout=2.5)[2].argv
+    assert ssh[1:3] == ["-i", "key"] and "ConnectTimeout=3" in ssh
+    assert "DMLC_NODE_HOST=127.0.0.1" in ssh[-1]
     with pytest.raises(ValueError, match="no hosts"):
         (tmp_path / "empty").write_text("# nothing\n")
         read_hosts(str(tmp_path / "empty"))
+    for bad, message in (("node:x", "bad port"), ("node slots=0", "slots=N"), ("node cpus=2", "slots=N")):
+        (tmp_path / "bad").write_text(f"ok\n{bad}\n")
+        with pytest.raises(ValueError, match=f"bad:2: .*{message}"):
+            read_hosts(str(tmp_path / "bad"))
     with pytest.raises(ValueError, match="command"):
         plan([], 1, 1)
 

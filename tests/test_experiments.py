@@ -4,6 +4,7 @@ End to end on a tiny table (2 rows of Table 1, a few iterations, synthetic data)
 of finished rows, the resume of a killed row, the figure; plus the paper's numbers, the row selection,
 the median over seeds and the errors people see.
 """
+import dataclasses
 import json
 import math
 import os
@@ -91,8 +92,67 @@ def test_paper_scale_is_the_paper_recipe():
     assert (config.lr, config.momentum, config.wd, config.warmup_lr) == (0.1, 0.9, 1e-4, 0.01)
 
 
+def test_table4_batch64_is_the_authors_readme_run():
+    """-batchSize 64 -nEpochs 200 on CIFAR-10's 50,000 images, lr /10 after 80 and 121 epochs (fb.resnet.torch
+    train.lua: from 1-based epoch 81 and 122), Nesterov momentum, no warm-up; written out here by hand."""
+    row = P.get_row("table4", "resnet1001_v2_batch64")
+    assert row.recipe is P.AUTHORS_README_BATCH64 and "resnet-1k-layers" in row.recipe.source
+    exp = E.experiment_for(row, "paper")
+    per_epoch = 50000 // 64  # the trainer drops the last, incomplete batch of an epoch
+    assert (exp.batch_size, exp.iterations, exp.warmup, exp.optimizer) == (64, 200 * per_epoch, 0, "nag")
+    assert exp.iterations == 156200 and tuple(exp.lr_steps) == (80 * 781, 121 * 781)
+    config = exp.config("/tmp/x").resolved()
+    assert (config.optimizer, config.lr, config.momentum, config.wd, config.warmup) == ("nag", 0.1, 0.9, 1e-4, 0)
+    from gluon_resnetv2.train.recipe import make_schedule
+    schedule = make_schedule(config, per_epoch)
+    assert schedule.milestones == (62480, 94501) and schedule.total == 156200
+    assert schedule(0) == 0.1 and schedule(80 * 781 - 1) == 0.1 and schedule(80 * 781) == pytest.approx(0.01)
+    assert schedule(121 * 781) == pytest.approx(0.001) and schedule(156199) == pytest.approx(0.001)
+    # an explicit --iterations keeps the milestones where they are in the run (80/200 and 121/200 of it)
+    short = E.experiment_for(row, "paper", iterations=2000)
+    assert (short.iterations, tuple(short.lr_steps), short.optimizer) == (2000, (800, 1210), "nag")
+    # the other rows, and every row at quick scale, keep the paper's recipe
+    for other in ("resnet1001_v2", "resnet1001_v2_cifar100"):
+        paper_exp = E.experiment_for(P.get_row("table4", other), "paper")
+        assert (paper_exp.iterations, paper_exp.warmup, paper_exp.optimizer, paper_exp.lr_steps) == \
+            (64000, 400, "sgd", None)
+    quick = E.experiment_for(row, "quick")
+    assert (quick.optimizer, quick.lr_steps, quick.batch_size) == ("sgd", None, 64)
+    # an Experiment round-trips through the JSON of a --parallel child
+    assert E.Experiment.from_dict(json.loads(json.dumps(exp.to_dict()))).config("/tmp/x") == exp.config("/tmp/x")
+
+
+def test_table4_list_says_where_each_recipe_comes_from(capsys):
+    assert main(["reproduce", "table4", "--list", "--scale", "paper"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("resnet1001_v2_batch64"))
+    assert "authors' README" in line and "156200 it x 64" in line and "62480/94501" in line and "nag" in line
+    assert "64000 it x 128" in next(line for line in out.splitlines() if line.startswith("resnet1001_v2 "))
+    assert "Where each row's recipe comes from" in out
+    assert "KaimingHe/resnet-1k-layers README: -batchSize 64 -nEpochs 200" in out
+    assert "the paper, Sec. 4 and Appendix" in out
+
+
+def test_report_names_the_rows_with_their_own_recipe(tmp_path):
+    text = open(E.write_report(str(tmp_path), E.get_experiments("table4", "paper"))).read()
+    assert ("Rows with their own recipe: resnet1001_v2_batch64: 156200 iterations of mini-batch 64, lr /10 at "
+            "iterations 62480, 94501, warm-up 0, optimizer nag (KaimingHe/resnet-1k-layers README") in text
+
+
+def test_runs_from_before_the_optimizer_setting_are_the_same_run(tmp_path):
+    exp = E.experiment_for(P.get_row("table3", "resnet110_v2"), **TINY)
+    run_dir = str(tmp_path / "r")
+    os.makedirs(run_dir)
+    old = exp.config(run_dir).to_dict()
+    del old["optimizer"]  # a config.json written before --optimizer existed
+    (tmp_path / "r" / "config.json").write_text(json.dumps(old))
+    E._check_same_run(run_dir, exp.config(run_dir))
+    nag = dataclasses.replace(exp, optimizer="nag")
+    with pytest.raises(ValueError, match="optimizer: 'sgd' there, 'nag' now"):
+        E._check_same_run(run_dir, nag.config(run_dir))
+
+
 def test_quick_scale_shrinks_every_network():
-    E.register_quick_models()
     for table in E.RUNNABLE_TABLES:
         for exp in E.get_experiments(table, "quick"):
             spec, paper_spec = get_spec(exp.model), get_spec(exp.paper.model)
@@ -201,6 +261,12 @@ def test_tiny_table_end_to_end_and_skip(tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     text = open(path).read()
     assert "NOT comparable" in text and "figures/table1_constant_scaling.png" in text
+    report = json.load(open(os.path.join(out, "report.json")))
+    for report_row, record in zip(rows, report["rows"]):
+        assert record["row"] == report_row["row"] and record["iterations"] == 6
+        assert record["test_error"] == pytest.approx(float(report_row["our error %"]), abs=0.006)
+        assert record["train_loss_final"] == pytest.approx(float(report_row["train loss (final)"]), abs=6e-4)
+    assert report["agreement"]["rows_compared"] == 2
 
     # Again: both rows are skipped, nothing is retrained.
     log_mtime = os.path.getmtime(os.path.join(out, "original", "seed0", "log.csv"))
@@ -248,7 +314,7 @@ def test_killed_row_is_resumed(tmp_path):
 @pytest.mark.slow
 def test_parallel_rows_in_child_processes(tmp_path):
     out = str(tmp_path / "p")
-    E.run_table("table1", out, rows=ROWS, parallel=2, cpus=2, log=lambda _: None, **TINY)
+    E.run_table("table1", out, rows=ROWS, parallel=2, threads=2, log=lambda _: None, **TINY)
     for key in ROWS.split(","):
         status = json.load(open(os.path.join(out, key, "seed0", "status.json")))
         assert status["status"] == "finished" and status["iteration"] == 6

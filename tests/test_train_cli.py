@@ -40,7 +40,7 @@ def test_missing_things(capsys, tmp_path):
     assert "no such directory" in _error(capsys, ["train", "--resume", str(tmp_path / "absent")])
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    assert "has no checkpoint" in _error(capsys, ["train", "--resume", str(tmp_path / "half")])
+    assert "does not describe a training run" in _error(capsys, ["train", "--resume", str(tmp_path / "half")])
     assert "do not combine" in _error(capsys, ["train", "--resume", str(tmp_path / "half"), "--lr", "0.1"])
 
 
@@ -70,3 +70,19 @@ def test_scripts_are_thin_wrappers(capsys, tmp_path):
     main_fn = runpy.run_path(os.path.join(root, "scripts", "train_cifar.py"), run_name="script")["main"]
     assert main_fn(["--out", str(tmp_path / "r"), "--kvstore", "horovod"]) == 2
     assert "horovod is not supported" in capsys.readouterr().err
+
+
+def test_resume_without_a_checkpoint_starts_over_from_config_json(capsys, tmp_path):
+    """A run stopped before its first checkpoint: --resume trains it from its config.json, with a warning."""
+    from gluon_resnetv2.train import TrainConfig
+    from gluon_resnetv2.train.runlog import read_log_rows, read_status
+
+    out = tmp_path / "early"
+    out.mkdir()
+    TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", out=str(out), batch_size=8, iterations=2,
+                num_workers=0, log_interval=1, dataset_options={"num_samples": 32, "image_shape": [3, 8, 8]}
+                ).save(str(out / "config.json"))
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"gluon-resnetv2 train: warning: {out} has no checkpoint yet" in err and "starting it over" in err
+    assert read_status(str(out))["status"] == "finished" and [r["iteration"] for r in read_log_rows(str(out))] == [1, 2]

@@ -32,3 +32,33 @@ def test_demo_end_to_end(tmp_path, capsys):
     for model in ("cifar_resnet20_v1", "cifar_resnet20_v2"):
         with open(tmp_path / "runs" / model / "status.json") as handle:
             assert json.load(handle)["status"] == "finished"
+
+
+def test_demo_pairs_configure_the_depth_recipe(tmp_path):
+    from gluon_resnetv2.demo import DEFAULT_PAIR, PAIRS, demo_config, get_pair
+
+    assert DEFAULT_PAIR in PAIRS
+    deep = get_pair("resnet1001-8")
+    (original, _), (preact, _) = deep.models
+    assert (original, preact) == ("cifar_resnet1001_v1", "cifar_resnet1001_v2")
+    config = demo_config(original, "o", str(tmp_path), pair=deep).resolved()
+    assert (config.dataset_options, config.batch_size, config.iterations) == ({"image_size": 8}, 64, deep.iterations)
+    assert (config.lr_schedule, config.lr, config.warmup, config.warmup_lr) == ("step", 0.1, deep.warmup, 0.01)
+    assert demo_config(original, "o", str(tmp_path), pair=deep, iterations=7).iterations == 7
+    small = demo_config("cifar_resnet20_v1", "o", str(tmp_path), epochs=1.5, pair="resnet20")
+    assert (small.lr_schedule, small.epochs, small.augment, small.dataset_options) == ("cosine", 1.5, False, {})
+    with pytest.raises(ValueError, match="--pair 'nope': choose one of"):
+        get_pair("nope")
+
+
+def test_loss_gap_reads_both_runs(tmp_path):
+    from gluon_resnetv2.demo import get_pair, loss_gap
+
+    pair = get_pair("resnet164-16")
+    for (model, _), losses in zip(pair.models, ([2.3, 2.3], [1.0, 0.5])):
+        run = tmp_path / "runs" / model
+        run.mkdir(parents=True)
+        (run / "log.csv").write_text("iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time\n" +
+                                     "".join(f"{10 * (i + 1)},0.1,0.1,{x},0.5,,,1\n" for i, x in enumerate(losses)))
+    assert loss_gap(str(tmp_path), pair) == (pytest.approx(2.3), pytest.approx(0.75))
+    assert loss_gap(str(tmp_path / "elsewhere"), pair) is None

@@ -53,6 +53,7 @@ def build(branch="basic", activation="full_preact", shortcut="identity", downsam
 def reference(unit, x, branch, activation, shortcut, stride, downsample, training=False, **opts):
     """y of Fig. 4's ``activation`` with Fig. 2's ``shortcut``, from the unit's weights."""
     x = x.asnumpy().astype(np.float64)
+    stride_on = opts.pop("stride_on", "first")
     spec = ShortcutSpec(shortcut, **opts)
     norm = (lambda t, p: bn(t, p[0], p[1])) if training else (lambda t, p: bn(t, *p))
     convs = [b for b in unit.branch if isinstance(b, nn.Conv2D)]
@@ -63,7 +64,8 @@ def reference(unit, x, branch, activation, shortcut, stride, downsample, trainin
     # pre-activation (Fig. 4(d): ReLU, (e): BN-ReLU)
     a = {"relu_preact": lambda: relu(x), "full_preact": lambda: relu(norm(x, pre_bns[0]))}.get(activation, lambda: x)()
     # residual branch: conv, then BN-ReLU between convs, the ordering's tail after the last one
-    strides = {"basic": [stride, 1], "single": [stride], "bottleneck": [1, stride, 1]}[branch]
+    bottleneck = [stride, 1, 1] if stride_on == "first" else [1, stride, 1]
+    strides = {"basic": [stride, 1], "single": [stride], "bottleneck": bottleneck}[branch]
     f, bns = a, list(branch_bns)
     for i, (c, s) in enumerate(zip(convs, strides)):
         f = conv2d(f, _np(c.weight), s, _np(c.bias) if c.bias is not None else None)
@@ -106,14 +108,34 @@ def test_every_activation_and_shortcut_matches_the_formula(activation, shortcut)
         np.testing.assert_allclose(unit(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("branch", ["bottleneck", "single"])
+@pytest.mark.parametrize("branch,stride_on", [("bottleneck", "first"), ("bottleneck", "3x3"), ("single", None)])
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
-def test_other_branches_match_the_formula(branch, activation):
+def test_other_branches_match_the_formula(branch, stride_on, activation):
+    opts = {"branch_kwargs": {"stride_on": stride_on}} if stride_on else {}
     for downsample in (False, True):
         unit, x = build(branch, activation, downsample=downsample, channels=16 if downsample else 4,
-                        in_channels=4)
-        expected = reference(unit, x, branch, activation, "identity", 2 if downsample else 1, downsample)
+                        in_channels=4, **opts)
+        expected = reference(unit, x, branch, activation, "identity", 2 if downsample else 1, downsample,
+                             **({"stride_on": stride_on} if stride_on else {}))
         np.testing.assert_allclose(unit(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bottleneck_strides_the_first_1x1_by_default():
+    unit = ResidualUnit(16, 2, True, 4, branch="bottleneck")
+    convs = [b for b in unit.branch if isinstance(b, nn.Conv2D)]
+    assert [(c._kwargs["kernel"], c._kwargs["stride"]) for c in convs] == [((1, 1), (2, 2)), ((3, 3), (1, 1)),
+                                                                          ((1, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("activation", ["relu_preact", "full_preact"])
+def test_unit_without_preactivation_feeds_its_input_to_both_paths(activation):
+    unit, x = build("bottleneck", activation, downsample=True, channels=16, in_channels=4, preactivate=False)
+    assert len(unit.preact) == 0
+    np.testing.assert_allclose(unit(x).asnumpy(), (unit.shortcut(x) + unit.branch(x)).asnumpy(), rtol=1e-5, atol=1e-5)
+    with_preact, _ = build("bottleneck", activation, downsample=True, channels=16, in_channels=4)
+    trainable = [sum(p.data().size for p in u.collect_params().values() if p.grad_req != "null")
+                 for u in (with_preact, unit)]
+    assert trainable[0] - trainable[1] == (2 * 4 if activation == "full_preact" else 0)  # the BN's gamma, beta
 
 
 @pytest.mark.parametrize("scales", [(0.5, 1.0), (0.5, 0.5), (0.0, 1.0)])

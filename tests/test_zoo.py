@@ -73,12 +73,117 @@ def test_version_suffix_selects_the_ordering_and_can_be_overridden():
     ("cifar_resnet110_v2", 10, 1_730_522),
     ("cifar_resnet164_v2", 10, 1_703_258),
     ("cifar_resnet1001_v2", 10, 10_327_706),
-    ("resnet50_v2", 1000, 25_549_480),
-    ("resnet152_v2", 1000, 60_185_256),
+    ("resnet18_v2", 1000, 11_687_720),
+    ("resnet34_v2", 1000, 21_795_880),
+    ("resnet50_v2", 1000, 25_549_352),
+    ("resnet101_v2", 1000, 44_541_480),
+    ("resnet152_v2", 1000, 60_185_128),
+    ("resnet200_v2", 1000, 64_666_152),
 ])
 def test_trainable_parameter_counts_equal_the_paper(name, classes, count):
     net = built(name, CIFAR_X if name.startswith("cifar") else IMAGENET_X, classes=classes)
     assert net.num_trainable_parameters() == count
+
+
+# The ImageNet nets of the original ResNet paper's Table 1 (and [3, 24, 36, 3] for ResNet-200).
+_IMAGENET_STAGES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
+                    101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
+                    200: ("bottleneck", (3, 24, 36, 3))}
+
+
+def _hand_count_preresnet(depth, classes=1000, first_unit_preact=False):
+    """fb.resnet.torch's preresnet.lua counted by hand: conv1 7x7 + BN; units BN-ReLU-conv... with the first
+    unit 'no_preact'; bias-free 1x1 projections (no BN) where dimensions change; final BN; classifier."""
+    branch, units = _IMAGENET_STAGES[depth]
+    outs = (64, 128, 256, 512) if branch == "basic" else (256, 512, 1024, 2048)
+    count, c_in = 7 * 7 * 3 * 64 + 2 * 64, 64
+    for stage, c in enumerate(outs):
+        for j in range(units[stage]):
+            if stage or j or first_unit_preact:
+                count += 2 * c_in
+            if branch == "basic":
+                count += 9 * c_in * c + 2 * c + 9 * c * c
+            else:
+                w = c // 4
+                count += c_in * w + 2 * w + 9 * w * w + 2 * w + w * c
+            if c_in != c or (stage and not j):
+                count += c_in * c
+            c_in = c
+    return count + 2 * c_in + c_in * classes + classes
+
+
+@pytest.mark.parametrize("depth", sorted(_IMAGENET_STAGES))
+def test_imagenet_v2_counts_equal_a_hand_count_of_preresnet_lua(depth):
+    net = built(f"resnet{depth}_v2", IMAGENET_X)
+    assert net.num_trainable_parameters() == _hand_count_preresnet(depth)
+
+
+def test_gluoncv_layout_keeps_the_doubled_first_activation():
+    from gluon_resnetv2.nets.gluoncv import gluoncv_layout_model
+
+    for depth, count in ((50, 25_549_480), (152, 60_185_256)):
+        net = gluoncv_layout_model(f"resnet{depth}_v2")
+        net.initialize()
+        net(mx.nd.zeros(IMAGENET_X))
+        assert net.num_trainable_parameters() == count == _hand_count_preresnet(depth, first_unit_preact=True)
+        assert _layers(net.residual_units()[0].preact) == ["BatchNorm", "Activation"]
+
+
+def _convs(block):
+    return [b for b in walk_blocks(block) if isinstance(b, nn.Conv2D)]
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet164_v1", "cifar_resnet164_v2", "cifar_resnet1001_v2"])
+def test_cifar_bottleneck_halving_units_stride_the_first_1x1(name):
+    net = g.get_model(name)
+    halving = [u for u in net.residual_units() if any(c._kwargs["stride"] != (1, 1) for c in _convs(u.branch))]
+    assert len(halving) == 2  # the entries of stages 2 and 3
+    for unit in halving:
+        assert [c._kwargs["stride"] for c in unit.branch if isinstance(c, nn.Conv2D)] == [(2, 2), (1, 1), (1, 1)]
+        assert unit.branch[0]._kwargs["kernel"] == (1, 1)
+    assert all(c._kwargs["stride"] == (1, 1) for c in _convs(net) if c._kwargs["kernel"] == (3, 3))
+
+
+@pytest.mark.parametrize("activation", ["original", "bn_after_add", "relu_before_add", "relu_preact"])
+def test_cifar_bottleneck_stride_is_the_same_for_every_ordering(activation):
+    net = g.get_model("cifar_resnet164_v2", activation=activation)
+    strided = [(c._kwargs["kernel"], c.weight.shape[1]) for u in net.residual_units() for c in _convs(u.branch)
+               if c._kwargs["stride"] == (2, 2)]
+    assert strided == [((1, 1), 64), ((1, 1), 128)]
+
+
+def test_bottleneck_stride_on_3x3_is_a_layout_choice():
+    net = g.get_model("cifar_resnet164_v2", layout=g.Layout(bottleneck_stride_on="3x3"))
+    entry = net.stages[1][0]
+    assert [c._kwargs["stride"] for c in _convs(entry.branch)] == [(1, 1), (2, 2), (1, 1)]
+    assert net.num_trainable_parameters() == g.get_model("cifar_resnet164_v2").num_trainable_parameters()
+    # ImageNet keeps fb.resnet.torch's stride on the 3x3
+    entry = g.get_model("resnet50_v2").stages[1][0]
+    assert [c._kwargs["stride"] for c in _convs(entry.branch)] == [(1, 1), (2, 2), (1, 1)]
+    with pytest.raises(ValueError, match="stride_on='last': expected one of 'first', '3x3'"):
+        g.get_model("cifar_resnet164_v2", layout=g.Layout(bottleneck_stride_on="last"))
+
+
+@pytest.mark.parametrize("name", [f"resnet{d}_v2" for d in (18, 34, 50, 101, 152, 200)])
+def test_imagenet_v2_first_unit_has_no_preactivation(name):
+    net = g.get_model(name)
+    first, *others = net.residual_units()
+    assert _layers(first.preact) == []
+    assert type(first.branch[0]).__name__ == "Conv2D"
+    assert all(_layers(u.preact) == ["BatchNorm", "Activation"] for u in others)
+    # relu_preact (Fig. 4(d)) follows the same rule: the stem's output is already ReLU'd
+    assert _layers(g.get_model(name, activation="relu_preact").residual_units()[0].preact) == []
+
+
+def test_imagenet_v2_first_unit_reads_the_max_pool_output_numerically():
+    net = built("resnet50_v2", IMAGENET_X)
+    for p in net.collect_params(".*running_mean").values():
+        p.set_data(mx.nd.random.uniform(-1, 1, p.shape))
+    x = mx.nd.random.normal(shape=IMAGENET_X)
+    pooled = net.stem(x)
+    first = net.residual_units()[0]
+    expected = first.shortcut(pooled) + first.branch(pooled)
+    np.testing.assert_allclose(first(pooled).asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,units,branch", [("cifar_resnet20_v2", 9, "basic"), ("cifar_resnet164_v2", 54, "bottleneck"),
@@ -143,7 +248,7 @@ def test_imagenet_stem_and_bottleneck():
     net = built("resnet50_v2", IMAGENET_X, classes=1000)
     assert _layers(net.stem) == ["Conv2D", "BatchNorm", "Activation", "MaxPool2D"]
     first = net.residual_units()[0]
-    assert first.shortcut_source == "preact" and _layers(first.preact) == ["BatchNorm", "Activation"]
+    assert _layers(first.preact) == []  # fb.resnet.torch's 'no_preact': the stem ends on BN-ReLU-max pool
     convs = [b for b in first.branch if isinstance(b, nn.Conv2D)]
     assert [c._kwargs["kernel"] for c in convs] == [(1, 1), (3, 3), (1, 1)]
     assert [c._channels for c in convs] == [64, 64, 256]

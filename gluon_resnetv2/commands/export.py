@@ -19,11 +19,10 @@ def _shape(text):
     try:
         shape = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise ValueError(f"--input-shape {text!r}: expected N,C,H,W such as 1,3,32,32") from None
-    if len(shape) == 3:
-        shape = (1,) + shape
+        shape = ()
     if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f"--input-shape {text!r}: expected N,C,H,W such as 1,3,32,32")
+        raise ValueError(f"--input-shape {text!r}: expected exactly four positive integers N,C,H,W such as "
+                         "1,3,32,32")
     return shape
 
 
@@ -43,7 +42,8 @@ def add_parser(subparsers):
     add_model_args(parser, model_required=False)
     parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the data set's)")
     parser.add_argument("--params", required=True, metavar="FILE",
-                        help="trained parameters: a .params file (e.g. RUN/model.params) or RUN/checkpoint.zip")
+                        help="trained parameters: a .params file (e.g. RUN/model.params), RUN/checkpoint.zip or "
+                             "a training run directory RUN")
     parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix, e.g. exports/r110")
     parser.add_argument("--onnx", action="store_true", help="also write PREFIX.onnx (needs the [onnx] extra)")
     parser.add_argument("--input-shape", default=None, metavar="N,C,H,W",
@@ -54,6 +54,8 @@ def add_parser(subparsers):
     parser.add_argument("--std", default=None, metavar="S[,S,S]", help="per-channel std, pixel units")
     parser.add_argument("--class-names", default=None, metavar="FILE",
                         help="text file with one class name per line (default: the data set's)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing export at PREFIX (every file of it, a stale PREFIX.onnx included)")
     parser.add_argument("--gluoncv", action="store_true",
                         help="--params is a gluoncv model-zoo file (loaded with gluoncv's layout)")
     parser.set_defaults(func=run)
@@ -69,27 +71,58 @@ def run_config(params_path):
         return json.load(handle)
 
 
+def params_file(path):
+    """The parameter file ``--params`` names: the file itself, or in a training run directory its
+    ``model.params`` (the final weights) or else its ``checkpoint.zip``."""
+    if os.path.isdir(path):
+        for name in ("model.params", "checkpoint.zip"):
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+        raise FileNotFoundError(f"--params {path}: a directory without model.params or checkpoint.zip (not a "
+                                "finished or checkpointed training run)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--params {path}: no such file")
+    return path
+
+
+def _last_line(err):
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 def load_params(net, path, ctx):
-    """Load ``path`` (a .params file or a training checkpoint.zip) into ``net``."""
+    """Load ``path`` (a .params file or a training checkpoint.zip) into ``net``; a corrupt checkpoint, a file
+    that is not MXNet parameters and parameters of another network each get their own ValueError."""
     import tempfile
 
     from .._compat import import_mxnet
 
     mx = import_mxnet()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: parameter file not found")
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
-                if "net.params" not in archive.namelist():
-                    raise ValueError(f"{path}: a zip file without net.params, not a training checkpoint")
-                net.load_parameters(archive.extract("net.params", tmp), ctx=ctx)
+    path = params_file(path)
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"
+    with tempfile.TemporaryDirectory() as tmp:
+        if is_zip or path.endswith(".zip"):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    if "net.params" not in archive.namelist():
+                        raise ValueError(f"{path}: a zip file without net.params, not a training checkpoint")
+                    params = archive.extract("net.params", tmp)
+            except (zipfile.BadZipFile, EOFError, OSError) as err:
+                raise ValueError(f"{path}: checkpoint is corrupt ({err}); use the run's model.params or an "
+                                 "earlier copy") from None
         else:
-            net.load_parameters(path, ctx=ctx)
-    except (mx.base.MXNetError, AssertionError) as err:
-        text = str(err).strip().splitlines()
-        raise ValueError(f"{path} does not fit this network ({text[0] if text else type(err).__name__}); check "
-                         f"--model and the model options (--classes, --activation, --shortcut ...)") from None
+            params = path
+        try:
+            mx.nd.load(params)
+        except mx.base.MXNetError:
+            raise ValueError(f"{path}: not a parameter file (MXNet cannot read it); give a .params file written "
+                             "by training (RUN/model.params) or RUN/checkpoint.zip") from None
+        try:
+            net.load_parameters(params, ctx=ctx)
+        except (mx.base.MXNetError, AssertionError) as err:
+            raise ValueError(f"{path} does not fit this network ({_last_line(err)}); check --model and the model "
+                             f"options (--classes, --activation, --shortcut ...)") from None
 
 
 def build_preprocess(args, config, input_shape):
@@ -132,6 +165,7 @@ def run(args):
 
     mx = import_mxnet()
     ctx = mx.cpu()
+    args.params = params_file(args.params)
     config = run_config(args.params)
     model = args.model or config.get("model")
     if not model:
@@ -154,7 +188,8 @@ def run(args):
     else:
         net = get_model(model, **kwargs)
         load_params(net, args.params, ctx)
-    files = export_bundle(net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx)
+    files = export_bundle(net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx,
+                          force=args.force)
     for path in files.values():
         print(f"wrote {path}")
     return 0

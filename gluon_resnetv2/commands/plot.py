@@ -24,7 +24,7 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "plot", help="plot training curves (paper Figure 1)",
         description="Training curves as in the paper's Figure 1: x = iterations, dashed = training loss "
-                    "(left axis), solid = test error %% (right axis), one colour per run. Works on runs "
+                    "(left axis), solid = test error % (right axis), one colour per run. Works on runs "
                     "that are still going.")
     return add_arguments(parser)
 

@@ -31,15 +31,25 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Classify ``args.inputs`` and print the top-k of each; returns 0."""
+    """Classify ``args.inputs`` and print the top-k of each; returns 0, or 2 if some inputs could not be read
+    (each named on stderr)."""
     import json
+    import sys
 
     from ..deploy import Predictor
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     predictor = Predictor(args.prefix, device=args.gpu, batch_size=args.batch_size, fuse=args.fuse)
-    results = predictor.top_k(args.inputs, k=args.top_k, resize=not args.no_resize)
+    failed = []
+
+    def skip(path, err):  # a bad file is reported; the good ones are still classified
+        from ..cli import error_message
+
+        failed.append(path)
+        print(f"gluon-resnetv2 predict: error: {error_message(err)}", file=sys.stderr)
+
+    results = predictor.top_k(args.inputs, k=args.top_k, resize=not args.no_resize, on_error=skip)
     for name, top in results:
         if args.json:
             print(json.dumps({"input": name, "top_k": [{"class": c, "index": i, "probability": p}
@@ -49,4 +59,4 @@ def run(args):
         width = max(len(c) for c, _, _ in top)
         for rank, (label, prob, _) in enumerate(top, 1):
             print(f"  {rank}. {label:<{width}}  {prob:.4f}")
-    return 0
+    return 2 if failed else 0

@@ -4,16 +4,16 @@ import argparse
 import json
 import sys
 
-from ..train.recipe import DATASETS, DTYPES, SCHEDULES
+from ..train.recipe import DATASETS, DEFAULT_DATASET, DTYPES, OPTIMIZERS, SCHEDULES
 from .model_args import add_model_args, model_kwargs
 
 KVSTORE_HELP = "device (default), local, nccl; dist_sync / dist_device_sync under `gluon-resnetv2 launch`"
 
 # Options that describe a new run; with --resume they come from DIR/config.json instead.
 _RUN_OPTIONS = ("model", "dataset", "out", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps",
-                "lr_factor", "warmup", "warmup_lr", "momentum", "wd", "seed", "dtype", "log_interval",
-                "eval_interval", "eval_subset", "checkpoint_interval", "augment", "train_subset", "data_option",
-                "label", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
+                "lr_factor", "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype",
+                "log_interval", "eval_interval", "eval_subset", "checkpoint_interval", "augment", "train_subset",
+                "data_option", "label", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
                 "shortcut_dropout", "projection")
 
 
@@ -39,8 +39,10 @@ def add_run_args(parser, dataset_default=None, model_default=None):
     """The options of a training run (shared by the command and scripts/train_*.py)."""
     add_model_args(parser, model_required=False, default_model=model_default)
     data = parser.add_argument_group("data")
+    # The default is filled in by config_from_args, so that --resume can tell an option given from none.
     data.add_argument("--dataset", choices=DATASETS, default=dataset_default,
-                      help="data set" + (f" (default {dataset_default})" if dataset_default else ""))
+                      help=f"data set (default {dataset_default or DEFAULT_DATASET}; synthetic: random images "
+                           "for smoke tests, its error means nothing)")
     data.add_argument("--data-dir", default=None, help="directory of the data set files (default: its usual place)")
     data.add_argument("--num-workers", type=int, default=None, help="loader threads (default 2)")
     data.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
@@ -75,6 +77,9 @@ def add_run_args(parser, dataset_default=None, model_default=None):
     opt.add_argument("--warmup-lr", type=float, default=None, help="warm-up learning rate (paper: 0.01)")
     opt.add_argument("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9)")
     opt.add_argument("--wd", type=float, default=None, help="weight decay (paper: 1e-4)")
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                     help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' "
+                          "released Torch code)")
     opt.add_argument("--seed", type=int, default=None, help="random seed; makes a CPU run repeatable (default 0)")
 
     out = parser.add_argument_group("output")
@@ -109,17 +114,18 @@ def config_from_args(args):
     from ..train import TrainConfig
     from ..train.devices import parse_gpus
 
-    missing = [f"--{name}" for name in ("model", "dataset", "out") if getattr(args, name, None) is None]
+    missing = [f"--{name}" for name in ("model", "out") if getattr(args, name, None) is None]
     if missing:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume DIR)")
     if args.cpus is not None and args.gpus is not None:
         raise ValueError("give either --cpus or --gpus, not both")
-    fields = dict(model=args.model, dataset=args.dataset, out=args.out, model_kwargs=model_kwargs(args),
-                  data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
+    fields = dict(model=args.model, dataset=args.dataset or DEFAULT_DATASET, out=args.out,
+                  model_kwargs=model_kwargs(args), data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
                   dataset_options=dict(args.data_option or []))
     for name in ("kvstore", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps", "lr_factor",
-                 "warmup", "warmup_lr", "momentum", "wd", "seed", "dtype", "log_interval", "eval_interval",
-                 "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset", "label"):
+                 "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype", "log_interval",
+                 "eval_interval", "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset",
+                 "label"):
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
@@ -151,9 +157,13 @@ def run(args):
             status = training.resume(args.resume, **overrides)
         else:
             status = training.train(config_from_args(args))
-    except KeyboardInterrupt:
-        print("gluon-resnetv2 train: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # 130 = 128 + SIGINT, 143 = 128 + SIGTERM, as a shell reports a process the signal stopped.
+        out = args.resume or args.out
+        kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
+        print(f"gluon-resnetv2 train: {str(err) or 'interrupted'} ({kept}); continue with --resume {out}",
+              file=sys.stderr)
+        return getattr(err, "exit_code", 130)
     except Exception as err:  # MXNet's own errors carry a C++ backtrace: keep its last line
         if type(err).__name__ != "MXNetError":
             raise

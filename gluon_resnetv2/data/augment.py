@@ -11,8 +11,19 @@ after normalisation lie about two standard deviations below the mean.
 
 A whole batch is cropped and flipped by one gather (no per-image Python loop and no padded copy):
 out-of-image positions are clamped for the gather and zeroed afterwards through a mask.
+
+ImageNet training also jitters colours (:func:`color_augment`), as fb.resnet.torch ``datasets/imagenet.lua``
+does for the ResNet-200 the paper points to: brightness, contrast and saturation in random order, then PCA
+lighting.  The arithmetic is that of ``mx.image.ColorJitterAug`` and ``mx.image.LightingAug`` (the tests
+compare the two image by image), but the random factors come from the batch's generator: MXNet's
+augmenters draw from Python's and NumPy's global generators (and shuffle a shared list), which would make
+a batch depend on thread scheduling and break the loader's determinism.
 """
 import numpy as np
+
+#: Luma weights of the grey image the jitter blends with (mx.image's Contrast/SaturationJitterAug and
+#: fb.resnet.torch ``transforms.lua`` use the same).
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def crop_flip_params(rng, n, pad=4, flip=True):
@@ -71,3 +82,41 @@ def augment_normalize(images, mean, std, rng, pad=4, flip=True):
     oy, ox, flips = crop_flip_params(rng, len(images), pad, flip)
     crops, valid = crop_flip(images, oy, ox, flips, pad)
     return normalize(crops, mean, std, valid)
+
+
+def color_params(rng, n, jitter, lighting):
+    """Per image: the order of (brightness, contrast, saturation) as a permutation of 0, 1, 2, their factors
+    ``1 + U(-jitter, jitter)`` and the three PCA lighting coefficients ``N(0, lighting)``."""
+    orders = rng.permuted(np.tile(np.arange(3), (n, 1)), axis=1)
+    factors = 1.0 + rng.uniform(-jitter, jitter, size=(n, 3))
+    alphas = rng.normal(0.0, lighting, size=(n, 3)) if lighting else np.zeros((n, 3))
+    return orders, factors.astype(np.float32), alphas
+
+
+def color_augment(images, rng, jitter, lighting, eigval, eigvec):
+    """Colour jitter and PCA lighting of a float32 NHWC batch of RGB pixel values, in place.
+
+    Jitter (0 = off): brightness ``x * a``, contrast ``a x + (1 - a) mean(luma(x))``, saturation
+    ``a x + (1 - a) luma(x)`` per pixel, each ``a = 1 + U(-jitter, jitter)``, in random order.  Lighting
+    (0 = off): adds ``eigvec @ (alpha * eigval)`` to every pixel with ``alpha ~ N(0, lighting)``, the
+    eigen-decomposition of the RGB covariance in pixel units.  No clipping, as in fb.resnet.torch.
+    """
+    orders, factors, alphas = color_params(rng, len(images), jitter, lighting)
+    shifts = (np.asarray(eigvec, np.float64) @ (alphas * np.asarray(eigval, np.float64))[:, :, None])[:, :, 0]
+    for image, order, factor, shift in zip(images, orders, factors, shifts.astype(np.float32)):
+        if jitter:
+            for op in order:
+                a = factor[op]
+                if op == 0:
+                    image *= a
+                elif op == 1:
+                    grey = float((image @ LUMA).mean())
+                    image *= a
+                    image += (1.0 - a) * grey
+                else:
+                    grey = image @ LUMA
+                    image *= a
+                    image += (1.0 - a) * grey[:, :, None]
+        if lighting:
+            image += shift
+    return images

@@ -135,6 +135,42 @@ def cached_stats(key, compute):
     return _STATS_CACHE[key]
 
 
+#: The paper's crop padding (4 pixels) is for 32x32 images; smaller images get the same fraction.
+PAPER_PAD, PAPER_SIZE = 4, 32
+
+
+def pad_for(size):
+    """Crop padding for ``size`` x ``size`` images: the paper's 4 of 32 pixels, scaled (16 -> 2, 8 -> 1)."""
+    return max(1, round(PAPER_PAD * int(size) / PAPER_SIZE))
+
+
+def check_image_size(image_size, native):
+    """``image_size`` as an int in ``[2, native]``; ValueError names the option and the valid range."""
+    try:
+        size = int(image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be an integer, got {image_size!r}") from None
+    if not 2 <= size <= native or size != image_size:
+        raise ValueError(f"image_size must be an integer from 2 to the images' own {native}, got {image_size!r}")
+    return size
+
+
+def downsample(images, size):
+    """uint8 NHWC ``images`` averaged down to ``size`` x ``size`` (area averaging by MXNet's adaptive average
+    pooling: exact 2x2 / 4x4 block means for 28 -> 14 / 7), rounded back to uint8."""
+    from .._compat import import_mxnet
+
+    mx = import_mxnet()
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    out = np.empty((len(images), size, size, images.shape[3]), np.uint8)
+    for start in range(0, len(images), 8192):  # bounded float32 copies
+        chunk = mx.nd.array(images[start:start + 8192].transpose(0, 3, 1, 2), dtype="float32")
+        pooled = mx.nd.contrib.AdaptiveAvgPooling2D(chunk, output_size=size).asnumpy()
+        out[start:start + 8192] = np.clip(np.rint(pooled), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    return out
+
+
 def read_file(path, what):
     """Bytes of ``path``; a missing file is a :class:`FileNotFoundError` that says what was expected."""
     try:

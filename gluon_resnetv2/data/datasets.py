@@ -1,7 +1,9 @@
 """The data sets by name: ``load_dataset('cifar10', data_dir, split='train')``."""
+import inspect
+
 from .cifar import load_cifar
 from .fashion_mnist import load_fashion_mnist
-from .imagenet import load_imagenet
+from .imagenet import RecordDataset, load_imagenet
 from .synthetic import load_synthetic
 
 
@@ -42,4 +44,18 @@ def load_dataset(name, data_dir=None, split="train", **options):
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    valid = dataset_options(key)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for data set {key} (--data-option KEY=VALUE); "
+                         f"it takes {', '.join(valid) or 'none'}")
     return DATASETS[key](data_dir=data_dir, split=_SPLITS[split], **options)
+
+
+def dataset_options(name):
+    """The options (keyword arguments) the loader of data set ``name`` takes."""
+    # The CIFAR and ImageNet loaders pass their options on: read the signature of what takes them.
+    target = {"cifar10": load_cifar, "cifar100": load_cifar, "imagenet": RecordDataset.__init__}.get(name, DATASETS[name])
+    skip = {"self", "name", "data_dir", "split", "rec_path", "idx_path"}
+    return [p.name for p in inspect.signature(target).parameters.values()
+            if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

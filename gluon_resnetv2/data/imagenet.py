@@ -15,6 +15,11 @@ Augmentation (paper Sec. 5, Table 5, following He et al. 2016 "Deep Residual Lea
   fb.resnet.torch, used for the paper's 20.1% ResNet-200): a random crop covering 8%-100% of the image
   area with aspect ratio in [3/4, 4/3], resized to ``crop_size``, and a random flip.
 
+Colour augmentation in training, as fb.resnet.torch ``datasets/imagenet.lua`` (on by default, 0 turns
+each off; see :func:`.augment.color_augment`): ``color_jitter`` = 0.4 (brightness, contrast and saturation
+factors in [0.6, 1.4], in random order) and ``lighting`` = 0.1 (PCA lighting with the ImageNet
+eigenvalues and eigenvectors, :data:`IMAGENET_PCA_EIGVAL`, :data:`IMAGENET_PCA_EIGVEC`).  Never at test time.
+
 Testing is single-crop: the shorter side resized to ``resize``, then the centre ``crop_size`` crop.  By
 default ``resize`` is 256 for the standard 224 crop, and equal to ``crop_size`` otherwise (the paper's
 320x320 test crop is taken from the image resized to a shorter side of 320).
@@ -31,6 +36,14 @@ from . import augment as _augment
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+#: Eigen-decomposition of the ImageNet RGB covariance, in pixel units (fb.resnet.torch's [0, 1] values x 255;
+#: mx.image.CreateAugmenter's pca_noise uses the same): eigenvalues, and eigenvectors as columns.
+IMAGENET_PCA_EIGVAL = (55.46, 4.794, 1.148)
+IMAGENET_PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                       (-0.5808, -0.0045, -0.8140),
+                       (-0.5836, -0.6948, 0.4203))
+#: fb.resnet.torch's ImageNet training defaults: ColorJitter(0.4, 0.4, 0.4) and Lighting(0.1).
+COLOR_JITTER, LIGHTING = 0.4, 0.1
 RECORDIO_MAGIC = 0xCED7230A
 FILES = {"train": "train", "test": "val", "val": "val"}
 
@@ -82,7 +95,8 @@ class RecordDataset:
 
     def __init__(self, rec_path, idx_path, split, num_classes=1000, crop_size=224, resize=None,
                  scale=(256, 480), aspect_ratio=False, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, augment=True, name="imagenet"):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, augment=True, color_jitter=COLOR_JITTER,
+                 lighting=LIGHTING, name="imagenet"):
         self.rec_path, self.idx_path = rec_path, idx_path
         self.keys = read_index(idx_path, rec_path)
         self.split = split
@@ -97,6 +111,11 @@ class RecordDataset:
         if self.resize < self.crop_size:
             raise ValueError(f"resize {self.resize} must be >= crop_size {self.crop_size}")
         self.aspect_ratio = bool(aspect_ratio)
+        self.color_jitter, self.lighting = float(color_jitter), float(lighting)
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"color_jitter={color_jitter!r}: expected a factor range in [0, 1) (0 turns it off)")
+        if self.lighting < 0:
+            raise ValueError(f"lighting={lighting!r}: expected a standard deviation >= 0 (0 turns it off)")
         self.area, self.ratio = tuple(area), tuple(ratio)
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
@@ -150,7 +169,8 @@ class RecordDataset:
         return self.read(index)
 
     def make_batch(self, indices, augment, rng):
-        """Decode, crop (random if ``augment``, else centre) and normalise; float32 NCHW + labels."""
+        """Decode, crop (random if ``augment``, else centre), jitter colours (if ``augment``) and normalise;
+        float32 NCHW + labels."""
         size = self.crop_size
         out = np.empty((len(indices), size, size, 3), np.uint8)
         labels = np.empty(len(indices), np.float32)
@@ -162,6 +182,9 @@ class RecordDataset:
                 out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
             else:
                 out[i] = center_crop(resize_shorter(image, self.resize), size)
+        if augment and (self.color_jitter or self.lighting):
+            out = _augment.color_augment(out.astype(np.float32), rng, self.color_jitter, self.lighting,
+                                         IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC)
         return _augment.normalize(out, self.mean, self.std), labels
 
 
@@ -220,7 +243,7 @@ def load_imagenet(data_dir=None, split="train", **options):
 
     ``split='test'`` (or ``'val'``) reads ``val.rec``.  ``options`` go to :class:`RecordDataset`
     (``crop_size``, ``resize``, ``scale``, ``aspect_ratio``, ``num_classes``, ``mean``, ``std``,
-    ``augment``).
+    ``augment``, ``color_jitter``, ``lighting``).
     """
     if data_dir is None:
         raise FileNotFoundError("ImageNet needs a data directory: pass --data-dir (data_dir=...) pointing at "

@@ -33,25 +33,39 @@ def find_epoch(prefix):
     return 0 if 0 in found else found[-1]
 
 
-def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None):
+def bundle_files(prefix):
+    """The files of an export ``prefix`` that exist (every ``PREFIX-NNNN.params`` included)."""
+    named = [path for key, path in export_files(prefix).items() if key != "params"]
+    params = glob.glob(glob.escape(prefix) + "-[0-9][0-9][0-9][0-9].params")
+    return sorted(path for path in named + params if os.path.exists(path))
+
+
+def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, force=False):
     """Write export ``prefix``: the hybridized graph, its parameters, ``preprocess`` (a
     :class:`~.preprocess.Preprocess`) and, with ``onnx=True``, ``PREFIX.onnx``.  Returns the file dict.
 
-    The ONNX file is written last, after the MXNet files, so that a missing/incompatible onnx package
-    leaves a usable MXNet export and a clear error.
+    An existing export at ``prefix`` is an error unless ``force``; then every file of it is replaced and
+    those the new export does not write (a stale ``PREFIX.onnx``) are removed.  The ONNX file is written
+    last, after the MXNet files, so that a missing/incompatible onnx package leaves a usable MXNet export
+    and a clear error.
     """
     from ..export import export
-
+    existing = bundle_files(prefix)
+    if existing and not force:
+        raise ValueError(f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
+                         "replace it, or choose another --out")
     input_shape = (int(batch_size),) + tuple(preprocess.input_shape)
     files = export_files(prefix)
     export(net, prefix, input_shape, ctx=ctx)
     preprocess.save(files["preprocess"])
+    if not onnx:
+        files.pop("onnx")
+    for path in set(existing) - set(files.values()):
+        os.remove(path)
     if onnx:
         from .onnx_export import export_onnx
 
         export_onnx(files["symbol"], files["params"], input_shape, files["onnx"])
-    else:
-        files.pop("onnx")
     return files
 
 
@@ -160,12 +174,26 @@ class Predictor:
                                     f"`gluon-resnetv2 export` or pass preprocess=Preprocess(...)")
         return self.preprocess
 
-    def load(self, inputs, resize=True):
-        """Image files / ``.npy`` paths -> ``(names, normalised (N, C, H, W) float32 batch)``."""
+    def load(self, inputs, resize=True, on_error=None):
+        """Image files / ``.npy`` paths -> ``(names, normalised (N, C, H, W) float32 batch)``.
+
+        An input that cannot be read or converted raises, or with ``on_error`` is left out after
+        ``on_error(path, error)`` (the others are still classified).
+        """
         pre = self._require_preprocess()
-        items = read_inputs(inputs, pre.input_shape[0])
-        names = [name for name, _ in items]
-        return names, pre.prepare([image for _, image in items], names, resize=resize)
+        names, batches = [], []
+        for path in inputs:
+            try:
+                items = read_inputs([path], tuple(pre.input_shape))
+                batch = pre.prepare([image for _, image in items], [name for name, _ in items], resize=resize)
+            except (ValueError, OSError) as err:
+                if on_error is None:
+                    raise
+                on_error(path, err)
+                continue
+            names += [name for name, _ in items]
+            batches.append(batch)
+        return names, (np.concatenate(batches) if batches else np.zeros((0,) + tuple(pre.input_shape), np.float32))
 
     def logits(self, batch):
         """Normalised ``(N, C, H, W)`` batch (numpy or NDArray) -> ``(N, classes)`` numpy logits."""
@@ -187,14 +215,15 @@ class Predictor:
             outputs.append(out.asnumpy()[:count])
         return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
-    def predict(self, inputs, resize=True):
-        """Paths -> ``(names, probabilities (N, classes))``."""
-        names, batch = self.load(inputs, resize=resize)
-        return names, softmax(self.logits(batch))
+    def predict(self, inputs, resize=True, on_error=None):
+        """Paths -> ``(names, probabilities (N, classes))``; ``on_error`` as in :meth:`load`."""
+        names, batch = self.load(inputs, resize=resize, on_error=on_error)
+        return names, softmax(self.logits(batch)) if names else np.zeros((0, 0), np.float32)
 
-    def top_k(self, inputs, k=5, resize=True):
-        """Paths -> list of ``(name, [(class_name, probability, index), ...])``, best first."""
-        names, probs = self.predict(inputs, resize=resize)
+    def top_k(self, inputs, k=5, resize=True, on_error=None):
+        """Paths -> list of ``(name, [(class_name, probability, index), ...])``, best first; ``on_error`` as
+        in :meth:`load`."""
+        names, probs = self.predict(inputs, resize=resize, on_error=on_error)
         k = max(1, min(int(k), probs.shape[1]))
         results = []
         for name, row in zip(names, probs):

@@ -13,8 +13,9 @@ Inputs are brought to the stored ``(C, H, W)`` first:
 * size: bilinear resize (area averaging when shrinking) to ``(H, W)`` unless ``resize=False``.
 
 Arrays (``.npy``) hold pixels in 0..255 (any numeric dtype), one image as ``(H, W)``, ``(H, W, C)`` or
-``(C, H, W)`` or several as ``(N, H, W, C)`` / ``(N, C, H, W)``; image files (PNG, JPEG, anything PIL
-reads) one image each.
+``(C, H, W)`` or several as ``(N, H, W)`` (grey images of the export's size), ``(N, H, W, C)`` /
+``(N, C, H, W)``; a layout that is ambiguous for the export is refused.  Image files (PNG, JPEG, anything
+PIL reads) hold one image each.
 """
 import json
 import os
@@ -95,9 +96,9 @@ class Preprocess:
             raise ValueError(f"{source}: missing field {err}") from None
 
     def save(self, path):
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=1)
-            handle.write("\n")
+        from ..train.checkpoint import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
         return path
 
     @classmethod
@@ -161,44 +162,74 @@ class Preprocess:
 
 # -- reading inputs -------------------------------------------------------------------------------------
 
-def _as_hwc(array, name, channels):
-    """One image array in any supported layout -> HWC."""
-    if array.ndim == 2:
-        return array[:, :, None]
-    if array.ndim == 3:
-        last, first = array.shape[2], array.shape[0]
-        # HWC if the last axis looks like channels; CHW if only the first does.  A (C, H, W) array whose W
-        # is also a plausible channel count (<= 4) is ambiguous; the stored channel count decides.
-        if last in (1, 2, 3, 4) and not (first == channels and last != channels):
-            return array
-        if first in (1, 2, 3, 4):
-            return array.transpose(1, 2, 0)
-    raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected (H, W), (H, W, C) or "
-                     f"(C, H, W) with C in 1..4 (or a batch of those)")
+LAYOUTS = "(H, W), (H, W, C) or (C, H, W) with C in 1..4, or a batch (N, H, W) of grey images of the export's " \
+          "H x W, (N, H, W, C) or (N, C, H, W)"
+
+
+def _layout(shape, name, input_shape, batch, whole):
+    """How a 3-D array (one image, or one item of a 4-D batch) is laid out: 'HWC', 'CHW' or 'NHW'.
+
+    Each reading that fits is a candidate: HWC (last axis 1..4 channels), CHW (first axis 1..4) and, for a
+    whole array, NHW (N grey images whose H, W are the export's).  Several are narrowed to those whose
+    channel count is the export's; if that does not leave exactly one the array is refused as ambiguous.
+    """
+    channels, height, width = (None, None, None) if input_shape is None else input_shape
+    candidates = {}
+    if shape[2] in (1, 2, 3, 4):
+        candidates["HWC"] = shape[2]
+    if shape[0] in (1, 2, 3, 4):
+        candidates["CHW"] = shape[0]
+    if not batch and shape[0] > 1 and tuple(shape[1:]) == (height, width):
+        candidates["NHW"] = 1
+    if len(candidates) > 1:
+        candidates = {k: c for k, c in candidates.items() if c == channels} or candidates
+    if len(candidates) == 1:
+        return next(iter(candidates))
+    what = "is not an image" if not candidates else f"is ambiguous (it could be {' or '.join(candidates)})"
+    if batch:
+        what = what.replace("HWC", "NHWC").replace("CHW", "NCHW")
+    expect = f"; the export takes {channels}x{height}x{width}" if input_shape is not None else ""
+    raise ValueError(f"{name}: array of shape {tuple(whole)} {what}; expected {LAYOUTS}{expect}")
+
+
+def _as_hwc(image, layout):
+    return image.transpose(1, 2, 0) if layout == "CHW" else image
 
 
 def array_images(array, name, channels):
-    """A loaded array -> list of (name, HWC float32 image)."""
+    """A loaded array -> list of (name, HWC float32 image).
+
+    ``channels`` is the export's input shape ``(C, H, W)`` (or just ``C``, which cannot tell a stack of
+    grey images from one image).  The layout is decided once for the whole array (see :func:`_layout`);
+    float pixels all within [0, 1] give a warning, for a batch as for one image.
+    """
+    input_shape = tuple(channels) if isinstance(channels, (tuple, list)) else None
     array = np.asarray(array)
     if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(f"{name}: array of dtype {array.dtype}; expected numeric pixel values")
-    if array.ndim == 4:
-        return [(f"{name}[{i}]", _as_hwc(a, name, channels).astype(np.float32)) for i, a in enumerate(array)]
-    if array.ndim not in (2, 3):
-        raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected (H, W), (H, W, C), "
-                         f"(C, H, W) or a batch (N, H, W, C) / (N, C, H, W)")
-    image = _as_hwc(array, name, channels).astype(np.float32)
-    if image.size and np.isfinite(image).all() and image.max() <= 1.0 and np.issubdtype(array.dtype, np.floating) \
-            and image.max() > 0:
+    if array.ndim not in (2, 3, 4):
+        raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected {LAYOUTS}")
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name}: array contains NaN or infinite values")
+    if values.size and np.issubdtype(array.dtype, np.floating) and 0 < values.max() <= 1.0:
         warnings.warn(f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
                       f"(multiply by 255 if they are 0..1 images)", stacklevel=2)
-    if not np.isfinite(image).all():
-        raise ValueError(f"{name}: array contains NaN or infinite values")
-    return [(name, image)]
+    if values.ndim == 2:
+        return [(name, values[:, :, None])]
+    if values.ndim == 3:
+        layout = _layout(values.shape, name, input_shape, False, values.shape)
+        if layout == "NHW":
+            return [(f"{name}[{i}]", image[:, :, None]) for i, image in enumerate(values)]
+        return [(name, _as_hwc(values, layout))]
+    layout = _layout(values.shape[1:], name, input_shape, True, values.shape)
+    return [(f"{name}[{i}]", _as_hwc(image, layout)) for i, image in enumerate(values)]
 
 
 def read_inputs(paths, channels):
     """Read image files and ``.npy`` arrays -> list of (name, HWC float32 pixels).
+
+    ``channels``: the export's input shape ``(C, H, W)`` (or its channel count).
 
     Raises FileNotFoundError for missing files and ValueError for unreadable or malformed ones, each
     naming the file.
@@ -223,7 +254,7 @@ def read_inputs(paths, channels):
             with Image.open(path) as img:
                 img.load()
                 # Decode to the channel count the network wants with PIL's own conversions.
-                mode = "L" if channels == 1 else "RGB"
+                mode = "L" if (channels[0] if isinstance(channels, (tuple, list)) else channels) == 1 else "RGB"
                 pixels = np.asarray(img.convert(mode), np.float32)
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{path}: cannot read as an image ({err.__class__.__name__}: {err}); expected "

@@ -5,6 +5,7 @@ gluoncv's networks differ from the paper in a few places (see :class:`~.network.
 * v2 nets start with a parameter-free BatchNorm on the input;
 * CIFAR v2 projection shortcuts (and every first unit) read the raw input, not the pre-activation;
   ImageNet v2 first units with an identity shortcut read the raw input too;
+* ImageNet v2 first units apply BN-ReLU again after the stem's BN-ReLU-max pool;
 * CIFAR v1 has no ReLU after conv1's BN;
 * ImageNet v1 bottlenecks stride their first 1x1 convolution, which (like the last one) has a bias.
 
@@ -23,7 +24,8 @@ GLUONCV_LAYOUTS = {
     ("cifar", "v1"): Layout(stem_relu=False),
     ("cifar", "v2"): Layout(input_norm=True, shortcut_source="raw"),
     ("imagenet", "v1"): Layout(bottleneck_stride_on="first", bottleneck_bias=True),
-    ("imagenet", "v2"): Layout(input_norm=True, shortcut_source="projection"),
+    ("imagenet", "v2"): Layout(input_norm=True, shortcut_source="projection", bottleneck_stride_on="3x3",
+                               first_unit_preact=True),
 }
 GLUONCV_NAMES = tuple(f"cifar_resnet{d}_{v}" for v in ("v1", "v2") for d in (20, 56, 110)) + tuple(
     f"resnet{d}_{v}" for v in ("v1", "v2") for d in (18, 34, 50, 101, 152))

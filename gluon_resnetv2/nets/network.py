@@ -2,6 +2,7 @@
 final activation, global average pooling and a fully connected classifier (Sec. 4, Fig. 1).
 """
 from dataclasses import dataclass
+from typing import Optional
 
 from .. import _compat  # noqa: F401
 import mxnet as mx
@@ -11,6 +12,10 @@ from ..units import HE_INIT, ResidualUnit, ShortcutSpec, get_ordering
 from ..units.orderings import make_ops
 
 STEMS = ("cifar", "imagenet")
+#: Where a halving bottleneck unit strides, per stem: the first 1x1 on CIFAR (the authors' ResNet-164/1001,
+#: KaimingHe/resnet-1k-layers ``resnet-pre-act.lua``), the 3x3 on ImageNet (fb.resnet.torch
+#: ``models/preresnet.lua``, whose ResNet-200 the paper points to).
+BOTTLENECK_STRIDE_ON = {"cifar": "first", "imagenet": "3x3"}
 
 
 def _known(shape):
@@ -27,14 +32,20 @@ class Layout:
     stem_relu : ReLU after conv1's BN in post-activation CIFAR nets (gluoncv's CIFAR v1 omits it).
     shortcut_source : 'paper' (first unit and projections read the pre-activation, Sec. 4.1),
         'projection' (only projections do: gluoncv ImageNet v2), 'raw' (none do: gluoncv CIFAR v2).
-    bottleneck_stride_on, bottleneck_bias : see :func:`gluon_resnetv2.units.branches.bottleneck_convs`.
+    bottleneck_stride_on : 'first' | '3x3' | None, see :func:`gluon_resnetv2.units.branches.bottleneck_convs`.
+        None takes the stem's default, :data:`BOTTLENECK_STRIDE_ON`.
+    bottleneck_bias : see :func:`gluon_resnetv2.units.branches.bottleneck_convs`.
+    first_unit_preact : whether the first unit of an ImageNet pre-activation net activates its input again
+        although the stem ends on BN-ReLU-max pool (gluoncv's v2 does; fb.resnet.torch ``preresnet.lua``
+        gives that unit ``'no_preact'``, so by default it has none and both its paths read the max pool).
     """
 
     input_norm: bool = False
     stem_relu: bool = True
     shortcut_source: str = "paper"
-    bottleneck_stride_on: str = "3x3"
+    bottleneck_stride_on: Optional[str] = None
     bottleneck_bias: bool = False
+    first_unit_preact: bool = False
 
     def source_for(self, first, downsample):
         """The shortcut source of a unit (see :class:`ResidualUnit`); None lets the unit decide."""
@@ -66,8 +77,10 @@ class ResidualNetwork(nn.HybridBlock):
     * A projection shortcut reads the pre-activated input.
 
     The ImageNet stem is conv 7x7/2 - BN - ReLU - max pool 3x3/2 for every ordering (the max pool needs an
-    activated input; this is also the stem of the authors' Torch code, whose parameter count for
-    ResNet-50/152 the tests pin).
+    activated input).  It is the stem of fb.resnet.torch ``models/preresnet.lua``, whose ResNet-200 the
+    paper points to, and as there the first unit after it has no pre-activation of its own (``'no_preact'``):
+    its branch and its projection read the max-pool output.  The tests pin the parameter counts of that
+    layout for resnet18-200_v2.
     """
 
     def __init__(self, stage_units, stage_channels, stem="cifar", stem_channels=16, branch="basic", classes=10,
@@ -87,8 +100,10 @@ class ResidualNetwork(nn.HybridBlock):
         self.config = dict(stage_units=tuple(stage_units), stage_channels=tuple(stage_channels), stem=stem,
                            branch=branch, classes=classes, activation=ordering.name, shortcut=spec,
                            projection=projection, layout=layout)
-        branch_kwargs = ({"stride_on": layout.bottleneck_stride_on, "bias": layout.bottleneck_bias}
-                         if branch == "bottleneck" else None)
+        stride_on = layout.bottleneck_stride_on or BOTTLENECK_STRIDE_ON[stem]
+        branch_kwargs = {"stride_on": stride_on, "bias": layout.bottleneck_bias} if branch == "bottleneck" else None
+        # The ImageNet stem already ends on BN-ReLU (and max pool): the first unit need not activate again.
+        first_preact = stem == "cifar" or layout.first_unit_preact
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="")
             self.features.add(self._stem(stem, stem_channels, ordering, layout, norm_layer, norm_kwargs))
@@ -103,7 +118,8 @@ class ResidualNetwork(nn.HybridBlock):
                             channels, stride, downsample, in_channels, norm_layer, norm_kwargs, branch=branch,
                             activation=ordering, shortcut=spec, projection=projection,
                             shortcut_source=layout.source_for(i == 0 and j == 0, downsample),
-                            branch_kwargs=branch_kwargs, prefix=f"unit{j + 1}_"))
+                            branch_kwargs=branch_kwargs, preactivate=first_preact or i > 0 or j > 0,
+                            prefix=f"unit{j + 1}_"))
                         in_channels = channels
                 self.features.add(stage)
             head = nn.HybridSequential(prefix="head_")

@@ -49,6 +49,13 @@ def _register_defaults():
             register(ModelSpec(f"cifar_resnet{depth}_{version}", "cifar", depth, branch, activation, paper))
         register(ModelSpec(f"cifar_resnet110_1layer_{version}", "cifar", 110, "single", activation,
                            "Table 3, ResNet-110 (1-layer skip)"))
+        # The smaller stand-ins of the reproduction's quick scale (gluon_resnetv2.experiments.QUICK_MODELS),
+        # registered here so that every network `reproduce --list` shows can be trained by name.
+        register(ModelSpec(f"cifar_resnet20_1layer_{version}", "cifar", 20, "single", activation,
+                           "quick scale of Table 3's ResNet-110 (1-layer skip)"))
+        for depth in (29, 56):
+            register(ModelSpec(f"cifar_resnet{depth}_bottleneck_{version}", "cifar", depth, "bottleneck", activation,
+                               "quick scale of ResNet-164 / -1001"))
         for depth, (branch, _) in IMAGENET_DEPTHS.items():
             register(ModelSpec(f"resnet{depth}_{version}", "imagenet", depth, branch, activation, "Table 5"))
 

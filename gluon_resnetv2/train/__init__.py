@@ -4,6 +4,10 @@
 >>> status = train(TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", iterations=100, out="runs/x"))
 >>> status = resume("runs/x")   # continues an interrupted run from its last checkpoint
 
+Without ``dataset`` a run trains on Fashion-MNIST (:data:`.recipe.DEFAULT_DATASET`), as the CLI does.
+SIGINT/SIGTERM stop a run after the current iteration with a checkpoint and raise :class:`Interrupted`
+(a KeyboardInterrupt; ``exit_code`` 130 / 143).
+
 Modules: :mod:`.recipe` (paper defaults, TrainConfig, lr schedules), :mod:`.devices` (contexts, batch
 splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.loop` (the loop),
 :mod:`.checkpoint`, :mod:`.runlog` (log.csv, config.json, status.json), :mod:`.launcher` (distributed
@@ -15,12 +19,12 @@ import_mxnet()
 
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .devices import check_gpu_support, make_contexts, preflight_gpus  # noqa: E402
-from .loop import evaluate, forward_backward, resume, train  # noqa: E402
+from .loop import Interrupted, evaluate, forward_backward, resume, train  # noqa: E402
 from .recipe import (CIFAR_RECIPE, IMAGENET_RECIPE, PAPER_FAIL_ERROR, LRSchedule, TrainConfig,  # noqa: E402
                      make_schedule, recipe_for)
 from .runlog import LOG_COLUMNS, read_log_rows, read_status  # noqa: E402
 
-__all__ = ["train", "resume", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
+__all__ = ["train", "resume", "Interrupted", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
            "IMAGENET_RECIPE", "PAPER_FAIL_ERROR", "make_contexts", "check_gpu_support", "preflight_gpus",
            "evaluate", "forward_backward", "save_checkpoint", "load_checkpoint", "LOG_COLUMNS",
            "read_log_rows", "read_status"]

@@ -103,6 +103,15 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
     if per_worker < num_devices:
         raise ValueError(f"--batch-size {batch_size} gives {per_worker} images per worker, fewer than its "
                          f"{num_devices} devices: every device needs at least one image")
+    if per_worker % num_devices:
+        import warnings
+
+        # split_batch slices as gluon.utils.split_data does: the first (size % devices) get one more.
+        each, extra = divmod(per_worker, num_devices)
+        sizes = "+".join(str(each + (i < extra)) for i in range(num_devices))
+        warnings.warn(f"--batch-size {batch_size} does not split evenly over {num_devices} devices: each iteration "
+                      f"is split {sizes} images{' per worker' if num_workers > 1 else ''} (BatchNorm statistics "
+                      f"come from slices of different sizes)", stacklevel=2)
     return per_worker
 
 

@@ -73,6 +73,24 @@ def create_kvstore(name, contexts):
     return kv, kv.rank, kv.num_workers
 
 
+def init_trainer_store(trainer, kv):
+    """Put the Trainer's initial weights on the servers now, and wait until every worker has.
+
+    MXNet 1.9.1's Trainer does this lazily at its first step, and rank 0 does not wait for its
+    initial-weight pushes of CPU arrays before the barrier that follows: another worker's first gradient
+    push could then reach a server first and be stored as the weights (seen as one worker ending with a
+    different first layer, about one dist_sync start in eight).  ``waitall`` completes rank 0's pushes
+    (server acknowledgements) before the barrier; called after the other ``kv.init`` s, whose pushes it
+    completes too.
+    """
+    if kv is None or isinstance(kv, str):
+        return
+    trainer._init_kvstore()
+    trainer._init_params()
+    mx.nd.waitall()
+    kv._barrier()
+
+
 class WorkerSum:
     """Sum a small float vector over all workers through the store (identity without a dist store).
 

@@ -11,24 +11,42 @@ when all workers are done the servers and the scheduler get a short grace period
 and ``timeout`` bounds the whole job.
 
 On localhost (no host file) the scheduler takes a free port and every process binds to 127.0.0.1.  With
-``hosts`` (one host name per line, ``#`` comments allowed) the scheduler runs on the first host and the
-servers and workers are spread round-robin over the hosts through ``ssh`` (password-less ssh, the same
-Python environment and working directory on every host, and a shared output directory are assumed).
+``hosts`` (:func:`read_hosts`: ``host[:ssh-port] [slots=N]`` per line) the scheduler runs on the first host,
+the servers round-robin over the hosts and the workers fill each host's slots in turn, all through ``ssh``
+(password-less ssh, the same Python environment and working directory on every host, and a shared output
+directory are assumed).  Every process announces the address the launcher resolved for its host
+(``DMLC_NODE_HOST``) unless an ``interface`` is given.  A remote command is wrapped so that it ends when its
+ssh connection does, which is how :func:`launch` stops remote processes.  Inside a Slurm allocation
+:mod:`.slurm` makes the same plan with ``srun``.
 """
 import collections
+import math
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-ProcessSpec = collections.namedtuple("ProcessSpec", "role host argv env")
+#: ``via``: how the process is started ('local', 'ssh' or 'srun'); ``index``: its number within its role.
+#: ``env`` holds the job's variables; they are set on the local process except for ssh, where ``argv``
+#: carries them.
+ProcessSpec = collections.namedtuple("ProcessSpec", "role host argv env via index", defaults=("local", 0))
+Host = collections.namedtuple("Host", "name port slots")
 
 #: The program a scheduler or server runs locally: importing mxnet starts the role.
 SERVER_PROGRAM = "import gluon_resnetv2._compat as c; c.import_mxnet()"
 DEFAULT_PORT = 9091
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: ssh's exit status when it could not connect or authenticate (a remote command's own status otherwise).
+SSH_FAILED = 255
+#: Variables that travel to remote processes (ssh does not forward the environment).
+FORWARDED_ENV = ("PYTHONPATH", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+FORWARDED_PREFIXES = ("MXNET_", "GLUON_RESNETV2_")
+#: Set on every worker: its number in launch order (the kvstore's rank is assigned by the scheduler).
+WORKER_INDEX_ENV = "GLUON_RESNETV2_WORKER_INDEX"
 
 
 def free_port(host="127.0.0.1"):
@@ -38,63 +56,156 @@ def free_port(host="127.0.0.1"):
         return sock.getsockname()[1]
 
 
+def parse_host(text, where="host"):
+    """A :class:`Host` from ``host[:port] [slots=N]`` (the port is ssh's; slots: workers placed there)."""
+    fields = text.split()
+    name, port, slots = fields[0], None, 1
+    if name.count(":") == 1:
+        name, port_text = name.split(":")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{where}: bad port in {fields[0]!r}; expected host[:port] with port 1-65535")
+        port = int(port_text)
+    for field in fields[1:]:
+        key, _, value = field.partition("=")
+        if key != "slots" or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{where}: cannot read {field!r}; expected 'host[:port] [slots=N]' with N >= 1")
+        slots = int(value)
+    if not name:
+        raise ValueError(f"{where}: no host name in {text!r}")
+    return Host(name, port, slots)
+
+
 def read_hosts(path):
-    """Host names from a host file (one per line; blank lines and ``#`` comments ignored)."""
+    """The :class:`Host` list of a host file: ``host[:port] [slots=N]`` per line (``port``: ssh's, default
+    ssh's own; ``slots``: workers placed on the host before the next one, default 1); blank lines and ``#``
+    comments are ignored."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"host file not found: {path}")
     hosts = []
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             line = line.split("#", 1)[0].strip()
             if line:
-                hosts.append(line.split()[0])
+                hosts.append(parse_host(line, f"{path}:{number}"))
     if not hosts:
         raise ValueError(f"host file {path} lists no hosts")
     return hosts
 
 
-def plan(command, num_workers, num_servers, hosts=None, port=None, python=None, cwd=None, interface=None):
+def address(host):
+    """The IPv4 address of ``host`` as seen from here (the name itself when it does not resolve)."""
+    name = host.rsplit("@", 1)[-1]
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
+
+
+def place_workers(hosts, num_workers):
+    """Host of each worker: the first host's slots are filled, then the next host's, round and round."""
+    slots = [h for h in hosts for _ in range(h.slots)]
+    return [slots[i % len(slots)] for i in range(num_workers)]
+
+
+def forwarded_env(env):
+    """The variables of ``env`` that remote processes get (:data:`FORWARDED_ENV`, :data:`FORWARDED_PREFIXES`)."""
+    return {k: v for k, v in env.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_PREFIXES)}
+
+
+def remote_script(cwd, env, argv):
+    """The shell command ssh runs: ``argv`` in ``cwd`` with ``env``, ended (SIGTERM) as soon as the ssh
+    connection closes.  Without a terminal the remote side gets no SIGHUP when the client dies, so a
+    watcher reads the connection's stdin (kept on fd 3: a background job's stdin is /dev/null) and
+    stops the command at end of file."""
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items()))
+    command = " ".join(shlex.quote(a) for a in argv)
+    return (f"cd {shlex.quote(cwd)} || exit 1; exec 3<&0; env {exports} {command} & child=$!; "
+            "trap 'kill -TERM $child 2>/dev/null' TERM HUP; "
+            "(cat <&3 >/dev/null; kill -TERM $child 2>/dev/null) & watcher=$!; "
+            "wait $child; status=$?; kill $watcher 2>/dev/null; exit $status")
+
+
+def ssh_argv(host, script, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT):
+    """``ssh`` running ``script`` on :class:`Host` ``host`` (never prompting; ``ConnectTimeout`` bounds the
+    connection and the greeting, so an unreachable host fails instead of hanging).  ``ssh_args`` come
+    first: for ssh the first value of an option wins."""
+    argv = ["ssh", *ssh_args, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+            f"ConnectTimeout={max(1, int(math.ceil(connect_timeout)))}"]
+    if host.port:
+        argv += ["-p", str(host.port)]
+    return argv + [host.name, script]
+
+
+def _as_hosts(hosts):
+    return [h if isinstance(h, Host) else parse_host(h) for h in hosts]
+
+
+def plan(command, num_workers, num_servers, hosts=None, port=None, python=None, cwd=None, interface=None,
+         ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT, env=None):
     """The processes of a job as :class:`ProcessSpec` s (scheduler first, then servers, then workers).
 
-    ``command`` is the worker's argv (a list).  Local jobs run servers with ``python -c`` importing mxnet;
-    ssh jobs run ``command`` itself for every role (it imports mxnet, which starts the role).
+    ``command`` is the worker's argv (a list); the scheduler and the servers run ``python -c`` importing
+    mxnet.  ``hosts``: :class:`Host` s (or ``host[:port]`` strings) for an ssh job; ``env`` (default
+    ``os.environ``) gives the variables forwarded to remote processes.
     """
+    check_sizes(command, num_workers, num_servers)
+    python = python or sys.executable
+    base = {"DMLC_NUM_WORKER": str(num_workers), "DMLC_NUM_SERVER": str(num_servers)}
+    server_argv = [python, "-c", SERVER_PROGRAM]
+    if not hosts:
+        root, root_port = "127.0.0.1", port or free_port()
+        base.update(DMLC_PS_ROOT_URI=root, DMLC_PS_ROOT_PORT=str(root_port), DMLC_NODE_HOST="127.0.0.1")
+        specs = [ProcessSpec("scheduler", None, server_argv, dict(base, DMLC_ROLE="scheduler"))]
+        specs += [ProcessSpec("server", None, server_argv, dict(base, DMLC_ROLE="server"), index=i)
+                  for i in range(num_servers)]
+        specs += [ProcessSpec("worker", None, list(command),
+                              dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}), index=i)
+                  for i in range(num_workers)]
+        return specs
+    hosts = _as_hosts(hosts)
+    base.update(DMLC_PS_ROOT_URI=address(hosts[0].name), DMLC_PS_ROOT_PORT=str(port or DEFAULT_PORT))
+    if interface:
+        base["DMLC_INTERFACE"] = interface
+    cwd = cwd or os.getcwd()
+    forwarded = forwarded_env(os.environ if env is None else env)
+
+    def remote(role, host, argv, index=0):
+        job = dict(base, DMLC_ROLE=role)
+        if not interface:
+            job["DMLC_NODE_HOST"] = address(host.name)
+        if role == "worker":
+            job[WORKER_INDEX_ENV] = str(index)
+        script = remote_script(cwd, dict(forwarded, **job), argv)
+        return ProcessSpec(role, host, ssh_argv(host, script, ssh_args, connect_timeout), job, "ssh", index)
+
+    specs = [remote("scheduler", hosts[0], server_argv)]
+    specs += [remote("server", hosts[i % len(hosts)], server_argv, i) for i in range(num_servers)]
+    specs += [remote("worker", host, list(command), i) for i, host in enumerate(place_workers(hosts, num_workers))]
+    return specs
+
+
+def check_sizes(command, num_workers, num_servers):
     if not command:
         raise ValueError("launch needs a command after --, e.g. -- gluon-resnetv2 train --kvstore dist_sync ...")
     if num_workers < 1:
         raise ValueError(f"-n/--num-workers must be at least 1, got {num_workers}")
     if num_servers < 1:
         raise ValueError(f"-s/--num-servers must be at least 1, got {num_servers}")
-    python = python or sys.executable
-    base = {"DMLC_NUM_WORKER": str(num_workers), "DMLC_NUM_SERVER": str(num_servers)}
-    specs = []
-    if not hosts:
-        root, root_port = "127.0.0.1", port or free_port()
-        base.update(DMLC_PS_ROOT_URI=root, DMLC_PS_ROOT_PORT=str(root_port), DMLC_NODE_HOST="127.0.0.1")
-        server_argv = [python, "-c", SERVER_PROGRAM]
-        specs.append(ProcessSpec("scheduler", None, server_argv, dict(base, DMLC_ROLE="scheduler")))
-        specs += [ProcessSpec("server", None, server_argv, dict(base, DMLC_ROLE="server"))
-                  for _ in range(num_servers)]
-        specs += [ProcessSpec("worker", None, list(command), dict(base, DMLC_ROLE="worker"))
-                  for _ in range(num_workers)]
-        return specs
-    root, root_port = hosts[0], port or DEFAULT_PORT
-    base.update(DMLC_PS_ROOT_URI=root, DMLC_PS_ROOT_PORT=str(root_port))
-    if interface:
-        base["DMLC_INTERFACE"] = interface
-    cwd = cwd or os.getcwd()
 
-    def remote(role, host):
-        env = dict(base, DMLC_ROLE=role)
-        exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items()))
-        script = f"cd {shlex.quote(cwd)} && env {exports} {' '.join(shlex.quote(a) for a in command)}"
-        return ProcessSpec(role, host, ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", host, script],
-                           env)
 
-    specs.append(remote("scheduler", hosts[0]))
-    specs += [remote("server", hosts[i % len(hosts)]) for i in range(num_servers)]
-    specs += [remote("worker", hosts[i % len(hosts)]) for i in range(num_workers)]
-    return specs
+def host_text(host):
+    """``node-a:2222`` for a :class:`Host`, the node name for a Slurm node, '' for localhost."""
+    if host is None:
+        return ""
+    if isinstance(host, Host):
+        return host.name + (f":{host.port}" if host.port else "")
+    return str(host)
+
+
+def describe(spec, num, where=True):
+    """``worker 1 (of 0-1) on node-a:2222 (ssh)``: how the launcher names a process in its messages."""
+    who = f"{spec.role} {spec.index} (of 0-{num - 1})" if spec.role != "scheduler" else "the scheduler"
+    return who + (f" on {host_text(spec.host)} ({spec.via})" if where and spec.host is not None else "")
 
 
 def _stop(procs, grace=5.0):
@@ -128,48 +239,68 @@ def _signal_group(proc, sig):
 
 
 def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=None, server_grace=10.0,
-           env=None, verbose=True, stdout=None, stderr=None):
+           env=None, verbose=True, stdout=None, stderr=None, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+           interface=None, slurm=False, gpus_per_worker=None):
     """Run a parameter-server job and return the exit status of the workers (0 when all succeed).
 
     Returns the first non-zero worker status (the others are then stopped), 124 when ``timeout`` seconds
-    pass (everything is stopped), or 0.  Every process started is stopped before this returns, also on
-    KeyboardInterrupt.
+    pass (everything is stopped), or 0; a process that ends early names itself (role, index, host) in a
+    one-line message.  ``slurm``: start every process with ``srun`` inside the current allocation
+    (:func:`.slurm.plan`).  Every process started is stopped before this returns, also on
+    KeyboardInterrupt and SIGTERM.
     """
-    specs = plan(command, num_workers, num_servers, hosts=hosts, port=port)
+    if not hosts and not slurm and shutil.which(command[0]) is None:
+        raise FileNotFoundError(f"launch: the worker command {command[0]!r} is not a program found on PATH")
     base_env = dict(os.environ if env is None else env)
-    procs, roles = [], []
+    if slurm:
+        from . import slurm as slurm_mod
+
+        specs = slurm_mod.plan(command, num_workers, num_servers, port=port, interface=interface,
+                               gpus_per_worker=gpus_per_worker, env=base_env)
+    else:
+        specs = plan(command, num_workers, num_servers, hosts=hosts, port=port, interface=interface,
+                     ssh_args=ssh_args, connect_timeout=connect_timeout, env=base_env)
+    counts = collections.Counter(s.role for s in specs)
+    procs = []
     say = (lambda text: print(f"gluon-resnetv2 launch: {text}", file=sys.stderr, flush=True)) if verbose \
         else (lambda text: None)
     started = time.time()
     previous = _install_sigterm()
     try:
         for spec in specs:
-            proc_env = dict(base_env, **spec.env) if spec.host is None else base_env
-            procs.append(subprocess.Popen(spec.argv, env=proc_env, start_new_session=True,
-                                          stdout=stdout, stderr=stderr))
-            roles.append(spec.role)
-        where = "localhost" if not hosts else f"{len(hosts)} hosts"
-        say(f"started scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
-            f"(DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
-        workers = [p for p, r in zip(procs, roles) if r == "worker"]
-        others = [p for p, r in zip(procs, roles) if r != "worker"]
+            proc_env = base_env if spec.via == "ssh" else dict(base_env, **spec.env)
+            # ssh's stdin stays open (never written): the remote side ends its command when it closes.
+            try:
+                procs.append(subprocess.Popen(spec.argv, env=proc_env, start_new_session=True, stdout=stdout,
+                                              stderr=stderr, stdin=subprocess.PIPE if spec.via == "ssh" else None))
+            except FileNotFoundError:
+                package = {"ssh": "openssh-client", "srun": "slurm-client"}.get(spec.via)
+                raise RuntimeError(f"cannot start {spec.argv[0]}: not found on PATH"
+                                   + (f" (Debian package {package})" if package else "")) from None
+        where = {"local": "localhost", "ssh": f"{len(set(s.host for s in specs))} hosts over ssh",
+                 "srun": f"{len(set(s.host for s in specs))} Slurm node(s) with srun"}[specs[0].via]
+        say(f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
+            f"(DMLC_PS_ROOT_URI={specs[0].env['DMLC_PS_ROOT_URI']}, "
+            f"DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
         while True:
-            codes = [w.poll() for w in workers]
-            failed = [c for c in codes if c not in (None, 0)]
-            if failed:
-                say(f"a worker exited with status {failed[0]}; stopping the job")
-                return failed[0]
-            if all(c == 0 for c in codes):
+            codes = [p.poll() for p in procs]
+            for spec, code in zip(specs, codes):
+                if code in (None, 0):
+                    continue
+                if spec.via == "ssh" and code == SSH_FAILED:
+                    say(f"cannot reach host {host_text(spec.host)} over ssh (exit status 255 for "
+                        f"{describe(spec, counts[spec.role], where=False)}; ssh's reason is above); stopping the job")
+                else:
+                    say(f"{describe(spec, counts[spec.role])} exited with status {code}; stopping the job")
+                return code
+            if all(c == 0 for s, c in zip(specs, codes) if s.role == "worker"):
                 break
-            dead = [p.poll() for p in others if p.poll() not in (None, 0)]
-            if dead:
-                say(f"a server or the scheduler exited with status {dead[0]}; stopping the job")
-                return dead[0]
             if timeout is not None and time.time() - started > timeout:
                 say(f"timed out after {timeout:g} s; stopping the job")
                 return 124
             time.sleep(0.1)
         # Workers are done: the servers and the scheduler normally exit by themselves.
+        others = [p for p, s in zip(procs, specs) if s.role != "worker"]
         deadline = time.time() + server_grace
         while any(p.poll() is None for p in others) and time.time() < deadline:
             time.sleep(0.1)

@@ -2,9 +2,10 @@
 
 One iteration (He et al. 2016, Sec. 3.1 / Appendix): the global mini-batch (paper: 128) is split over the
 devices, each device computes the softmax cross-entropy of its slice, the gradients are summed over the
-devices (and over workers by the kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is
-taken with ``rescale_grad = 1 / global_batch``, i.e. the average gradient of the global batch.  The
-learning rate is set every iteration from :class:`~.recipe.LRSchedule`.
+devices (and over workers by the kvstore) and one SGD step with momentum 0.9 (or Nesterov momentum,
+``--optimizer nag``) and weight decay 1e-4 is taken with ``rescale_grad = 1 / global_batch``, i.e. the
+average gradient of the global batch.  The learning rate is set every iteration from
+:class:`~.recipe.LRSchedule`.
 
 What a run writes in ``out`` (see :mod:`.runlog`, :mod:`.checkpoint`):
 ``config.json``, ``log.csv``, ``status.json``, ``checkpoint.zip`` (every epoch, every
@@ -30,11 +31,15 @@ devices and workers (:class:`~.kvstore.RunningStatsSync`), so the evaluation doe
 test batches are split and a checkpoint restores them exactly.
 """
 import dataclasses
+import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -43,7 +48,7 @@ from . import checkpoint as ckpt
 from . import runlog
 from .devices import check_batch_split, make_contexts, preflight_gpus, split_batch
 from .bf16 import bf16_forward, check_bf16
-from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, is_distributed
+from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
 from ..memory import configure_from_env
 from .recipe import PAPER_FAIL_ERROR, TrainConfig, make_schedule, total_iterations
 
@@ -51,6 +56,7 @@ mx = import_mxnet()
 from mxnet import autograd, gluon  # noqa: E402
 
 MODEL_NAME = "model.params"
+SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"
 
 
 def seed_everything(seed):
@@ -105,6 +111,15 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
     return loss_sum, errors, data.shape[0]
 
 
+def make_trainer(params, config, kvstore=None):
+    """The Gluon Trainer of a resolved config: MXNet's ``sgd`` or ``nag`` optimizer (``config.optimizer``)
+    with its momentum and weight decay; float16 keeps fp32 master weights (``multi_precision``)."""
+    optimizer_params = {"learning_rate": config.lr, "momentum": config.momentum, "wd": config.wd}
+    if config.dtype == "float16":
+        optimizer_params["multi_precision"] = True
+    return gluon.Trainer(params, config.optimizer, optimizer_params, kvstore=kvstore, update_on_kvstore=False)
+
+
 def materialize(net, image_shape, ctx, dtype="float32"):
     """Finish the deferred initialisation of ``net`` for inputs of ``image_shape``, without a forward pass.
 
@@ -116,6 +131,49 @@ def materialize(net, image_shape, ctx, dtype="float32"):
     for param in net.collect_params().values():
         if param._deferred_init:
             param._finish_deferred_init()
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run; ``exit_code`` is the shell's ``128 + signal`` (130 / 143).
+
+    A KeyboardInterrupt, so that Ctrl-C in Python still stops a caller; ``checkpoint`` says whether the
+    run wrote one at ``iteration`` (a second signal stops at once, keeping the previous checkpoint).
+    """
+
+    def __init__(self, signum, iteration=None, checkpoint=False):
+        self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {self.signal_name}"
+                         + (f" at iteration {iteration}" if iteration is not None else ""))
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM handlers that ask the loop to stop after the current iteration; a second signal stops
+    at once.  Only the main thread can install handlers; elsewhere the defaults stay."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, immediate=False):
+        self.signum = None
+        self.immediate = immediate  # distributed runs: the workers cannot agree on a common last iteration
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.immediate or self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def _total(values):
@@ -220,6 +278,9 @@ class Run:
         self.test_loader = make_loader(test_set, eval_batch, train=False, seed=cfg.seed,
                                        num_workers=cfg.num_workers, shard=shard, last_batch="keep")
         self.subset_loader = None
+        if cfg.eval_subset is not None and cfg.eval_subset > len(test_set):
+            raise ValueError(f"--eval-subset {cfg.eval_subset} is larger than the {len(test_set)} test images of "
+                             f"{cfg.dataset}: give 1..{len(test_set)}")
         if cfg.eval_subset is not None and cfg.eval_subset < len(test_set):
             small = subset(test_set, cfg.eval_subset, spread=True)
             if self.num_workers > len(small):
@@ -248,15 +309,12 @@ class Run:
             if self.train_forward is not net:
                 raise ValueError("--dtype bfloat16 and GLUON_RESNETV2_MIRROR=1 (recomputation) cannot be combined")
             self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
-        optimizer_params = {"learning_rate": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd}
-        if cfg.dtype == "float16":
-            optimizer_params["multi_precision"] = True
-        self.trainer = gluon.Trainer(net.collect_params(), "sgd", optimizer_params, kvstore=self.kv,
-                                     update_on_kvstore=False)
+        self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
         self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,
                                            self.num_workers)
+        init_trainer_store(self.trainer, self.kv if self.distributed else None)  # after every kv.init
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -284,6 +342,12 @@ class Run:
             os.makedirs(workers, exist_ok=True)
             ckpt.atomic_write_bytes(os.path.join(workers, f"rank{self.rank}.params"), data)
 
+    def _data_fields(self):
+        """What status.json says of the data: its name, and for the synthetic set that it is not real."""
+        if self.config.dataset == "synthetic":
+            return {"dataset": "synthetic", "synthetic": True, "note": SYNTHETIC_NOTE}
+        return {"dataset": self.config.dataset, "synthetic": False}
+
     def _say(self, text):
         if self.is_chief and self.config.progress:
             print(text, file=sys.stderr, flush=True)
@@ -291,8 +355,19 @@ class Run:
     # -- the loop -----------------------------------------------------------------------------------
 
     def run(self):
-        cfg = self.config
+        """Train to the end under an exclusive lock on the run directory; SIGINT/SIGTERM stop after the current
+        iteration with a checkpoint (:class:`Interrupted`)."""
         os.makedirs(self.out, exist_ok=True)
+        lock = runlog.lock_run_dir(self.out) if self.is_chief else None
+        try:
+            with _StopRequest(immediate=self.distributed) as stop:
+                return self._run(stop)
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def _run(self, stop):
+        cfg = self.config
         state = self.resume_state
         if state is not None:
             state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
@@ -303,26 +378,29 @@ class Run:
             log_rows = state["log_rows"]
         else:
             iteration, epoch, batch, interval, elapsed0, log_rows = 0, 0, 0, _Interval(), 0.0, None
+        self.start_iteration = iteration
         if iteration >= self.total:
             return self._finish_resumed_finished()
         if self.is_chief:
             runlog.write_config(self.out, cfg)
             log = runlog.RunLog(self.out, keep_rows=log_rows)
             runlog.write_status(self.out, "running", iteration=iteration, total_iterations=self.total,
-                                pid=os.getpid())
+                                pid=os.getpid(), **self._data_fields())
         else:
             log = _NullLog()
         start = time.time()
         images = 0
         train_time = 0.0
         last = {}
+        bar = None
         try:
             while iteration < self.total:
                 if batch == 0:
                     mx.random.seed(_derived_seed(cfg.seed, self.rank, 0, epoch))
                 self.train_loader.set_epoch(epoch, batch)
                 epochs_total = math.ceil(self.total / self.iterations_per_epoch)
-                bar = _progress(self, epoch, epochs_total, batch)
+                bar = _progress(self, epoch, epochs_total, batch,
+                                min(self.iterations_per_epoch, batch + self.total - iteration))
                 tick = time.time()
                 for data, label in self.train_loader:
                     lr = self.schedule(iteration)
@@ -365,17 +443,28 @@ class Run:
                             last.update(train_loss=row["train_loss"], train_error=row["train_error"])
                     if end_of_epoch:
                         epoch, batch = epoch + 1, 0
-                    if end_of_epoch or final or (cfg.checkpoint_interval and iteration % cfg.checkpoint_interval == 0):
+                    saved = end_of_epoch or final or bool(cfg.checkpoint_interval and
+                                                          iteration % cfg.checkpoint_interval == 0)
+                    if saved:
                         self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
+                    if stop.signum is not None and not final:
+                        if not saved:
+                            self._checkpoint(iteration, epoch, batch, interval, elapsed0 + time.time() - start, log)
+                        raise Interrupted(stop.signum, iteration, checkpoint=True)
                     if final or end_of_epoch:
                         break
                     tick = time.time()
                 if bar is not None:
                     bar.close()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            if bar is not None:
+                bar.close()
             if self.is_chief:
-                runlog.write_status(self.out, "interrupted", iteration=iteration,
-                                    reason="interrupted by the user; continue with --resume")
+                kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
+                name = getattr(err, "signal_name", "SIGINT")
+                runlog.write_status(self.out, "interrupted", iteration=iteration, signal=name,
+                                    reason=f"interrupted by {name} at iteration {iteration} ({kept}); continue with "
+                                           f"--resume {self.out}")
             log.close()
             raise
         except Exception as err:
@@ -408,7 +497,7 @@ class Run:
     def _finish(self, log, iteration, last, elapsed, images, train_time):
         log.close()
         test_error = last.get("test_error")
-        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch,
+        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch, **self._data_fields(),
                       test_error=test_error, test_loss=last.get("test_loss"),
                       train_loss=last.get("train_loss"), train_error=last.get("train_error"),
                       paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
@@ -417,7 +506,10 @@ class Run:
         if self.is_chief:
             status = runlog.write_status(self.out, "finished", **fields)
         speed = f"{images / train_time:.0f} images/s" if train_time else "no training this session"
-        self._say(f"finished {self.config.model} on {self.config.dataset}: {iteration} iterations in "
+        data = SYNTHETIC_NOTE if self.config.dataset == "synthetic" else self.config.dataset
+        resumed = f", {iteration - self.start_iteration} this session after resuming at {self.start_iteration}" \
+            if self.start_iteration else ""
+        self._say(f"finished {self.config.model} on {data}: {iteration} iterations{resumed} in "
                   f"{_duration(elapsed)} ({speed}), test error {100 * test_error:.2f}% (loss "
                   f"{last.get('test_loss'):.4f}){' -- paper fail (> 20%)' if fields['paper_fail'] else ''}; "
                   f"wrote {self.out}")
@@ -435,7 +527,8 @@ class Run:
         # Training ended but the final status was lost (stopped right after the last checkpoint).
         test_loss, test_error = self._evaluate(self.test_loader)
         self._save_model()
-        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, test_error=test_error,
+        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, **self._data_fields(),
+                      test_error=test_error,
                       test_loss=test_loss, paper_fail=bool(test_error > PAPER_FAIL_ERROR))
         if self.is_chief:
             return runlog.write_status(self.out, "finished", **fields)
@@ -455,13 +548,14 @@ class _NullLog:
         pass
 
 
-def _progress(run, epoch, epochs_total, start_batch):
-    """A tqdm bar for one epoch (images/s, loss, lr), or None when progress is off or not rank 0."""
+def _progress(run, epoch, epochs_total, start_batch, total):
+    """A tqdm bar for one epoch (images/s, loss, lr) counting to ``total``, the batches of this epoch the
+    run will make; None when progress is off or not rank 0."""
     if not (run.config.progress and run.is_chief):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=run.iterations_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
+    return tqdm(total=total, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
                 unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
 
 
@@ -479,8 +573,9 @@ def train(config=None, **settings):
 
     ``config`` is a :class:`~.recipe.TrainConfig` (or a dict of its fields); keyword ``settings`` create
     one or override its fields: ``train(model="cifar_resnet110_v2", dataset="cifar10", out="runs/r110")``.
-    Unset recipe fields take the paper's defaults for the dataset.  Starts afresh in ``out`` (an existing
-    checkpoint there is an error: use :func:`resume`).  A diverged run returns ``{"status": "failed",
+    Unset recipe fields take the paper's defaults for the dataset (Fashion-MNIST unless ``dataset`` is
+    given).  Starts afresh in ``out`` (an existing checkpoint there is an error: use :func:`resume`).
+    SIGINT/SIGTERM raise :class:`Interrupted` after a checkpoint.  A diverged run returns ``{"status": "failed",
     "reason": ..., "iteration": ...}`` rather than raising.
     """
     if config is None:
@@ -500,7 +595,8 @@ def train(config=None, **settings):
 
 
 def resume(out_dir, **overrides):
-    """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.
+    """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.  A run
+    that stopped before its first checkpoint starts over from its ``config.json`` (with a warning).
 
     ``overrides`` may change settings that do not alter the result, e.g. ``progress`` or ``num_workers``.
     """
@@ -509,12 +605,26 @@ def resume(out_dir, **overrides):
     config_path = os.path.join(out_dir, runlog.CONFIG_NAME)
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"cannot resume {out_dir}: {config_path} is missing (not a training run directory)")
-    state = ckpt.read_checkpoint_state(out_dir)
+    if not _has_run_fields(config_path):
+        raise ValueError(f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or "
+                         "dataset)")
     config = TrainConfig.load(config_path)
     allowed = {"progress", "num_workers", "cpus", "gpus", "kvstore", "data_dir"}
     bad = set(overrides) - allowed
     if bad:
         raise ValueError(f"resume cannot change {', '.join(sorted(bad))}: the run continues with its config.json")
     config = dataclasses.replace(config, out=out_dir, **overrides)
+    if not os.path.isfile(ckpt.checkpoint_path(out_dir)):
+        # Stopped before its first checkpoint: nothing to lose by starting over with the same settings.
+        warnings.warn(f"{out_dir} has no checkpoint yet (the run stopped before writing one); starting it over "
+                      f"from {config_path}", stacklevel=2)
+        return Run(config).run()
+    state = ckpt.read_checkpoint_state(out_dir)
     return Run(config, resume_state=state).run()
+
+
+def _has_run_fields(config_path):
+    with open(config_path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return isinstance(data, dict) and bool(data.get("model")) and bool(data.get("dataset"))
 

@@ -2,7 +2,8 @@
 
 He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016), Sec. 3.1 / Appendix:
 
-- CIFAR: SGD with momentum 0.9 and weight decay 1e-4, mini-batch 128 (2 GPUs x 64), He (MSRA)
+- CIFAR: SGD with momentum 0.9 (``optimizer='nag'``: Nesterov momentum, as in the authors' Torch code)
+  and weight decay 1e-4, mini-batch 128 (2 GPUs x 64), He (MSRA)
   initialisation, learning rate 0.1 divided by 10 at 32k and 48k iterations, training stopped at 64k
   iterations (about 164 epochs); a warm-up at 0.01 for the first 400 iterations (used in all CIFAR runs;
   the paper notes pre-activation units do not need it).
@@ -24,12 +25,19 @@ from typing import Optional
 #: Datasets the trainer knows (see :mod:`gluon_resnetv2.data`).
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet", "synthetic")
 
+#: The data set of a run that names none (CLI and Python alike): the one installed by ``make dataset``.
+DEFAULT_DATASET = "fashion-mnist"
+
 #: ``--lr-schedule`` choices.
 SCHEDULES = ("step", "cosine", "constant")
 
 #: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights; bfloat16 with MXNet's
 #: AMP on CPUs with AVX-512 BF16, see :mod:`.bf16`).
 DTYPES = ("float32", "float16", "bfloat16")
+
+#: ``--optimizer`` choices, MXNet optimizer names: ``sgd`` (momentum SGD, the paper's Caffe runs) and ``nag``
+#: (Nesterov momentum, the authors' released Torch code: fb.resnet.torch ``train.lua``, ``nesterov = true``).
+OPTIMIZERS = ("sgd", "nag")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +93,7 @@ class TrainConfig:
     """
 
     model: str = "cifar_resnet20_v2"
-    dataset: str = "synthetic"
+    dataset: str = DEFAULT_DATASET
     out: str = "runs/train"
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     data_dir: Optional[str] = None
@@ -104,6 +112,7 @@ class TrainConfig:
     warmup_lr: Optional[float] = None
     momentum: Optional[float] = None
     wd: Optional[float] = None
+    optimizer: str = "sgd"                  # one of OPTIMIZERS; a config.json without it is an sgd run
     seed: int = 0
     dtype: str = "float32"
     log_interval: int = 50
@@ -149,10 +158,30 @@ class TrainConfig:
             raise ValueError(f"--iterations must be positive, got {self.iterations}")
         if self.lr_schedule is not None and self.lr_schedule not in SCHEDULES:
             raise ValueError(f"unknown --lr-schedule {self.lr_schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        for name in ("lr", "warmup_lr"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise ValueError(f"--momentum must be in [0, 1) (paper: 0.9), got {self.momentum}")
+        if self.wd is not None and not (self.wd >= 0 and math.isfinite(self.wd)):
+            raise ValueError(f"--wd must be >= 0 (paper: 1e-4), got {self.wd}")
+        if self.lr_factor is not None and not 0 < self.lr_factor <= 1:
+            raise ValueError(f"--lr-factor must be in (0, 1] (paper: 0.1), got {self.lr_factor}")
+        if self.checkpoint_interval is not None and self.checkpoint_interval < 1:
+            raise ValueError(f"--checkpoint-interval must be at least 1 iteration, got {self.checkpoint_interval}")
+        for name in ("eval_subset", "train_subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1 image, got {value}")
+        if self.lr_steps is not None and self.lr_schedule is not None and self.lr_schedule != "step":
+            raise ValueError(f"--lr-steps are the milestones of --lr-schedule step; {self.lr_schedule} has none")
+        if self.lr_steps is not None and any(step <= 0 for step in self.lr_steps):
+            raise ValueError(f"--lr-steps must be positive, got {self.lr_steps}")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"--warmup must be >= 0 iterations, got {self.warmup}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.log_interval < 1:
@@ -247,6 +276,10 @@ def make_schedule(config, iterations_per_epoch):
     if config.lr_steps is not None:
         per_unit = iterations_per_epoch if config.iterations is None else 1
         milestones = [int(round(step * per_unit)) for step in config.lr_steps]
+        if milestones and milestones[-1] >= total:
+            unit, length = ("iterations", total) if config.iterations is not None else ("epochs", config.epochs)
+            raise ValueError(f"--lr-steps {','.join(f'{s:g}' for s in config.lr_steps)} reach beyond the run: "
+                             f"milestones must be below its {length:g} {unit}")
     else:
         milestones = [int(round(f * total)) for f in recipe_for(config.dataset).lr_step_fractions]
     return LRSchedule(config.lr_schedule, config.lr, total, milestones, config.lr_factor,

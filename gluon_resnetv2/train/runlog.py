@@ -15,7 +15,12 @@ they are written so that ``gluon-resnetv2 plot`` can draw a run that is still go
 ``status.json`` says ``running`` (with ``pid``), ``finished`` (with the final test error and
 ``paper_fail``: the paper's Table 1 "fail", test error above 20 %), ``failed`` (the loss diverged: NaN or
 inf; with ``reason`` and ``iteration``), ``error`` (an exception stopped the run: ``reason``; the last
-checkpoint can be resumed) or ``interrupted`` (Ctrl-C; resumable).
+checkpoint can be resumed) or ``interrupted`` (SIGINT / Ctrl-C or SIGTERM: a checkpoint was written after
+the current iteration; resumable; with ``signal``).
+
+``.lock`` holds the pid of the trainer that has the run directory: an exclusive ``fcntl.flock`` that the
+kernel releases when that process ends, however it ends, so a second trainer is refused and a killed one
+leaves no stale lock.
 """
 import csv
 import io
@@ -29,6 +34,7 @@ from .checkpoint import atomic_write_text
 LOG_NAME = "log.csv"
 CONFIG_NAME = "config.json"
 STATUS_NAME = "status.json"
+LOCK_NAME = ".lock"
 LOG_COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "time")
 
 
@@ -117,6 +123,27 @@ def write_status(out_dir, status, **fields):
     data["updated"] = time.time()
     atomic_write_text(os.path.join(out_dir, STATUS_NAME), json.dumps(data, indent=2, sort_keys=True) + "\n")
     return data
+
+
+def lock_run_dir(out_dir):
+    """Take the exclusive lock on ``out_dir`` (see the module doc); returns the open lock file, which holds
+    the lock until it is closed.  RuntimeError naming the holder's pid if another process has it."""
+    import fcntl
+
+    handle = open(os.path.join(out_dir, LOCK_NAME), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RuntimeError(f"{out_dir} is in use by another trainer (pid {holder}); wait for it to finish or stop "
+                           "it (then --resume), or choose another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def read_status(out_dir):

@@ -27,17 +27,23 @@ def basic_convs(channels, stride, **_):
     return [ConvSpec(channels, 3, stride), ConvSpec(channels, 3)]
 
 
-def bottleneck_convs(channels, stride, stride_on="3x3", bias=False, **_):
+#: Where a halving bottleneck puts its stride: on the first 1x1 or on the 3x3 convolution.
+STRIDE_ON = ("first", "3x3")
+
+
+def bottleneck_convs(channels, stride, stride_on="first", bias=False, **_):
     """Bottleneck unit (Sec. 4, ResNet-164/1001): 1x1 reducing to ``channels // 4``, 3x3, 1x1 restoring.
 
-    ``stride_on='3x3'`` (default) strides the 3x3 convolution as the authors' Torch code does;
-    ``'first'`` strides the first 1x1 (the original ResNet, and gluoncv's v1 bottleneck).
+    Where the unit halves the map, ``stride_on='first'`` (default) strides the first 1x1 convolution, as
+    the authors' released CIFAR code (KaimingHe/resnet-1k-layers ``resnet-pre-act.lua``, both unit shapes),
+    MSRA's Caffe models and gluoncv's v1 bottleneck do; ``'3x3'`` strides the 3x3 convolution, as
+    fb.resnet.torch (``models/preresnet.lua``, ``models/resnet.lua``) and gluoncv's v2 bottleneck do.
     ``bias`` adds biases to the two 1x1 convolutions (gluoncv's v1 bottleneck has them).
     """
     if channels % 4:
         raise ValueError(f"bottleneck channels={channels} must be divisible by 4 (the 1x1 reduces to channels/4)")
-    if stride_on not in ("3x3", "first"):
-        raise ValueError(f"stride_on={stride_on!r}: expected '3x3' or 'first'")
+    if stride_on not in STRIDE_ON:
+        raise ValueError(f"stride_on={stride_on!r}: expected one of {', '.join(map(repr, STRIDE_ON))}")
     first, middle = (stride, 1) if stride_on == "first" else (1, stride)
     width = channels // 4
     return [ConvSpec(width, 1, first, bias), ConvSpec(width, 3, middle), ConvSpec(channels, 1, 1, bias)]

@@ -64,12 +64,16 @@ class ResidualUnit(nn.HybridBlock):
         Shortcut where dimensions change: option B (1x1 conv) or option A (zero padding).
     branch_kwargs : dict
         ``stride_on`` and ``bias`` for bottleneck branches.
+    preactivate : bool
+        False drops the ordering's pre-activation, for a unit whose input is already activated: the first
+        unit after the ImageNet stem (fb.resnet.torch ``preresnet.lua``'s ``'no_preact'``).
     """
 
     def __init__(self, channels, stride=1, downsample=False, in_channels=0, norm_layer=nn.BatchNorm,
                  norm_kwargs=None, branch="basic", activation="full_preact", shortcut="identity",
                  shortcut_scale=None, residual_scale=None, gate_bias=None, shortcut_dropout=None,
-                 shortcut_source=None, projection="conv", branch_kwargs=None, **kwargs):
+                 shortcut_source=None, projection="conv", branch_kwargs=None, preactivate=True,
+                 **kwargs):
         super().__init__(**kwargs)
         ordering = get_ordering(activation)
         spec = shortcut if isinstance(shortcut, ShortcutSpec) else ShortcutSpec(
@@ -84,7 +88,8 @@ class ResidualUnit(nn.HybridBlock):
         self.shortcut_source = shortcut_source
         self._source = _preactivated_input if shortcut_source == "preact" else _raw_input
         with self.name_scope():
-            self.preact = make_ops(ordering.preact, norm_layer, norm_kwargs, prefix="preact_")
+            self.preact = make_ops(ordering.preact if preactivate else (), norm_layer, norm_kwargs,
+                                   prefix="preact_")
             self.branch = ResidualBranch(branch, channels, stride, in_channels, ordering, norm_layer, norm_kwargs,
                                          branch_kwargs, prefix="branch_")
             self.shortcut, self.merge = build_shortcut(

@@ -52,7 +52,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import _compat  # noqa: F401  (numpy aliases before mxnet)
-from .cpu import describe_peak, in_use, peak
+from .cpu import describe_peak, has_avx512_bf16, in_use, peak
 from .flops import forward_macs, gflops
 import mxnet as mx
 from mxnet import autograd, gluon
@@ -391,12 +391,8 @@ def conditions():
         load = None
     info = {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_model(),
             "cpus": os.cpu_count(), "loadavg": load, "python": platform.python_version(),
-            "mxnet": mx.__version__, "knobs": _knobs(), "omp_threads": in_use()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["avx512_bf16"] = "avx512_bf16" in f.read()
-    except OSError:
-        pass
+            "mxnet": mx.__version__, "knobs": _knobs(), "omp_threads": in_use(),
+            "avx512_bf16": has_avx512_bf16()}
     return info
 
 

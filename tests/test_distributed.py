@@ -139,3 +139,26 @@ def test_two_workers_dist_sync(tmp_path):
         np.testing.assert_allclose(w0[name].asnumpy(), value, rtol=1e-4, atol=1e-6, err_msg=name)
         checked += 1
     assert checked > 40
+
+
+def test_local_workers_share_the_default_cores(tmp_path, monkeypatch):
+    """With the package's own thread default (every physical core), local workers split the cores instead of
+    each taking all of them; a user's OMP_NUM_THREADS is passed through unchanged."""
+    from gluon_resnetv2 import cpu
+
+    record = [sys.executable, "-c", f"import os; open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w')"
+                                    ".write(os.environ['DMLC_ROLE'] + ' ' + os.environ.get('OMP_NUM_THREADS', '-'))"]
+
+    def roles():
+        seen = sorted(p.read_text() for p in tmp_path.iterdir())
+        for p in tmp_path.iterdir():
+            p.unlink()
+        return [s for s in seen if s.startswith("worker")]
+
+    monkeypatch.setattr(cpu, "in_use", lambda: {"threads": 4, "source": "physical cores"})
+    assert launch(record, 2, 1, timeout=60, verbose=False) == 0
+    assert roles() == ["worker 2", "worker 2"]
+    monkeypatch.setattr(cpu, "in_use", lambda: {"threads": 3, "source": "OMP_NUM_THREADS"})
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert launch(record, 2, 1, timeout=60, verbose=False) == 0
+    assert roles() == ["worker 3", "worker 3"]

@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from .. import cpu
+
 #: ``via``: how the process is started ('local', 'ssh' or 'srun'); ``index``: its number within its role.
 #: ``env`` holds the job's variables; they are set on the local process except for ssh, where ``argv``
 #: carries them.
@@ -249,9 +251,15 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
     (:func:`.slurm.plan`).  Every process started is stopped before this returns, also on
     KeyboardInterrupt and SIGTERM.
     """
-    if not hosts and not slurm and shutil.which(command[0]) is None:
+    if command and not hosts and not slurm and shutil.which(command[0]) is None:
         raise FileNotFoundError(f"launch: the worker command {command[0]!r} is not a program found on PATH")
     base_env = dict(os.environ if env is None else env)
+    shared_cores = None
+    if env is None and cpu.in_use()["source"] == "physical cores":
+        # OMP_NUM_THREADS is this package's default (every core), not the user's: remote processes choose
+        # for their own machine, and the local workers share this one's cores instead of each taking all.
+        base_env.pop("OMP_NUM_THREADS", None)
+        shared_cores = cpu.in_use()["threads"]
     if slurm:
         from . import slurm as slurm_mod
 
@@ -261,6 +269,9 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         specs = plan(command, num_workers, num_servers, hosts=hosts, port=port, interface=interface,
                      ssh_args=ssh_args, connect_timeout=connect_timeout, env=base_env)
     counts = collections.Counter(s.role for s in specs)
+    local_workers = sum(1 for s in specs if s.via == "local" and s.role == "worker")
+    if shared_cores and local_workers:
+        base_env["OMP_NUM_THREADS"] = str(max(1, shared_cores // local_workers))
     procs = []
     say = (lambda text: print(f"gluon-resnetv2 launch: {text}", file=sys.stderr, flush=True)) if verbose \
         else (lambda text: None)

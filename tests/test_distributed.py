@@ -113,6 +113,7 @@ def _reference_weights(tmp_path):
             if p.grad_req != "null"}
 
 
+@pytest.mark.slow
 def test_two_workers_dist_sync(tmp_path):
     out = str(tmp_path / "dist")
     command = [sys.executable, "-m", "gluon_resnetv2.cli", "launch", "-n", "2", "-s", "1", "--timeout", "150",
@@ -141,6 +142,7 @@ def test_two_workers_dist_sync(tmp_path):
     assert checked > 40
 
 
+@pytest.mark.slow
 def test_local_workers_share_the_default_cores(tmp_path, monkeypatch):
     """With the package's own thread default (every physical core), local workers split the cores instead of
     each taking all of them; a user's OMP_NUM_THREADS is passed through unchanged."""

@@ -239,6 +239,7 @@ def test_run_state_sees_a_live_run_elsewhere(tmp_path):
 
 # ------------------------------------------------------------------------------------- end to end
 
+@pytest.mark.slow
 def test_tiny_table_end_to_end_and_skip(tmp_path):
     out = str(tmp_path / "t1")
     path = E.run_table("table1", out, rows=ROWS, log=lambda _: None, **TINY)
@@ -279,6 +280,7 @@ def test_tiny_table_end_to_end_and_skip(tmp_path):
                     batch_size=16, log=lambda _: None)
 
 
+@pytest.mark.slow
 def test_killed_row_is_resumed(tmp_path):
     out = str(tmp_path / "k")
     run_dir = os.path.join(out, "original", "seed0")

@@ -34,6 +34,7 @@ def _finish(proc, timeout=60):
     assert proc.returncode == 0, out.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_log(tmp_path):
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
     reference = _cli(*ARGS, "--out", full)

@@ -175,6 +175,7 @@ def test_imagenet_v2_first_unit_has_no_preactivation(name):
     assert _layers(g.get_model(name, activation="relu_preact").residual_units()[0].preact) == []
 
 
+@pytest.mark.slow
 def test_imagenet_v2_first_unit_reads_the_max_pool_output_numerically():
     net = built("resnet50_v2", IMAGENET_X)
     for p in net.collect_params(".*running_mean").values():

@@ -14,6 +14,7 @@ Figures: docs/deploy.md.
 """
 import argparse
 import json
+import tempfile
 import os
 import statistics
 import sys
@@ -43,7 +44,9 @@ def profile(blocks, x, steps=20):
     for label, block in blocks.items():
         for _ in range(3):
             block(x).wait_to_read()
-        mx.profiler.set_config(profile_imperative=True, profile_symbolic=True, aggregate_stats=True)
+        # the trace file MXNet writes at exit goes to the temp directory, not the working tree
+        mx.profiler.set_config(profile_imperative=True, profile_symbolic=True, aggregate_stats=True,
+                               filename=os.path.join(tempfile.gettempdir(), "gluon_resnetv2_profile.json"))
         mx.profiler.set_state("run")
         for _ in range(steps):
             block(x).wait_to_read()

@@ -14,10 +14,10 @@ Figures: docs/deploy.md.
 """
 import argparse
 import json
-import tempfile
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

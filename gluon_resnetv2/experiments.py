@@ -770,7 +770,7 @@ def agreement_lines(agreement, spread_experiment):
     def number(value, digits=2):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    found = ("no fail row in the paper's table" if agreement["fails_found"] is None else
+    found = ("n/a (no paper fail row among the rows compared)" if agreement["fails_found"] is None else
              f"{agreement['fails_found']} of {agreement['fails_total']}")
     errors = agreement["seed_test_errors"]
     spread = (f"{number(agreement['seed_spread_test_error'])} points (sample standard deviation of "

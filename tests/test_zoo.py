@@ -76,9 +76,9 @@ def test_version_suffix_selects_the_ordering_and_can_be_overridden():
     ("resnet18_v2", 1000, 11_687_720),
     ("resnet34_v2", 1000, 21_795_880),
     ("resnet50_v2", 1000, 25_549_352),
-    ("resnet101_v2", 1000, 44_541_480),
-    ("resnet152_v2", 1000, 60_185_128),
-    ("resnet200_v2", 1000, 64_666_152),
+    pytest.param("resnet101_v2", 1000, 44_541_480, marks=pytest.mark.slow),  # large random inits: seconds of async work
+    pytest.param("resnet152_v2", 1000, 60_185_128, marks=pytest.mark.slow),  # large random inits: seconds of async work
+    pytest.param("resnet200_v2", 1000, 64_666_152, marks=pytest.mark.slow),  # large random inits: seconds of async work
 ])
 def test_trainable_parameter_counts_equal_the_paper(name, classes, count):
     net = built(name, CIFAR_X if name.startswith("cifar") else IMAGENET_X, classes=classes)

@@ -655,14 +655,19 @@ def _fmt_loss(value):
     return "diverged" if value == math.inf else f"{value:.3f}"
 
 
-def report_rows(out, experiments, seeds=1, alias=None, notes=None):
+def summaries(out, experiments, seeds=1, alias=None):
+    """``{key: summarize(...)}`` of every experiment: read once, shared by report.md and report.json."""
+    return {exp.key: summarize(out, exp, seeds, alias) for exp in experiments}
+
+
+def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None):
     """One dict per experiment with the :data:`REPORT_COLUMNS` (strings, as written in report.md); ``notes``
     (``{key: text}``, e.g. a row's Slurm job) is the result of a row that has no number yet."""
 
     rows = []
     for exp in experiments:
         row = exp.paper
-        s = summarize(out, exp, seeds, alias)
+        s = summary[exp.key] if summary else summarize(out, exp, seeds, alias)
         ours = s["ours"]
         if ours is None:
             ours_text = ""
@@ -741,16 +746,17 @@ def spread_row(experiments):
     return experiments[keys.index(setting.spread_row)] if setting and setting.spread_row in keys else experiments[0]
 
 
-def report_records(out, experiments, seeds=1, alias=None):
+def report_records(out, experiments, seeds=1, alias=None, summary=None):
     """``(rows, agreement)`` of ``report.json``: one record per row (errors in %, None where not measured,
     a diverged run's test error and losses None with ``state`` 'failed') and
     :func:`gluon_resnetv2.agreement.table_agreement` over the rows that ended."""
     from .agreement import json_number, table_agreement
 
+    summary = summary or summaries(out, experiments, seeds, alias)
     records, ranked = [], []
     for exp in experiments:
         row = exp.paper
-        s = summarize(out, exp, seeds, alias)
+        s = summary[exp.key]
         diverged = s["ours"] == math.inf
         records.append(dict(row=exp.key, paper_error=None if row.failed else row.error, paper_fail=row.failed,
                             test_error=json_number(s["ours"]), train_loss_final=json_number(s["loss_final"]),
@@ -759,7 +765,7 @@ def report_records(out, experiments, seeds=1, alias=None):
                             seeds=len(s["errors"])))
         ranked.append(dict(paper_error=None if row.failed else row.error, paper_fail=row.failed,
                            test_error=s["ours"], train_loss_final=s["loss_final"]))
-    spread = summarize(out, spread_row(experiments), seeds, alias)["errors"]
+    spread = summary[spread_row(experiments).key]["errors"]
     agreement = table_agreement(ranked, spread)
     agreement = {k: (json_number(v) if isinstance(v, float) else v) for k, v in agreement.items()}
     return records, agreement
@@ -821,12 +827,13 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
               "paper, in percentage points." + ("" if scale.comparable else
               " At this scale even a network that trains well may sit near the 20 % line after so few "
               "iterations: compare the rows with each other (and with the original unit) rather than with it."), ""]
-    rows = report_rows(out, experiments, seeds, alias, notes)
+    summary = summaries(out, experiments, seeds, alias)
+    rows = report_rows(out, experiments, seeds, alias, notes, summary)
     lines.append("| " + " | ".join(REPORT_COLUMNS) + " |")
     lines.append("|" + "|".join(" --- " if i < 4 else " ---: " for i in range(len(REPORT_COLUMNS) - 1)) + "| --- |")
     for row in rows:
         lines.append("| " + " | ".join(row[c].replace("|", "/") for c in REPORT_COLUMNS) + " |")
-    records, agreement = report_records(out, experiments, seeds, alias)
+    records, agreement = report_records(out, experiments, seeds, alias, summary)
     lines += [""] + agreement_lines(agreement, spread_row(experiments))
     atomic_write_text(os.path.join(out, REPORT_JSON), json.dumps(
         dict(table=table, scale=scale.name, rows=records, agreement=agreement), indent=2) + "\n")

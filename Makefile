@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install dataset cluster-packages test test-fast demo bench clean
+.PHONY: install dataset cluster-packages lint test test-fast demo bench clean
 
 $(VENV)/.installed: setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3.12 ...'"; exit 1; }
@@ -46,6 +46,10 @@ cluster-packages:
 	  echo "warning: the cluster tests need$$missing and apt-get cannot run here;"; \
 	  echo "         run 'sudo apt-get install openssh-server slurmctld slurmd slurm-client munge'"; \
 	fi
+
+# Lint (ruff.toml): unused names, undefined names, import order, likely bugs; .ci/run runs it before the tests.
+lint: install
+	$(VENV)/bin/ruff check gluon_resnetv2 scripts tests
 
 test: install dataset cluster-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -22,7 +22,8 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest"],
+        # ruff: `make lint`; pytest-timeout: a hung subprocess test fails instead of stalling CI.
+        "test": ["pytest", "pytest-timeout", "ruff"],
         # mxnet 1.9.1's ONNX exporter imports onnx.mapping, removed in onnx 1.19 (and onnx 1.19 cannot
         # even be imported with numpy<1.24, which breaks `import mxnet` itself): pin below it.
         "onnx": ["onnx>=1.14,<1.19", "onnxruntime>=1.16"],

@@ -18,7 +18,7 @@ import pytest
 
 from cluster_fixtures import processes_with, start_slurm, start_sshd
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2 import slurm_tables
+from gluon_resnetv2.experiments import slurm as slurm_tables
 from gluon_resnetv2.train import slurm
 from gluon_resnetv2.train.launcher import Host, free_port
 from test_distributed import TRAIN

@@ -6,26 +6,11 @@ the way Figure 1 does (dashed: training loss, solid: test error) in ``<out>/figu
 final test errors.
 
 Recipe: SGD with momentum 0.9 and weight decay 1e-4 (the paper's), batch 128, He initialisation, learning
-rate 0.1 with a cosine decay to zero over the run, no warm-up and no augmentation (too short a run to
-benefit).  Length: ``--epochs``, or by default as many epochs (between 0.5 and 2) as fit in ``--budget``
-seconds of training (default 630 s, which with the set-up of ``make demo`` stays within 15 minutes).
-
-Parallelism: on a machine with two or more cores the two networks train at the same time in two processes
-with ``cores / 2`` OpenMP threads each.  On a 2-core machine one thread per process is much faster than
-two threads for one process: measured here, ResNet-20 on Fashion-MNIST trains at about 600 images/s
-with ``OMP_NUM_THREADS=1`` but 50-150 images/s with ``OMP_NUM_THREADS=2`` whenever anything else runs on
-the machine (OpenMP threads wait for each other at every barrier).  The throughput is first measured with
-both processes running (24 iterations each, about 15 s); at 300 images/s per process the 630 s budget
-gives the 2-epoch cap.  With one core the networks train one after the other.  Measured on the shared
-2-core development machine: 324 images/s per process in the measurement, 2 epochs (936 iterations), the
-whole demo in 6 minutes, test errors 8.97 % (original) and 8.90 % (pre-activation).
-
-Curves: training loss and error averaged over every 20 iterations; the test error every 100 iterations on
-a fixed subset (2000 test images evenly spaced through the test set, to keep evaluations cheap) and, on
-the last row, on the full test set of 10,000 images, which is the number printed.
-
-Runs go to ``<out>/runs/<model>`` (log.csv, config.json, status.json, checkpoint); an earlier demo's runs
-there are replaced.
+rate 0.1 with a cosine decay to zero over the run, no warm-up and no augmentation.  Length: ``--epochs``,
+or as many epochs (0.5 to 2) as fit in ``--budget`` seconds of training, measured on the machine; with two
+or more cores the two networks train side by side in two processes (README, "Figure 1 and make demo",
+gives the measurements behind these choices).  ``--pair`` trains a deeper pair instead (:data:`PAIRS`).
+Runs go to ``<out>/runs/<model>``; an earlier demo's runs there are replaced.
 """
 import argparse
 import dataclasses
@@ -35,6 +20,8 @@ import subprocess
 import sys
 import time
 from typing import Optional
+
+from . import procs
 
 MIN_EPOCHS, MAX_EPOCHS = 0.5, 2.0
 TRAIN_IMAGES = 60000
@@ -236,17 +223,6 @@ def _child(args, *extra):
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 
-def _stop(procs):
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def _last_row(run_dir):
     try:
         with open(os.path.join(run_dir, "log.csv"), encoding="utf-8") as handle:
@@ -259,12 +235,12 @@ def _last_row(run_dir):
 def run_parallel(args):
     """Measure, then train both networks at the same time in two processes; ``({model: status}, figure)``."""
     pair = get_pair(args.pair)
-    procs = []
+    children = []
     try:
         if args.epochs is None and pair.iterations is None:
-            procs = [_child(args, "--measure") for _ in pair.models]
+            children = [_child(args, "--measure") for _ in pair.models]
             speeds = []
-            for proc in procs:
+            for proc in children:
                 out, _ = proc.communicate(timeout=600)
                 if proc.returncode != 0:
                     raise RuntimeError("demo: measuring the throughput failed (see above)")
@@ -284,27 +260,34 @@ def run_parallel(args):
         start = time.time()
         _say(f"training {' and '.join(label for _, label in pair.models)} on Fashion-MNIST for "
              f"{_length(pair, args.epochs, args.iterations)}, in parallel")
-        procs = [_child(args, "--only", model, *options) for model, _ in pair.models]
-        last_report = time.time()
-        while any(proc.poll() is None for proc in procs):
-            time.sleep(1)
-            if args.progress and time.time() - last_report >= 30:
-                last_report = time.time()
+        children = []
+        last_report = [time.time()]
+
+        def start_one(model, slot):
+            children.append(_child(args, "--only", model, *options))
+            return children[-1]
+
+        def report_progress():
+            if args.progress and time.time() - last_report[0] >= 30:
+                last_report[0] = time.time()
                 parts = []
                 for model, _ in pair.models:
                     row = _last_row(os.path.join(args.out, "runs", model))
                     parts.append(f"{model} iteration {row[0]} (epoch {float(row[1]):.2f}, loss {row[3] or '-'})"
                                  if row else f"{model} starting")
                 _say(f"{time.time() - start:.0f} s: " + "; ".join(parts))
+
+        procs.run([model for model, _ in pair.models], start_one, len(pair.models), on_poll=report_progress,
+                  interval=1, grace=10)
         results = {}
-        for (model, _), proc in zip(pair.models, procs):
+        for (model, _), proc in zip(pair.models, children):
             out, _ = proc.communicate()
             if proc.returncode != 0:
                 raise RuntimeError(f"demo: training {model} failed (exit status {proc.returncode})")
             results[model] = dict(json.loads(out.strip().splitlines()[-1]), wall_seconds=time.time() - start)
         return results, _figure(args.out, pair)
     finally:
-        _stop(procs)
+        procs.stop(children, grace=10)
 
 
 def _report(results, figure, pair=None):

@@ -1,10 +1,13 @@
 """The paper's numbers: one table that the experiments, the reports and the tests all read.
 
-He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016), Tables 1-5, as summarised
-in the project's ``paper.md``.  Errors are test errors in percent; ``FAIL`` marks the paper's "fail"
-(Table 1: test error above 20 %).  Every row also says what it was measured on: the zoo network, the
-unit variant (keyword arguments of :func:`gluon_resnetv2.get_model`), the data set and, where the paper
-changes it, the mini-batch size.
+He, Zhang, Ren, Sun, *Identity Mappings in Deep Residual Networks* (ECCV 2016, arXiv:1603.05027): Table 1
+(Sec. 3.1, shortcut variants), Tables 2 and 3 (Sec. 4.1, activation variants; original vs pre-activation),
+Table 4 (Sec. 5, CIFAR) and Table 5 (Sec. 5, ImageNet); the recipes from Sec. 4 and the Appendix, and
+for rows trained otherwise from the authors' code: KaimingHe/resnet-1k-layers (its README) and
+facebook/fb.resnet.torch (``train.lua``).  Errors are test errors in percent; ``FAIL`` marks the paper's
+"fail" (Table 1's caption: test error above 20 %).  Every row also says what it was measured on: the zoo
+network, the unit variant (keyword arguments of :func:`gluon_resnetv2.get_model`), the data set and, where
+the paper changes it, the mini-batch size.
 
 >>> from gluon_resnetv2.paper_results import get_row
 >>> get_row("table1", "constant_scaling_0.5_0.5").error

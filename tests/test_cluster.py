@@ -18,7 +18,7 @@ import pytest
 
 from cluster_fixtures import processes_with, start_slurm, start_sshd
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2 import slurm_tables
+from gluon_resnetv2.experiments import slurm as slurm_tables
 from gluon_resnetv2.train import slurm
 from gluon_resnetv2.train.launcher import Host, free_port
 from test_distributed import TRAIN
@@ -106,11 +106,17 @@ def test_table_decisions():
 
 # ------------------------------------------------------------------------------------------ a real sshd
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    daemons = start_sshd(tmp_path_factory.mktemp("sshd"))
-    yield daemons
-    daemons.stop()
+def _daemons_fixture(start, name):
+    """A module-scoped fixture: the daemons ``start(directory)`` brings up, stopped after the module's tests."""
+    @pytest.fixture(scope="module")
+    def daemons(tmp_path_factory):
+        running = start(tmp_path_factory.mktemp(name))
+        yield running
+        running.stop()
+    return daemons
+
+
+sshd = _daemons_fixture(start_sshd, "sshd")
 
 
 @pytest.mark.slow
@@ -169,11 +175,7 @@ def test_ssh_unreachable_host_stops_the_job(sshd, tmp_path):
 
 # ------------------------------------------------------------------------------------------ a real Slurm
 
-@pytest.fixture(scope="module")
-def slurm_cluster(tmp_path_factory):
-    daemons = start_slurm(tmp_path_factory.mktemp("slurm"))
-    yield daemons
-    daemons.stop()
+slurm_cluster = _daemons_fixture(start_slurm, "slurm")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gluon_resnetv2 import experiments as E
+from gluon_resnetv2.experiments import scheduler
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.data import load_dataset
@@ -30,7 +31,7 @@ def test_depth_scale_keeps_every_network_at_its_paper_depth():
 def test_depth_scale_overrides_plan_and_errors():
     exp = E.experiment_for(P.get_row("table1", "dropout"), "depth", iterations=300, image_size=8)
     assert (exp.iterations, exp.dataset_options, exp.eval_interval) == (300, {"image_size": 8}, 30)
-    jobs, _ = E._plan(E.get_experiments("table1", "depth", rows="original,conv1x1"), 1, "o")
+    jobs, _ = scheduler._plan(E.get_experiments("table1", "depth", rows="original,conv1x1"), 1, "o")
     assert [(e.key, seed) for e, seed, _ in jobs] == [("original", 0), ("original", 1), ("original", 2),
                                                     ("conv1x1", 0)]
     with pytest.raises(ValueError, match="no depth setting"):

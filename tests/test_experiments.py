@@ -15,6 +15,7 @@ import time
 import pytest
 
 from gluon_resnetv2 import experiments as E
+from gluon_resnetv2.experiments import scheduler, state
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.nets.zoo import get_spec
@@ -146,10 +147,10 @@ def test_runs_from_before_the_optimizer_setting_are_the_same_run(tmp_path):
     old = exp.config(run_dir).to_dict()
     del old["optimizer"]  # a config.json written before --optimizer existed
     (tmp_path / "r" / "config.json").write_text(json.dumps(old))
-    E._check_same_run(run_dir, exp.config(run_dir))
+    state._check_same_run(run_dir, exp.config(run_dir))
     nag = dataclasses.replace(exp, optimizer="nag")
     with pytest.raises(ValueError, match="optimizer: 'sgd' there, 'nag' now"):
-        E._check_same_run(run_dir, nag.config(run_dir))
+        state._check_same_run(run_dir, nag.config(run_dir))
 
 
 def test_quick_scale_shrinks_every_network():
@@ -166,7 +167,7 @@ def test_quick_scale_shrinks_every_network():
 
 def test_rows_that_are_one_run_share_it():
     experiments = E.get_experiments("table3", **TINY)
-    jobs, alias = E._plan(experiments, seeds=2, out="o")
+    jobs, alias = scheduler._plan(experiments, seeds=2, out="o")
     assert alias == {"resnet164_v1_cifar100": "resnet164_v1", "resnet164_v2_cifar100": "resnet164_v2",
                      "resnet1001_v1_cifar100": "resnet1001_v1", "resnet1001_v2_cifar100": "resnet1001_v2"}
     assert len(jobs) == 2 * 8

@@ -83,7 +83,7 @@ def run(args):
         return 0
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
     if args.slurm:
-        from ..slurm_tables import submit_table
+        from ..experiments.slurm import submit_table
 
         if args.parallel != 1:
             raise ValueError("--parallel does not go with --slurm: every row is its own Slurm job")

@@ -18,6 +18,18 @@ directory are assumed).  Every process announces the address the launcher resolv
 (``DMLC_NODE_HOST``) unless an ``interface`` is given.  A remote command is wrapped so that it ends when its
 ssh connection does, which is how :func:`launch` stops remote processes.  Inside a Slurm allocation
 :mod:`.slurm` makes the same plan with ``srun``.
+
+MXNet's own launcher, ``tools/launch.py``, and the ``dmlc_tracker`` package behind it (both in the mxnet
+1.9.1 wheel: ``site-packages/mxnet/tools/launch.py`` and ``site-packages/dmlc_tracker``) start the same
+roles with the same ``DMLC_*`` variables, but each process from a thread through a shell
+(``subprocess.call``/``check_call``): a failing worker is retried or raises in its thread while the other
+processes keep running, nothing bounds the job's time, the launcher's exit status is not the workers', and
+its ssh has neither ``BatchMode`` nor ``ConnectTimeout`` (an unreachable host prompts or hangs).  What this
+module adds: a job ``timeout`` (exit status 124), kill-all of every process group on the first failure, on
+KeyboardInterrupt and on SIGTERM, the failing worker's exit status and a one-line message naming it,
+remote commands that end with their ssh connection, ssh in ``BatchMode`` with a connect timeout, and Slurm
+job steps (:mod:`.slurm`).  It is not built on ``dmlc_tracker`` because each of these would have to wrap
+its threads from outside.
 """
 import collections
 import math
@@ -31,6 +43,7 @@ import sys
 import time
 
 from .. import cpu
+from .. import procs as procs_pool
 
 #: ``via``: how the process is started ('local', 'ssh' or 'srun'); ``index``: its number within its role.
 #: ``env`` holds the job's variables; they are set on the local process except for ssh, where ``argv``
@@ -210,36 +223,6 @@ def describe(spec, num, where=True):
     return who + (f" on {host_text(spec.host)} ({spec.via})" if where and spec.host is not None else "")
 
 
-def _stop(procs, grace=5.0):
-    """SIGTERM every running process group, then SIGKILL what is left after ``grace`` seconds."""
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
-        _signal_group(proc, signal.SIGTERM)
-    deadline = time.time() + grace
-    for proc in running:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            pass
-    for proc in running:
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-def _signal_group(proc, sig):
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
-
-
 def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=None, server_grace=10.0,
            env=None, verbose=True, stdout=None, stderr=None, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT,
            interface=None, slurm=False, gpus_per_worker=None):
@@ -293,6 +276,8 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         say(f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
             f"(DMLC_PS_ROOT_URI={specs[0].env['DMLC_PS_ROOT_URI']}, "
             f"DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
+        # Not procs.run: a job ends when its workers do (servers and the scheduler never exit first by
+        # themselves), on the first failure of any role, or at the timeout, and ssh's 255 is told apart.
         while True:
             codes = [p.poll() for p in procs]
             for spec, code in zip(specs, codes):
@@ -317,7 +302,7 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
             time.sleep(0.1)
         return 0
     finally:
-        _stop(procs)
+        procs_pool.stop(procs, grace=5.0, group=True)  # SIGTERM each process group, SIGKILL after 5 s
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

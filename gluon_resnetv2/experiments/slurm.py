@@ -21,8 +21,12 @@ import subprocess
 import sys
 import time
 
-from . import experiments as E
-from .train.checkpoint import atomic_write_text
+from ..train.checkpoint import atomic_write_text
+from .report import write_report
+from .scales import get_scale
+from .scheduler import _plan
+from .state import _check_same_run, _read_json, run_state
+from .suites import get_experiments
 
 JOBS_NAME = "slurm_jobs.json"
 #: squeue states of a job that is not over (a row with such a job is left alone).
@@ -95,7 +99,7 @@ def submit(script_path, slurm_args=()):
 
 def read_jobs(out):
     """``{'<row>/seed<k>': {'job': id, 'history': [ids]}}`` of ``<out>/slurm_jobs.json``."""
-    return (E._read_json(os.path.join(out, JOBS_NAME)) or {}).get("rows", {})
+    return (_read_json(os.path.join(out, JOBS_NAME)) or {}).get("rows", {})
 
 
 def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None,
@@ -107,7 +111,7 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
     ``--gres=gpu:N`` numbers each job's GPUs from 0).  ``threads``: ``--cpus-per-task`` (and the threads).
     ``slurm_args``: sbatch options for every job (a string or a list), e.g. ``"--time=4:00:00 -p gpu"``.
     """
-    from .train.devices import parse_gpus
+    from ..train.devices import parse_gpus
 
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
@@ -118,10 +122,10 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
     if threads:
         args.append(f"--cpus-per-task={int(threads)}")
     out = os.path.abspath(out)
-    experiments = E.get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
-    jobs, alias = E._plan(experiments, seeds, out)
+    experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
+    jobs, alias = _plan(experiments, seeds, out)
     os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
-    meta = dict(table=experiments[0].table, scale=E.get_scale(scale).name, seeds=seeds,
+    meta = dict(table=experiments[0].table, scale=get_scale(scale).name, seeds=seeds,
                 rows=[e.key for e in experiments], dataset=dataset, slurm=True)
     atomic_write_text(os.path.join(out, "reproduce.json"), json.dumps(meta, indent=2))
 
@@ -132,9 +136,9 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
         name = f"{exp.key}/seed{seed}"
         record = records.get(name, {})
         job_state = states.get(str(record.get("job")))
-        state = E.run_state(run_dir)
+        state = run_state(run_dir)
         if state != "missing":  # a clear error now rather than in every job's output
-            E._check_same_run(run_dir, exp.config(run_dir, seed, data_dir))
+            _check_same_run(run_dir, exp.config(run_dir, seed, data_dir))
         action = decide(state, job_state)
         if action == "submit":
             ended = f" (job {record['job']} ended{': ' + job_state if job_state else ''}, run {state})" \
@@ -154,7 +158,7 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
         actions[name] = action
         if action != "done":
             notes.setdefault(exp.key, []).append(f"Slurm job {records[name]['job']} {job_state}")
-    path = E.write_report(out, experiments, seeds, alias, {k: ", ".join(v) for k, v in notes.items()})
+    path = write_report(out, experiments, seeds, alias, {k: ", ".join(v) for k, v in notes.items()})
     counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "active", "submitted")}
     log(f"{experiments[0].table}: {counts['done']} done, {counts['active']} queued or running, "
         f"{counts['submitted']} submitted; wrote {path}")

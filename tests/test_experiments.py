@@ -323,3 +323,12 @@ def test_parallel_rows_in_child_processes(tmp_path):
         assert status["status"] == "finished" and status["iteration"] == 6
         assert math.isfinite(status["test_error"])
     assert len(E.parse_report(os.path.join(out, "report.md"))) == 2
+
+
+def test_report_loss_column_is_readable_for_exploded_losses():
+    from gluon_resnetv2.experiments.report import _fmt_loss
+
+    assert _fmt_loss(0.6150844) == "0.615"
+    assert _fmt_loss(7145219016666667.0) == "7.15e+15"
+    assert _fmt_loss(math.inf) == "diverged"
+    assert _fmt_loss(None) == ""

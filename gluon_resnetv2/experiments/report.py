@@ -96,7 +96,10 @@ def _fmt(value):
 def _fmt_loss(value):
     if value is None:
         return ""
-    return "diverged" if value == math.inf else f"{value:.3f}"
+    if value == math.inf:
+        return "diverged"
+    # a loss that blew up but stayed finite (the dropout shortcut reaches ~1e16) would print 20 digits
+    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.2e}"
 
 
 def summaries(out, experiments, seeds=1, alias=None):

@@ -15,8 +15,13 @@ import os
 import tempfile
 import time
 
+import numpy as np
+
+from .._compat import import_mxnet
 from . import load_dataset, make_loader
 from .fashion_mnist import DEFAULT_DIR
+
+mx = import_mxnet()
 
 #: Training throughput (images/s, CPU here) the loader is compared with.
 MODEL_THROUGHPUT = {"cifar_resnet20_v2": 260, "ResNet-110": 50}
@@ -45,9 +50,7 @@ def measure(dataset, batch_size, num_workers, batches, warmup=5):
 def overlap(dataset, batch_size, num_workers, steps=5, rounds=5):
     """Seconds per training step of gluoncv's cifar_resnet20_v2 (SGD, CPU) fed (a) one fixed batch and
     (b) the loader: the difference is what the input pipeline costs the training loop."""
-    import mxnet as mx
-    import numpy as np
-    from gluoncv.model_zoo import get_model
+    from gluoncv.model_zoo import get_model  # gluoncv's own net as the reference workload; slow to import
 
     net = get_model("cifar_resnet20_v2", classes=dataset.num_classes)
     net.initialize(mx.init.MSRAPrelu())
@@ -82,10 +85,6 @@ def overlap(dataset, batch_size, num_workers, steps=5, rounds=5):
 
 def imagenet_like(directory, count=128, seed=0):
     """A train.rec/.idx of ``count`` 500x375 JPEGs with some texture (decoding cost like ImageNet's)."""
-    import numpy as np
-
-    import mxnet as mx
-
     rng = np.random.default_rng(seed)
     record = mx.recordio.MXIndexedRecordIO(os.path.join(directory, "train.idx"),
                                            os.path.join(directory, "train.rec"), "w")

@@ -14,14 +14,14 @@ import time
 
 from .._compat import import_mxnet
 from ..cpu import in_use
+from ..nets.zoo import get_model
+from .fast import fuse
+
+mx = import_mxnet()
 
 
 def variants(name, shape):
     """The three networks compared, on random weights: plain (hybridized), fused partition, fused + BN-ReLU."""
-    mx = import_mxnet()
-    from ..nets.zoo import get_model
-    from .fast import fuse
-
     net = get_model(name, classes=10)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True, static_shape=True)
@@ -30,7 +30,6 @@ def variants(name, shape):
 
 def profile(blocks, x, steps=20):
     """``{variant: {operator: ms per batch}}`` from the profiler's aggregate statistics."""
-    mx = import_mxnet()
     out = {}
     for label, block in blocks.items():
         for _ in range(3):
@@ -56,7 +55,6 @@ def profile(blocks, x, steps=20):
 def run_fusion_bench(models="cifar_resnet20_v2,cifar_resnet110_v2", rounds=9, with_profile=False):
     """Time every variant of each of the comma-separated ``models`` at batch 64 and 1 and print the medians
     (and, ``with_profile``, the operator shares at batch 64); returns 0."""
-    mx = import_mxnet()
     print(f"threads: {in_use()}")
     for name in [m for m in models.split(",") if m]:
         for batch in (64, 1):

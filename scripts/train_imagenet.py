@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train on ImageNet with the paper's recipe: ``python scripts/train_imagenet.py --model resnet200_v2 --gpus 0,1,2,3,4,5,6,7 --data-dir /data/imagenet --out runs/r200``.
+"""Train on ImageNet with the paper's recipe, e.g. ``python scripts/train_imagenet.py --model resnet200_v2
+--gpus 0,1,2,3,4,5,6,7 --data-dir /data/imagenet --out runs/r200``.
 
 A thin wrapper of ``gluon-resnetv2 train`` with ImageNet defaults (``--dataset imagenet``, model
 ``resnet50_v2``): lr 0.1 divided by 10 at epochs 30 and 60, batch 256, 90 epochs (paper, Sec. 5); the

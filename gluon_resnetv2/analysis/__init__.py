@@ -15,8 +15,16 @@ from .measure import measure_propagation, shortcut_lambda, shortcut_ops, unit_fo
 from .report import plot_propagation, summary_markdown
 from .results import CSV_COLUMNS, PropagationResult, read_csv, results_from_csv, write_csv
 from .training import load_batch, train_iterations
-from .variants import (FIG2_VARIANTS, VARIANT_GROUPS, VARIANT_OPTIONS, Variant, merge_kwargs, parse_variant,
-                       parse_variants, variant_from_kwargs)
+from .variants import (
+    FIG2_VARIANTS,
+    VARIANT_GROUPS,
+    VARIANT_OPTIONS,
+    Variant,
+    merge_kwargs,
+    parse_variant,
+    parse_variants,
+    variant_from_kwargs,
+)
 
 __all__ = ["analyze", "propagation", "measure_propagation", "shortcut_lambda", "shortcut_ops", "unit_forward",
            "plot_propagation", "summary_markdown", "CSV_COLUMNS", "PropagationResult", "read_csv",

@@ -48,8 +48,8 @@ def plot_propagation(results, out_path, title=None):
 
 def summary_markdown(results):
     """A Markdown table of :meth:`PropagationResult.summary` for every variant."""
-    lines = ["| variant | units | first unit: dE/dx_l / dE/dx_L | min ratio (unit) | max ratio | shortcut term, unit 1 (stage) "
-             "| shortcut term, unit 0 (net) | loss | s |",
+    lines = ["| variant | units | first unit: dE/dx_l / dE/dx_L | min ratio (unit) | max ratio "
+             "| shortcut term, unit 1 (stage) | shortcut term, unit 0 (net) | loss | s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for result in results:
         s = result.summary()

@@ -23,8 +23,9 @@ class PropagationResult:
     seconds: float = 0.0
 
     def summary(self):
-        """The figures the README's signal-propagation section quotes: first unit's total gradient ratio, the minimum and maximum
-        ratio over units, and the shortcut-path term at unit 1 (the longest span within stage 1)."""
+        """The figures the README's signal-propagation section quotes: first unit's total gradient ratio, the
+        minimum and maximum ratio over units, and the shortcut-path term at unit 1 (the longest span within
+        stage 1)."""
         ratios = [r["grad_ratio"] for r in self.rows[:-1]]
         return dict(variant=self.variant.label, model=self.model, iterations=self.iterations,
                     units=len(self.rows) - 1, ratio_first=ratios[0], ratio_min=min(ratios), ratio_max=max(ratios),

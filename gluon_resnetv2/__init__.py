@@ -5,7 +5,7 @@ Networks* (He, Zhang, Ren, Sun, ECCV 2016).
 >>> net = get_model('cifar_resnet110_v2', classes=10)
 """
 from . import _compat  # noqa: F401  (numpy aliases before mxnet is imported anywhere)
-from .export import export
+from .deploy.export import export
 from .nets.cifar import cifar_resnet
 from .nets.gluoncv import from_gluoncv
 from .nets.imagenet import imagenet_resnet

@@ -1,150 +1,20 @@
 #!/usr/bin/env python
 """How fast does the input pipeline deliver training batches?
 
-Measures images/s of ``make_loader(..., train=True)`` with augmentation on (pad 4, random crop, flip,
-normalise) up to and including the float32 NDArrays the training loop receives, for:
-
-* Fashion-MNIST (the real files, when installed),
-* synthetic CIFAR-shaped data (32x32x3),
-* optionally (``--imagenet``) ImageNet-style RecordIO: JPEGs of 500x375 written to a temporary
-  directory, decoded and scale-augmented to 224x224 by the workers.
-
-Compare with model training throughput (CPU here: about 260 images/s for cifar_resnet20_v2, 50 for
-ResNet-110): the loader must be far faster, or it becomes the bottleneck.
+Images/s of the training loader (augmentation on) for Fashion-MNIST, synthetic CIFAR-shaped data and,
+with ``--imagenet``, ImageNet-style RecordIO JPEGs; ``--overlap STEPS`` also times training steps fed a
+fixed batch against the loader.  A thin entry point: :mod:`gluon_resnetv2.commands.bench_input` and
+:func:`gluon_resnetv2.data.bench_input.run_input_bench`::
 
     python scripts/bench_input.py [--num-workers 2] [--batches 200] [--imagenet]
 """
-import argparse
-import os
 import sys
-import tempfile
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gluon_resnetv2.data import load_dataset, make_loader  # noqa: E402  (after the path)
-from gluon_resnetv2.data.fashion_mnist import DEFAULT_DIR  # noqa: E402
-
-MODEL_THROUGHPUT = {"cifar_resnet20_v2": 260, "ResNet-110": 50}
-
-
-def measure(dataset, batch_size, num_workers, batches, warmup=5):
-    """Images/s over ``batches`` batches, timed from the ``warmup``-th batch on (thread start-up and
-    first allocations excluded; later epoch starts included, as in training)."""
-    loader = make_loader(dataset, batch_size=batch_size, train=True, augment=True, num_workers=num_workers)
-    seen, images, start, epoch, data = 0, 0, None, 0, None
-    while seen < warmup + batches:
-        loader.set_epoch(epoch)
-        for data, _ in loader:
-            seen += 1
-            if seen == warmup:
-                start = time.perf_counter()
-            elif seen > warmup:
-                images += data.shape[0]
-            if seen == warmup + batches:
-                break
-        epoch += 1
-    data.wait_to_read()
-    return images / (time.perf_counter() - start)
-
-
-def overlap(dataset, batch_size, num_workers, steps=5, rounds=5):
-    """Seconds per training step of gluoncv's cifar_resnet20_v2 (SGD, CPU) fed (a) one fixed batch and
-    (b) the loader: the difference is what the input pipeline costs the training loop."""
-    import mxnet as mx
-    import numpy as np
-    from gluoncv.model_zoo import get_model
-
-    net = get_model("cifar_resnet20_v2", classes=dataset.num_classes)
-    net.initialize(mx.init.MSRAPrelu())
-    net.hybridize()
-    trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
-    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-
-    def step(data, label):
-        with mx.autograd.record():
-            loss = loss_fn(net(data), label)
-        loss.backward()
-        trainer.step(data.shape[0])
-        return loss
-
-    loader = make_loader(dataset, batch_size=batch_size, train=True, augment=True, num_workers=num_workers)
-    loader.set_epoch(1)
-    batches = loader.iterate()
-    fixed = next(batches)
-    step(*fixed).wait_to_read()  # shapes inferred, memory allocated
-    # Alternate the two in rounds and keep medians: on a shared machine the load of other processes
-    # varies more between seconds than the loader could cost.
-    times = {"fixed": [], "loader": []}
-    for _ in range(rounds):
-        for mode in times:
-            start = time.perf_counter()
-            for _ in range(steps):
-                step(*(fixed if mode == "fixed" else next(batches))).wait_to_read()
-            times[mode].append((time.perf_counter() - start) / steps)
-    batches.close()
-    return float(np.median(times["fixed"])), float(np.median(times["loader"]))
-
-
-def imagenet_like(directory, count=128, seed=0):
-    """A train.rec/.idx of ``count`` 500x375 JPEGs with some texture (decoding cost like ImageNet's)."""
-    import numpy as np
-
-    import mxnet as mx
-
-    rng = np.random.default_rng(seed)
-    record = mx.recordio.MXIndexedRecordIO(os.path.join(directory, "train.idx"),
-                                           os.path.join(directory, "train.rec"), "w")
-    ys, xs = np.mgrid[0:375, 0:500]
-    for key in range(count):
-        freq = rng.uniform(0.01, 0.1, size=3)
-        image = np.stack([127 + 100 * np.sin(freq[c] * xs + freq[(c + 1) % 3] * ys) for c in range(3)], -1)
-        image = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
-        record.write_idx(key, mx.recordio.pack_img(mx.recordio.IRHeader(0, key % 10, key, 0), image, quality=90))
-    record.close()
+from gluon_resnetv2.cli import run_as_script
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--num-workers", type=int, nargs="+", default=[2],
-                        help="worker counts to measure (default: 2)")
-    parser.add_argument("--batches", type=int, default=200, help="timed batches per measurement")
-    parser.add_argument("--imagenet", action="store_true", help="also measure RecordIO JPEG decoding")
-    parser.add_argument("--overlap", type=int, default=0, metavar="STEPS",
-                        help="also time cifar_resnet20_v2 training on synthetic CIFAR data, fed a fixed batch vs "
-                             "the loader, in 5 alternating rounds of STEPS steps (default: 0, skipped)")
-    args = parser.parse_args(argv)
-
-    sets = []
-    if os.path.isfile(os.path.join(DEFAULT_DIR, "train-images-idx3-ubyte.gz")):
-        sets.append(("fashion-mnist 28x28x1", load_dataset("fashion-mnist"), args.batch_size, args.batches))
-    else:
-        print(f"(Fashion-MNIST not installed in {DEFAULT_DIR}: skipped)")
-    sets.append(("synthetic 32x32x3", load_dataset("synthetic", num_samples=10000), args.batch_size, args.batches))
-    tmp = None
-    if args.imagenet:
-        tmp = tempfile.TemporaryDirectory()
-        imagenet_like(tmp.name)
-        sets.append(("imagenet-like JPEG 500x375 -> 224", load_dataset("imagenet", tmp.name, num_classes=10),
-                     32, 8))
-
-    print(f"{'data set':36s} {'workers':>7s} {'batch':>5s} {'images/s':>10s} {'ms/batch':>9s}   "
-          f"x cifar_resnet20_v2 (260/s)")
-    for name, dataset, batch_size, batches in sets:
-        for workers in args.num_workers:
-            rate = measure(dataset, batch_size, workers, batches, warmup=2 if batch_size == 32 else 5)
-            print(f"{name:36s} {workers:7d} {batch_size:5d} {rate:10.0f} {1000 * batch_size / rate:9.2f}   "
-                  f"{rate / MODEL_THROUGHPUT['cifar_resnet20_v2']:8.0f}x")
-    if tmp is not None:
-        tmp.cleanup()
-    if args.overlap:
-        workers = args.num_workers[-1]
-        alone, fed = overlap(load_dataset("synthetic", num_samples=10000), args.batch_size, workers, args.overlap)
-        print(f"cifar_resnet20_v2 training step, batch {args.batch_size}: {1000 * alone:.0f} ms with a fixed batch, "
-              f"{1000 * fed:.0f} ms fed by the loader ({workers} workers): {100 * (fed / alone - 1):+.1f}% "
-              f"({args.batch_size / alone:.0f} vs {args.batch_size / fed:.0f} images/s)")
-    return 0
+    return run_as_script("bench_input", argv, prog="bench_input.py")
 
 
 if __name__ == "__main__":

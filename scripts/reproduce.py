@@ -4,12 +4,9 @@
 A thin entry point for people who run files; the same as ``gluon-resnetv2 reproduce`` (see
 :mod:`gluon_resnetv2.commands.reproduce` and :func:`gluon_resnetv2.experiments.run_table`).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gluon_resnetv2.cli import run_as_script  # noqa: E402
+from gluon_resnetv2.cli import run_as_script
 
 
 def main(argv=None):

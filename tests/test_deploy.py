@@ -248,7 +248,7 @@ VARIANTS += [dict(activation="original", shortcut="constant_scaling", shortcut_s
 
 def _onnx_round_trip(net, tmp_path, shape):
     from gluon_resnetv2.deploy import OnnxPredictor, export_onnx
-    from gluon_resnetv2.export import export
+    from gluon_resnetv2.deploy.export import export
 
     prefix = str(tmp_path / "net")
     symbol, params = export(net, prefix, (1,) + shape)

@@ -49,7 +49,7 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     last, after the MXNet files, so that a missing/incompatible onnx package leaves a usable MXNet export
     and a clear error.
     """
-    from ..export import export
+    from .export import export
     existing = bundle_files(prefix)
     if existing and not force:
         raise ValueError(f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "

@@ -1,7 +1,7 @@
 """Export a network to MXNet's symbolic format: ``path-symbol.json`` and ``path-0000.params``."""
 import os
 
-from . import _compat  # noqa: F401
+from .. import _compat  # noqa: F401
 import mxnet as mx
 
 
@@ -18,7 +18,7 @@ def export(net, path, input_shape, epoch=0, ctx=None):
         raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
     import tempfile
 
-    from .train.checkpoint import atomic_write_bytes
+    from ..train.checkpoint import atomic_write_bytes
 
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(path))

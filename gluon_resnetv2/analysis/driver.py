@@ -1,0 +1,82 @@
+"""Measure variants end to end: build, optionally train, measure (:func:`propagation`) and write the files
+(:func:`analyze`)."""
+import os
+import time
+
+import numpy as np
+
+from .._compat import import_mxnet
+
+mx = import_mxnet()
+from mxnet import autograd, gluon  # noqa: E402
+
+from ..nets.zoo import get_model  # noqa: E402
+from .measure import measure_propagation  # noqa: E402
+from .report import plot_propagation, summary_markdown  # noqa: E402
+from .results import PropagationResult, write_csv  # noqa: E402
+from .training import load_batch, train_iterations  # noqa: E402
+from .variants import Variant, merge_kwargs, parse_variants  # noqa: E402
+
+
+def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir=None, batch_size=16,
+                iterations=0, seed=0, base_kwargs=None, train_batch_size=128, log=None):
+    """Measure every variant on the same batch, at initialisation or after ``iterations`` SGD steps.
+
+    ``variants``: :class:`Variant` objects or ``--variant`` strings (see :func:`parse_variant`);
+    ``base_kwargs``: model options common to all (e.g. ``activation='original'``).  Each variant's network
+    is built and initialised from the same seed (MSRA init, Sec. 4).  Returns a list of
+    :class:`PropagationResult`.
+    """
+    if not variants:
+        raise ValueError("no variants to measure")
+    if isinstance(variants, str):
+        variants = [variants]
+    variants = [v for item in variants for v in ([item] if isinstance(item, Variant) else parse_variants([item]))]
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    data, label, ds = load_batch(dataset, data_dir, batch_size, seed)
+    kwargs_list = [merge_kwargs(base_kwargs or {}, v) for v in variants]
+    if ds.num_classes:
+        for kwargs in kwargs_list:
+            kwargs.setdefault("classes", ds.num_classes)
+    train_set = None
+    if iterations:
+        from ..data import load_dataset
+        options = {"num_samples": 512} if str(dataset).lower() == "synthetic" else {}
+        train_set = load_dataset(dataset, data_dir, "train", **options)
+    results = []
+    for variant, kwargs in zip(variants, kwargs_list):
+        start = time.time()
+        mx.random.seed(seed)
+        np.random.seed(seed)
+        net = get_model(model, **kwargs)
+        net.initialize()
+        if iterations:
+            train_iterations(net, train_set, iterations, train_batch_size, seed)
+        rows = measure_propagation(net, data, label, seed=seed)
+        with autograd.train_mode():
+            loss = float(gluon.loss.SoftmaxCrossEntropyLoss()(net(data), label).mean().asscalar())
+        result = PropagationResult(variant, model, iterations, rows, loss, time.time() - start)
+        results.append(result)
+        if log:
+            s = result.summary()
+            log(f"{variant.label}: first unit {s['ratio_first']:.3g} x the last's gradient, min {s['ratio_min']:.3g} "
+                f"(unit {s['argmin']}), shortcut-path term at unit 1 {s['shortcut_term_unit1']:.3g} "
+                f"[{result.seconds:.0f} s]")
+    return results
+
+
+
+def analyze(model, variants, out, dataset="fashion-mnist", data_dir=None, batch_size=16, iterations=0, seed=0,
+            base_kwargs=None, log=print):
+    """Measure ``variants`` of ``model`` and write ``<out>/propagation.csv``, ``<out>/propagation.png`` and
+    ``<out>/summary.md``.  Returns the list of :class:`PropagationResult`."""
+    os.makedirs(out, exist_ok=True)
+    results = propagation(model, variants, dataset, data_dir, batch_size, iterations, seed, base_kwargs, log=log)
+    write_csv(results, os.path.join(out, "propagation.csv"))
+    plot_propagation(results, os.path.join(out, "propagation.png"))
+    header = (f"# Signal propagation: {model}, {dataset}, batch {batch_size}, seed {seed}, "
+              f"{'at initialisation' if not iterations else f'after {iterations} iterations'}\n\n")
+    with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as handle:
+        handle.write(header + summary_markdown(results))
+    return results

@@ -69,8 +69,9 @@ class PeakMemory:
         return False
 
 
-def run_child(cmd, env=None, mem_limit_gb=None):
-    """Run ``cmd`` to its end; returns ``(returncode, stdout, stderr, peak RSS in KiB, wall seconds)``.
+def run_child(cmd, env=None, mem_limit_gb=None, cwd=None):
+    """Run ``cmd`` (in ``cwd``) to its end; returns ``(returncode, stdout, stderr, peak RSS in KiB, wall
+    seconds)``.
 
     ``mem_limit_gb`` caps the child's address space, so that a child needing more fails instead of
     pushing a shared machine into swap or the OOM killer."""
@@ -83,7 +84,7 @@ def run_child(cmd, env=None, mem_limit_gb=None):
     err_path = out_path + ".err"
     start = time.perf_counter()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, preexec_fn=limit)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, preexec_fn=limit)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: Popen must not wait again
     wall = time.perf_counter() - start

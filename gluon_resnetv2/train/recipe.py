@@ -22,8 +22,10 @@ import json
 import math
 from typing import Optional
 
-#: Datasets the trainer knows (see :mod:`gluon_resnetv2.data`).
-DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet", "synthetic")
+from ..data.datasets import DATASETS as _LOADERS
+
+#: Datasets the trainer knows: the names of :data:`gluon_resnetv2.data.datasets.DATASETS`, their owner.
+DATASETS = tuple(_LOADERS)
 
 #: The data set of a run that names none (CLI and Python alike): the one installed by ``make dataset``.
 DEFAULT_DATASET = "fashion-mnist"

@@ -9,7 +9,9 @@ SIGINT/SIGTERM stop a run after the current iteration with a checkpoint and rais
 (a KeyboardInterrupt; ``exit_code`` 130 / 143).
 
 Modules: :mod:`.recipe` (paper defaults, TrainConfig, lr schedules), :mod:`.devices` (contexts, batch
-splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.loop` (the loop),
+splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.steps` (one SGD step,
+evaluation, seeding), :mod:`.build` (assembling a run), :mod:`.schedule` (when to log, evaluate,
+checkpoint), :mod:`.signals` (SIGINT/SIGTERM), :mod:`.loop` (the loop, train, resume),
 :mod:`.checkpoint`, :mod:`.runlog` (log.csv, config.json, status.json), :mod:`.launcher` (distributed
 parameter-server jobs).
 """

@@ -16,7 +16,7 @@ import numpy as np
 from .._compat import import_mxnet
 from . import checkpoint as ckpt
 from . import runlog
-from .recipe import PAPER_FAIL_ERROR, TrainConfig
+from .recipe import PAPER_FAIL_ERROR, RESUME_OVERRIDES, TrainConfig
 from .schedule import LogInterval, checkpoints_at, evaluates_at, logs_at
 from .build import MODEL_NAME, SYNTHETIC_NOTE, RunSetup  # noqa: F401  (MODEL_NAME: imported from loop)
 from .signals import Interrupted, StopRequest
@@ -332,8 +332,7 @@ def resume(out_dir, **overrides):
         raise ValueError(f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or "
                          "dataset)")
     config = TrainConfig.load(config_path)
-    allowed = {"progress", "num_workers", "cpus", "gpus", "kvstore", "data_dir"}
-    bad = set(overrides) - allowed
+    bad = set(overrides) - set(RESUME_OVERRIDES)
     if bad:
         raise ValueError(f"resume cannot change {', '.join(sorted(bad))}: the run continues with its config.json")
     config = dataclasses.replace(config, out=out_dir, **overrides)

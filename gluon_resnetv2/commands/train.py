@@ -126,7 +126,8 @@ def resume_overrides(args):
     """The settings ``--resume`` takes from the command line (those a resume may change); ValueError naming
     the options that describe a new run."""
     run_options = _model_options() + tuple(_dest(field) for field in _FIELDS if not field.metadata["resume"])
-    given = [f"--{name.replace('_', '-')}" for name in run_options if getattr(args, name, None) not in (None, [], False)]
+    given = [f"--{name.replace('_', '-')}" for name in run_options
+             if getattr(args, name, None) not in (None, [], False)]
     if given:
         raise ValueError(f"--resume continues with the settings in {args.resume}/config.json; "
                          f"do not combine it with {', '.join(given)}")

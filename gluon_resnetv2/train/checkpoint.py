@@ -19,7 +19,8 @@ import zipfile
 
 import numpy as np
 
-from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401  (atomic_write_text: callers outside train/ until they import fileio)
+# atomic_write_text stays importable from here for the callers outside train/ (they move to fileio).
+from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401
 
 CHECKPOINT_NAME = "checkpoint.zip"
 FORMAT_VERSION = 1

@@ -19,16 +19,14 @@ The input is what a training run writes in its directory:
 Everything here draws on a :class:`matplotlib.figure.Figure` with the Agg canvas: pyplot is never
 imported, so no display is needed and no global figure is left behind.
 """
-import json
 import os
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .train.runlog import LOG_COLUMNS, LOG_NAME, read_log  # noqa: F401  (the one reader of log.csv)
-
-CONFIG_NAME = "config.json"
+from .fileio import read_json
+from .train.runlog import CONFIG_NAME, LOG_COLUMNS, LOG_NAME, read_log  # noqa: F401  (the one reader of log.csv)
 
 #: Output formats, chosen by the extension of the output path.
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
@@ -50,11 +48,7 @@ def read_config(run_dir):
     run_dir = os.fspath(run_dir)
     if os.path.isfile(run_dir):
         run_dir = os.path.dirname(run_dir) or "."
-    try:
-        with open(os.path.join(run_dir, CONFIG_NAME), encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return {}
+    config = read_json(os.path.join(run_dir, CONFIG_NAME))
     return config if isinstance(config, dict) else {}
 
 

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .._compat import import_mxnet
+from ..fileio import read_json
 from . import checkpoint as ckpt
 from . import runlog
 from .recipe import PAPER_FAIL_ERROR, RESUME_OVERRIDES, TrainConfig
@@ -185,8 +186,9 @@ class Run(RunSetup):
 
     def _record_error(self, err, iteration):
         if self.is_chief:
+            text = str(err).strip()
             runlog.write_status(self.out, "error", iteration=iteration,
-                                reason=f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}")
+                                reason=f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}")
 
     # -- endings ------------------------------------------------------------------------------------
 
@@ -229,10 +231,7 @@ class Run(RunSetup):
 
     def _finish_resumed_finished(self):
         """Resuming a run whose last checkpoint is its end: report it (every rank takes the same branch)."""
-        try:
-            status = runlog.read_status(self.out)
-        except (OSError, ValueError):
-            status = {}
+        status = read_json(os.path.join(self.out, runlog.STATUS_NAME)) or {}
         if status.get("status") == "finished":
             self._say(f"{self.out} already finished at iteration {status.get('iteration')}")
             return status

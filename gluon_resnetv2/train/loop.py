@@ -21,12 +21,11 @@ from .recipe import PAPER_FAIL_ERROR, RESUME_OVERRIDES, TrainConfig
 from .schedule import LogInterval, checkpoints_at, evaluates_at, logs_at
 from .build import MODEL_NAME, SYNTHETIC_NOTE, RunSetup  # noqa: F401  (MODEL_NAME: imported from loop)
 from .signals import Interrupted, StopRequest
-# Names of .steps and .signals stay importable from here (demo, scripts, tests import them from loop).
+# The names of .steps stay importable from here (demo, scripts and tests import them from loop).
 from .steps import (derived_seed, evaluate, forward_backward, make_trainer, materialize,  # noqa: F401
                     scalar_sum, seed_everything, subset)
 
 mx = import_mxnet()
-
 
 
 class Run(RunSetup):
@@ -348,4 +347,3 @@ def _has_run_fields(config_path):
     with open(config_path, encoding="utf-8") as handle:
         data = json.load(handle)
     return isinstance(data, dict) and bool(data.get("model")) and bool(data.get("dataset"))
-

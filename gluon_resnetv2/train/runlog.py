@@ -1,4 +1,5 @@
-"""What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``.
+"""What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``, and the one
+reader of ``log.csv`` (:func:`read_log`, also for a file still being written; :mod:`gluon_resnetv2.plot` uses it).
 
 ``log.csv`` has exactly the columns ``iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time``:
 

@@ -19,18 +19,14 @@ The input is what a training run writes in its directory:
 Everything here draws on a :class:`matplotlib.figure.Figure` with the Agg canvas: pyplot is never
 imported, so no display is needed and no global figure is left behind.
 """
-import csv
-import json
-import math
 import os
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-LOG_NAME = "log.csv"
-CONFIG_NAME = "config.json"
-LOG_COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "time")
+from .fileio import read_json
+from .train.runlog import CONFIG_NAME, LOG_COLUMNS, LOG_NAME, read_log  # noqa: F401  (the one reader of log.csv)
 
 #: Output formats, chosen by the extension of the output path.
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
@@ -47,86 +43,12 @@ ERROR_LABEL = "test error (%, solid)"
 # --------------------------------------------------------------------------------------------- reading
 
 
-def _log_path(run_dir):
-    """``(run_dir, path of its log.csv)``; ``run_dir`` may also name the log file itself."""
-    run_dir = os.fspath(run_dir)
-    if os.path.isfile(run_dir) and run_dir.endswith(".csv"):
-        return os.path.dirname(run_dir) or ".", run_dir
-    if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run directory not found: {run_dir}")
-    path = os.path.join(run_dir, LOG_NAME)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {LOG_NAME} in run directory {run_dir} (expected {path})")
-    return run_dir, path
-
-
-def _cell(text):
-    """A CSV cell as a float; an empty cell is NaN.  Raises ValueError on anything else."""
-    text = text.strip()
-    return math.nan if text == "" else float(text)
-
-
-def read_log(run_dir):
-    """Read ``<run_dir>/log.csv`` into ``{column: numpy float array}``, one entry per row.
-
-    All eight columns of :data:`LOG_COLUMNS` are returned (extra columns in the file are kept too) as
-    float64 arrays of equal length; an empty cell is NaN.  Made for files that are still being written:
-
-    - an empty file, or one whose header is not complete yet, gives arrays of length 0;
-    - a last line that is incomplete (too few cells or a cell that does not parse) is ignored;
-    - blank lines and repeated header lines (a resumed run) are skipped.
-
-    Raises :class:`FileNotFoundError` naming the path when the directory or its log.csv is missing, and
-    :class:`ValueError` naming the file when the header lacks a column or a row other than the last is
-    malformed.  ``run_dir`` may also be the path of the CSV file itself.
-    """
-    _, path = _log_path(run_dir)
-    with open(path, newline="", encoding="utf-8") as handle:
-        text = handle.read()
-    lines = text.splitlines()
-    complete_last = text.endswith(("\n", "\r"))
-    empty = {name: np.zeros(0) for name in LOG_COLUMNS}
-    if not lines:
-        return empty
-    header = [name.strip() for name in next(csv.reader([lines[0]]))]
-    if len(lines) == 1 and not complete_last and ",".join(LOG_COLUMNS).startswith(lines[0].strip()):
-        return empty  # the header itself is still being written
-    missing = [name for name in LOG_COLUMNS if name not in header]
-    if missing:
-        raise ValueError(f"{path}: wrong columns {header}; expected {','.join(LOG_COLUMNS)} "
-                         f"(missing {', '.join(missing)})")
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        is_last = number == len(lines)
-        if not line.strip():
-            continue
-        cells = next(csv.reader([line]))
-        if [cell.strip() for cell in cells] == header:
-            continue
-        try:
-            if len(cells) != len(header):
-                raise ValueError(f"{len(cells)} cells, expected {len(header)}")
-            rows.append([_cell(cell) for cell in cells])
-        except ValueError as err:
-            if is_last:
-                break  # a row still being written
-            raise ValueError(f"{path}, line {number}: malformed row {line!r} ({err})") from None
-    # An unterminated last line with every cell present can only be cut inside its final cell ("time"),
-    # so the values that are plotted are complete and such a row is kept.
-    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
-    return {name: data[:, index] for index, name in enumerate(header)}
-
-
 def read_config(run_dir):
     """``<run_dir>/config.json`` as a dict, or ``{}`` when it is missing or unreadable."""
     run_dir = os.fspath(run_dir)
     if os.path.isfile(run_dir):
         run_dir = os.path.dirname(run_dir) or "."
-    try:
-        with open(os.path.join(run_dir, CONFIG_NAME), encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return {}
+    config = read_json(os.path.join(run_dir, CONFIG_NAME))
     return config if isinstance(config, dict) else {}
 
 

@@ -9,7 +9,8 @@ import mxnet as mx
 
 from gluon_resnetv2 import cpu, get_model
 from gluon_resnetv2.train import TrainConfig, resume, train
-from gluon_resnetv2.train import bf16, loop
+from gluon_resnetv2.train import bf16, steps
+from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
@@ -23,7 +24,7 @@ def _net():
     net = get_model("cifar_resnet20_v2", classes=10)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
-    loop.materialize(net, (3, 8, 8), mx.cpu())
+    steps.materialize(net, (3, 8, 8), mx.cpu())
     return net
 
 
@@ -61,7 +62,7 @@ def test_bf16_resume_is_exact(tmp_path, monkeypatch):
     config = dict(iterations=9, checkpoint_interval=4, log_interval=2, seed=5, dtype="bfloat16",
                   eval_interval=3, **TINY)
     train(TrainConfig(out=str(tmp_path / "full"), **config))
-    save = loop.ckpt.save_checkpoint
+    save = ckpt.save_checkpoint
     calls = []
 
     def save_then_stop(*args, **kwargs):
@@ -69,10 +70,10 @@ def test_bf16_resume_is_exact(tmp_path, monkeypatch):
         calls.append(1)
         raise KeyboardInterrupt  # stopped right after the first checkpoint (iteration 3, end of epoch 1)
 
-    monkeypatch.setattr(loop.ckpt, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(out=str(tmp_path / "cut"), **config))
-    monkeypatch.setattr(loop.ckpt, "save_checkpoint", save)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save)
     assert read_checkpoint_state(str(tmp_path / "cut"))["iteration"] == 3
     assert resume(str(tmp_path / "cut"))["status"] == "finished"
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731

@@ -6,28 +6,29 @@ import random
 import numpy as np
 import pytest
 
+from gluon_resnetv2 import fileio
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train import runlog
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     path = tmp_path / "blob"
-    ckpt.atomic_write_bytes(str(path), b"one")
-    ckpt.atomic_write_bytes(str(path), b"two")
+    fileio.atomic_write_bytes(str(path), b"one")
+    fileio.atomic_write_bytes(str(path), b"two")
     assert path.read_bytes() == b"two"
     assert os.listdir(tmp_path) == ["blob"]
 
 
 def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
     path = tmp_path / "blob"
-    ckpt.atomic_write_bytes(str(path), b"old")
+    fileio.atomic_write_bytes(str(path), b"old")
 
     def broken(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError):
-        ckpt.atomic_write_bytes(str(path), b"new")
+        fileio.atomic_write_bytes(str(path), b"new")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["blob"]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from gluon_resnetv2 import cli
 from gluon_resnetv2.train import TrainConfig
+from gluon_resnetv2 import fileio
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.recipe import DEFAULT_DATASET
 from gluon_resnetv2.train.runlog import read_status
@@ -182,7 +183,7 @@ def test_interrupt_in_process_and_the_summary_after_resume(capsys, tmp_path, mon
 def test_run_files_follow_the_umask(tmp_path):
     mask = os.umask(0o027)
     try:
-        ckpt.atomic_write_text(str(tmp_path / "a.json"), json.dumps({}))
+        fileio.atomic_write_text(str(tmp_path / "a.json"), json.dumps({}))
     finally:
         os.umask(mask)
     assert os.stat(tmp_path / "a.json").st_mode & 0o777 == 0o640

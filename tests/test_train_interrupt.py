@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from cli_process import cli, communicate
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_status
 
@@ -17,12 +18,6 @@ from gluon_resnetv2.train.runlog import read_status
 ARGS = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=1920",
         "--data-option", "image_shape=[3,12,12]", "--batch-size", "32", "--iterations", "60", "--log-interval",
         "3", "--num-workers", "0", "--seed", "5", "--cpus", "1", "--no-progress"]
-
-
-def _cli(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "gluon_resnetv2.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _wait_for_rows(proc, out, rows, timeout=90):
@@ -39,16 +34,6 @@ def _wait_for_rows(proc, out, rows, timeout=90):
         time.sleep(0.01)
 
 
-def _communicate(proc, timeout=120):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"did not end in {timeout} s:\n{out.decode(errors='replace')}")
-    return proc.returncode, out.decode(errors="replace")
-
-
 def _rows_without_time(out):
     with open(os.path.join(out, "log.csv"), encoding="utf-8", newline="") as handle:
         return [{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader(handle)]
@@ -58,11 +43,11 @@ def _rows_without_time(out):
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_checkpoints_and_resume_gives_the_uninterrupted_log(tmp_path, signum, code):
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
-    victim = _cli(*ARGS, "--out", cut)
+    victim = cli(*ARGS, "--out", cut)
     try:
         _wait_for_rows(victim, cut, 1)
         victim.send_signal(signum)
-        rc, text = _communicate(victim)
+        rc, text = communicate(victim)
     finally:
         victim.kill()
         victim.wait()
@@ -75,9 +60,9 @@ def test_signal_checkpoints_and_resume_gives_the_uninterrupted_log(tmp_path, sig
     assert 3 <= state["iteration"] == status["iteration"] < 60, (state, status)
     assert not [f for f in os.listdir(cut) if f.endswith(".tmp")]  # atomic: no half-written files left
 
-    rc, text = _communicate(_cli("train", "--resume", cut, "--no-progress"))
+    rc, text = communicate(cli("train", "--resume", cut, "--no-progress"))
     assert rc == 0, text
-    rc, text = _communicate(_cli(*ARGS, "--out", full))
+    rc, text = communicate(cli(*ARGS, "--out", full))
     assert rc == 0, text
     reference = _rows_without_time(full)
     assert len(reference) == 20 and _rows_without_time(cut) == reference
@@ -88,10 +73,10 @@ def test_signal_checkpoints_and_resume_gives_the_uninterrupted_log(tmp_path, sig
 @pytest.mark.slow
 def test_a_second_trainer_is_refused_with_the_holders_pid(tmp_path):
     out = str(tmp_path / "run")
-    first = _cli(*[a if a != "60" else "100000" for a in ARGS], "--out", out)
+    first = cli(*[a if a != "60" else "100000" for a in ARGS], "--out", out)
     try:
         _wait_for_rows(first, out, 1)
-        rc, text = _communicate(_cli("train", "--resume", out, "--no-progress"))
+        rc, text = communicate(cli("train", "--resume", out, "--no-progress"))
         assert rc == 2, text
         assert f"{out} is in use by another trainer (pid {first.pid})" in text and "Traceback" not in text
         assert read_status(out)["status"] == "running" and read_status(out)["pid"] == first.pid

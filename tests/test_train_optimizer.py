@@ -11,7 +11,8 @@ from mxnet import gluon
 
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.train import TrainConfig, resume, train
-from gluon_resnetv2.train import loop
+from gluon_resnetv2.train import steps
+from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.runlog import read_log_rows
 
 LR, MOMENTUM, WD = 0.1, 0.9, 1e-4
@@ -54,14 +55,14 @@ def test_nag_makes_mxnet_nesterov_update():
     grads = [np.array([[1.0, -2.0]]), np.array([[0.5, 0.25]]), np.array([[-1.0, 3.0]])]
     config = TrainConfig(dataset="cifar10", optimizer="nag").resolved()
     assert (config.lr, config.momentum, config.wd) == (LR, MOMENTUM, WD)
-    ours = _steps(lambda params: loop.make_trainer(params, config), grads)
+    ours = _steps(lambda params: steps.make_trainer(params, config), grads)
     mxnet_nag = _steps(lambda params: gluon.Trainer(params, mx.optimizer.NAG(
         learning_rate=LR, momentum=MOMENTUM, wd=WD)), grads)
     np.testing.assert_allclose(ours, mxnet_nag, rtol=1e-6)
     # MXNet's kernel updates the weight in place and then reads the new weight for the momentum's decay
     # term: a difference of order lr * wd * |dw| (1e-5 here) from Torch's formula, nothing more.
     np.testing.assert_allclose(ours, _reference(grads, nesterov=True), atol=2e-5)
-    plain = _steps(lambda params: loop.make_trainer(params, TrainConfig(dataset="cifar10").resolved()), grads)
+    plain = _steps(lambda params: steps.make_trainer(params, TrainConfig(dataset="cifar10").resolved()), grads)
     np.testing.assert_allclose(plain, _reference(grads, nesterov=False), rtol=1e-5)
     assert np.abs(ours - plain).max() > 1e-3  # the update really changes
 
@@ -72,17 +73,17 @@ def test_nag_is_recorded_and_survives_a_resume(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "full" / "config.json").read_text())["optimizer"] == "nag"
 
     # Interrupt a second run right after its first checkpoint (end of epoch 1), then resume it.
-    save = loop.ckpt.save_checkpoint
+    save = ckpt.save_checkpoint
 
     def save_then_stop(*args, **kwargs):
         save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop.ckpt, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_stop)
     cut = str(tmp_path / "cut")
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(out=cut, optimizer="nag", **TINY))
-    monkeypatch.setattr(loop.ckpt, "save_checkpoint", save)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save)
     assert len(read_log_rows(cut)) == 2
     assert resume(cut)["status"] == "finished"
 

@@ -1,12 +1,11 @@
 """Kill a run after its first checkpoint, resume it, and get the log of an uninterrupted run."""
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
+from cli_process import cli, communicate
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
@@ -18,27 +17,16 @@ ARGS = ["train", "--model", "cifar_resnet20_v2", "--shortcut", "dropout", "--dat
         "--no-progress"]
 
 
-def _cli(*args, **kwargs):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "gluon_resnetv2.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
-
-
 def _finish(proc, timeout=60):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        pytest.fail(f"run did not finish in {timeout} s:\n{out.decode(errors='replace')}")
-    assert proc.returncode == 0, out.decode(errors="replace")
+    rc, text = communicate(proc, timeout, what="run did not finish")
+    assert rc == 0, text
 
 
 @pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_log(tmp_path):
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
-    reference = _cli(*ARGS, "--out", full)
-    victim = _cli(*ARGS, "--out", cut)
+    reference = cli(*ARGS, "--out", full)
+    victim = cli(*ARGS, "--out", cut)
     try:
         deadline = time.time() + 60
         while not os.path.exists(os.path.join(cut, "checkpoint.zip")):
@@ -51,7 +39,7 @@ def test_resume_reproduces_the_uninterrupted_log(tmp_path):
         victim.wait(timeout=30)
     state = read_checkpoint_state(cut)
     assert state["iteration"] < 12 and read_status(cut)["status"] == "running"
-    _finish(_cli("train", "--resume", cut, "--no-progress"))
+    _finish(cli("train", "--resume", cut, "--no-progress"))
     _finish(reference)
 
     a, b = read_log_rows(full), read_log_rows(cut)

@@ -1,20 +1,37 @@
 """``gluon-resnetv2 train``: parse the options into a TrainConfig and call :func:`gluon_resnetv2.train.train`
 (or :func:`~gluon_resnetv2.train.resume` with ``--resume DIR``)."""
 import argparse
+import dataclasses
 import json
 import sys
 
-from ..train.recipe import DATASETS, DEFAULT_DATASET, DTYPES, OPTIMIZERS, SCHEDULES
+from ..train.recipe import DEFAULT_DATASET, OPTION_GROUPS, TrainConfig
 from .model_args import add_model_args, model_kwargs
 
-KVSTORE_HELP = "device (default), local, nccl; dist_sync / dist_device_sync under `gluon-resnetv2 launch`"
+# Every training option is declared once, as a TrainConfig field with metadata (train/recipe.py); the
+# parser, the config from the parsed options and the --resume overrides are generated from it.
+_FIELDS = [field for field in dataclasses.fields(TrainConfig) if field.metadata.get("group")]
 
-# Options that describe a new run; with --resume they come from DIR/config.json instead.
-_RUN_OPTIONS = ("model", "dataset", "out", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps",
-                "lr_factor", "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype",
-                "log_interval", "eval_interval", "eval_subset", "checkpoint_interval", "augment", "train_subset",
-                "data_option", "label", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
-                "shortcut_dropout", "projection")
+
+def _flags(field):
+    """``[(option string, add_argument kwargs)]`` of one TrainConfig field."""
+    meta = field.metadata
+    if isinstance(meta["flags"], list):
+        return [(flag, dict(kwargs, dest=field.name)) for flag, kwargs in meta["flags"]]
+    flag = meta["flags"] or "--" + field.name.replace("_", "-")
+    cli = {key: value for key, value in meta["cli"].items() if key != "exclusive"}
+    if isinstance(cli.get("type"), str):
+        cli["type"] = _CONVERTERS[cli["type"]]
+    return [(flag, dict(cli, default=None, help=meta["help"]))]
+
+
+def _dest(field):
+    return _flags(field)[0][1].get("dest") or _flags(field)[0][0].lstrip("-").replace("-", "_")
+
+
+def _model_options():
+    """The destinations of the model options (commands/model_args.py), which describe a new run too."""
+    return tuple(action.dest for action in add_model_args(argparse.ArgumentParser())._group_actions)
 
 
 def _float_list(text):
@@ -35,65 +52,37 @@ def _data_option(text):
     return key.strip(), value
 
 
+def _parse_gpus(text):
+    from ..train.devices import parse_gpus
+
+    return parse_gpus(text)
+
+
+_CONVERTERS = {"float_list": _float_list, "key_value": _data_option}
+_TO_CONFIG = {"gpus": _parse_gpus, "pairs": lambda pairs: dict(pairs or [])}
+_FIELD = {field.name: field for field in _FIELDS}
+
+
 def add_run_args(parser, dataset_default=None, model_default=None):
     """The options of a training run (shared by the command and scripts/train_*.py)."""
     add_model_args(parser, model_required=False, default_model=model_default)
-    data = parser.add_argument_group("data")
-    # The default is filled in by config_from_args, so that --resume can tell an option given from none.
-    data.add_argument("--dataset", choices=DATASETS, default=dataset_default,
-                      help=f"data set (default {dataset_default or DEFAULT_DATASET}; synthetic: random images "
-                           "for smoke tests, its error means nothing)")
-    data.add_argument("--data-dir", default=None, help="directory of the data set files (default: its usual place)")
-    data.add_argument("--num-workers", type=int, default=None, help="loader threads (default 2)")
-    data.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
-                      help="no augmentation (default: the data set's; CIFAR: 4-pixel pad, crop, flip)")
-    data.add_argument("--augment", dest="augment", action="store_const", const=True,
-                      help="force the pad-crop-flip augmentation on")
-    data.add_argument("--train-subset", type=int, default=None, metavar="N", help="train on the first N images only")
-    data.add_argument("--data-option", type=_data_option, action="append", default=None, metavar="KEY=VALUE",
-                      help="extra load_dataset option (JSON value), e.g. image_shape=[3,16,16] for synthetic")
-
-    dev = parser.add_argument_group("devices")
-    dev.add_argument("--cpus", type=int, default=None, metavar="N", help="train on N CPU contexts (default 1)")
-    dev.add_argument("--gpus", default=None, metavar="LIST", help="comma-separated GPU indices, e.g. 0,1,2,3")
-    dev.add_argument("--kvstore", default=None, help=KVSTORE_HELP)
-    dev.add_argument("--dtype", choices=DTYPES, default=None,
-                     help="float16 trains with multi-precision SGD (fp32 master weights, GPUs); bfloat16 with "
-                          "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)")
-
-    opt = parser.add_argument_group("optimisation (defaults: the paper's recipe for the data set)")
-    opt.add_argument("--batch-size", type=int, default=None, help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)")
-    length = opt.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=None, help="run length in epochs")
-    length.add_argument("--iterations", type=int, default=None, help="run length in iterations (paper CIFAR: 64000)")
-    opt.add_argument("--lr", type=float, default=None, help="base learning rate (paper: 0.1)")
-    opt.add_argument("--lr-schedule", choices=SCHEDULES, default=None,
-                     help="step (paper: /10 at 1/2 and 3/4 of the run, i.e. 32k and 48k of 64k), cosine, constant")
-    opt.add_argument("--lr-steps", type=_float_list, default=None, metavar="LIST",
-                     help="step milestones in the run's unit (iterations with --iterations, epochs with --epochs)")
-    opt.add_argument("--lr-factor", type=float, default=None, help="step decay factor (paper: 0.1)")
-    opt.add_argument("--warmup", type=int, default=None, metavar="ITERATIONS",
-                     help="iterations at --warmup-lr first (paper CIFAR: 400 at 0.01; 0 disables)")
-    opt.add_argument("--warmup-lr", type=float, default=None, help="warm-up learning rate (paper: 0.01)")
-    opt.add_argument("--momentum", type=float, default=None, help="SGD momentum (paper: 0.9)")
-    opt.add_argument("--wd", type=float, default=None, help="weight decay (paper: 1e-4)")
-    opt.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                     help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' "
-                          "released Torch code)")
-    opt.add_argument("--seed", type=int, default=None, help="random seed; makes a CPU run repeatable (default 0)")
-
-    out = parser.add_argument_group("output")
-    out.add_argument("--out", default=None, help="run directory: log.csv, config.json, status.json, checkpoints")
-    out.add_argument("--log-interval", type=int, default=None, help="iterations per training-loss row (default 50)")
-    out.add_argument("--eval-interval", type=int, default=None,
-                     help="iterations between test evaluations (default: every epoch)")
-    out.add_argument("--eval-subset", type=int, default=None, metavar="N",
-                     help="periodic evaluations on N evenly spaced test images (the final one uses all)")
-    out.add_argument("--checkpoint-interval", type=int, default=None, metavar="ITERATIONS",
-                     help="extra checkpoints every ITERATIONS (always: every epoch and at the end)")
-    out.add_argument("--label", default=None, help="legend label for plots")
-    out.add_argument("--no-progress", dest="progress", action="store_false", default=True,
-                     help="no progress bar nor summary line")
+    groups, exclusive = {}, {}
+    for field in _FIELDS:
+        key = field.metadata["group"]
+        if key not in groups:
+            groups[key] = parser.add_argument_group(OPTION_GROUPS[key])
+        target = groups[key]
+        if field.metadata["cli"].get("exclusive"):
+            name = (key, field.metadata["cli"]["exclusive"])
+            if name not in exclusive:
+                exclusive[name] = groups[key].add_mutually_exclusive_group()
+            target = exclusive[name]
+        for flag, kwargs in _flags(field):
+            if field.name == "dataset":
+                # The default is filled in by config_from_args, so that --resume can tell an option given from none.
+                kwargs.update(default=dataset_default, help=kwargs["help"].format(default=dataset_default or
+                                                                                  DEFAULT_DATASET))
+            target.add_argument(flag, **kwargs)
     return parser
 
 
@@ -109,30 +98,48 @@ def add_parser(subparsers):
     return parser
 
 
+def _value(args, field):
+    """The parsed value of ``field``'s option, converted for the config (None when not given)."""
+    value = getattr(args, _dest(field), None)
+    convert = field.metadata["to_config"]
+    return _TO_CONFIG[convert](value) if convert else value
+
+
 def config_from_args(args):
     """A :class:`~gluon_resnetv2.train.TrainConfig` from parsed options (ValueError for missing ones)."""
-    from ..train import TrainConfig
-    from ..train.devices import parse_gpus
-
     missing = [f"--{name}" for name in ("model", "out") if getattr(args, name, None) is None]
     if missing:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume DIR)")
     if args.cpus is not None and args.gpus is not None:
         raise ValueError("give either --cpus or --gpus, not both")
-    fields = dict(model=args.model, dataset=args.dataset or DEFAULT_DATASET, out=args.out,
-                  model_kwargs=model_kwargs(args), data_dir=args.data_dir, cpus=args.cpus, gpus=parse_gpus(args.gpus),
-                  dataset_options=dict(args.data_option or []))
-    for name in ("kvstore", "batch_size", "epochs", "iterations", "lr", "lr_schedule", "lr_steps", "lr_factor",
-                 "warmup", "warmup_lr", "momentum", "wd", "optimizer", "seed", "dtype", "log_interval",
-                 "eval_interval", "eval_subset", "checkpoint_interval", "num_workers", "augment", "train_subset",
-                 "label"):
-        value = getattr(args, name, None)
+    fields = dict(model=args.model, model_kwargs=model_kwargs(args))
+    for field in _FIELDS:
+        value = _value(args, field)
         if value is not None:
-            fields[name] = value
-    fields["progress"] = args.progress
+            fields[field.name] = value
     if fields.get("iterations") is not None and fields.get("lr_steps"):
         fields["lr_steps"] = [int(step) for step in fields["lr_steps"]]
     return TrainConfig(**fields)
+
+
+def resume_overrides(args):
+    """The settings ``--resume`` takes from the command line (those a resume may change); ValueError naming
+    the options that describe a new run."""
+    run_options = _model_options() + tuple(_dest(field) for field in _FIELDS if not field.metadata["resume"])
+    given = [f"--{name.replace('_', '-')}" for name in run_options
+             if getattr(args, name, None) not in (None, [], False)]
+    if given:
+        raise ValueError(f"--resume continues with the settings in {args.resume}/config.json; "
+                         f"do not combine it with {', '.join(given)}")
+    if args.cpus is not None and args.gpus is not None:
+        raise ValueError("give either --cpus or --gpus, not both")
+    overrides = {}
+    for field in _FIELDS:
+        if field.metadata["resume"] and _value(args, field) is not None:
+            overrides[field.name] = _value(args, field)
+    if "cpus" in overrides or "gpus" in overrides:  # the devices are replaced as a whole
+        overrides.update(cpus=_value(args, _FIELD["cpus"]), gpus=_value(args, _FIELD["gpus"]))
+    return overrides
 
 
 def run(args):
@@ -140,21 +147,7 @@ def run(args):
 
     try:
         if args.resume is not None:
-            given = [f"--{name.replace('_', '-')}" for name in _RUN_OPTIONS
-                     if getattr(args, name, None) not in (None, [], False)]
-            if given:
-                raise ValueError(f"--resume continues with the settings in {args.resume}/config.json; "
-                                 f"do not combine it with {', '.join(given)}")
-            overrides = {"progress": args.progress}
-            for name in ("num_workers", "data_dir", "kvstore"):
-                if getattr(args, name, None) is not None:
-                    overrides[name] = getattr(args, name)
-            if args.cpus is not None or args.gpus is not None:
-                if args.cpus is not None and args.gpus is not None:
-                    raise ValueError("give either --cpus or --gpus, not both")
-                from ..train.devices import parse_gpus
-                overrides.update(cpus=args.cpus, gpus=parse_gpus(args.gpus))
-            status = training.resume(args.resume, **overrides)
+            status = training.resume(args.resume, **resume_overrides(args))
         else:
             status = training.train(config_from_args(args))
     except KeyboardInterrupt as err:

@@ -9,7 +9,9 @@ SIGINT/SIGTERM stop a run after the current iteration with a checkpoint and rais
 (a KeyboardInterrupt; ``exit_code`` 130 / 143).
 
 Modules: :mod:`.recipe` (paper defaults, TrainConfig, lr schedules), :mod:`.devices` (contexts, batch
-splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.loop` (the loop),
+splitting, GPU preflight), :mod:`.kvstore` (gradient aggregation), :mod:`.steps` (one SGD step,
+evaluation, seeding), :mod:`.build` (assembling a run), :mod:`.schedule` (when to log, evaluate,
+checkpoint), :mod:`.signals` (SIGINT/SIGTERM), :mod:`.loop` (the loop, train, resume),
 :mod:`.checkpoint`, :mod:`.runlog` (log.csv, config.json, status.json), :mod:`.launcher` (distributed
 parameter-server jobs).
 """
@@ -19,10 +21,12 @@ import_mxnet()
 
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .devices import check_gpu_support, make_contexts, preflight_gpus  # noqa: E402
-from .loop import Interrupted, evaluate, forward_backward, resume, train  # noqa: E402
+from .loop import resume, train  # noqa: E402
 from .recipe import (CIFAR_RECIPE, IMAGENET_RECIPE, PAPER_FAIL_ERROR, LRSchedule, TrainConfig,  # noqa: E402
                      make_schedule, recipe_for)
 from .runlog import LOG_COLUMNS, read_log_rows, read_status  # noqa: E402
+from .signals import Interrupted  # noqa: E402
+from .steps import evaluate, forward_backward  # noqa: E402
 
 __all__ = ["train", "resume", "Interrupted", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
            "IMAGENET_RECIPE", "PAPER_FAIL_ERROR", "make_contexts", "check_gpu_support", "preflight_gpus",

@@ -31,7 +31,7 @@ def check_bf16(contexts):
 def bf16_forward(net):
     """A ``SymbolBlock`` computing ``net`` with AMP's bfloat16 casts, sharing ``net``'s parameters.
 
-    ``net`` must be initialised with known shapes (see :func:`gluon_resnetv2.train.loop.materialize`);
+    ``net`` must be initialised with known shapes (see :func:`gluon_resnetv2.train.steps.materialize`);
     the block takes float32 input named ``data`` and returns float32 logits."""
     mx = import_mxnet()
     from mxnet.contrib import amp

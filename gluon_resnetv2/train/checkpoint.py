@@ -19,51 +19,11 @@ import zipfile
 
 import numpy as np
 
+# atomic_write_text stays importable from here for the callers outside train/ (they move to fileio).
+from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401
+
 CHECKPOINT_NAME = "checkpoint.zip"
 FORMAT_VERSION = 1
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, os.replace)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode open() gives a new file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.filename is None:  # e.g. a full disk at write or fsync
-            raise OSError(err.errno, err.strerror, path) from err
-        raise
-    _fsync_dir(directory)
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def rng_state():

@@ -22,10 +22,11 @@ import json
 import math
 from typing import Optional
 
+from ..data.datasets import DATASETS as _LOADERS
 from ..paper_results import FAIL_THRESHOLD
 
-#: Datasets the trainer knows (see :mod:`gluon_resnetv2.data`).
-DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagenet", "synthetic")
+#: Datasets the trainer knows: the names of :data:`gluon_resnetv2.data.datasets.DATASETS`, their owner.
+DATASETS = tuple(_LOADERS)
 
 #: The data set of a run that names none (CLI and Python alike): the one installed by ``make dataset``.
 DEFAULT_DATASET = "fashion-mnist"
@@ -87,46 +88,108 @@ def recipe_for(dataset):
     return RECIPES[dataset]
 
 
+#: The groups of ``gluon-resnetv2 train --help`` (after the model options), in order: TrainConfig's ``group``.
+OPTION_GROUPS = {"data": "data", "devices": "devices",
+                 "optimisation": "optimisation (defaults: the paper's recipe for the data set)", "output": "output"}
+
+
+def _option(default=None, help=None, group=None, flags=None, resume=False, factory=None, to_config=None, **cli):
+    """A :class:`TrainConfig` field and its ``gluon-resnetv2 train`` option, declared once.
+
+    ``help`` and ``group`` (a key of :data:`OPTION_GROUPS`; None: no option of its own); ``cli``: what
+    ``add_argument`` takes (``type``, ``choices``, ``metavar``, ``action``; ``type`` may name a converter
+    of :mod:`gluon_resnetv2.commands.train`; ``exclusive``: a mutually exclusive set); ``flags``: the
+    option strings (default ``--the-name``) or ``[(flag, add_argument kwargs), ...]`` for several;
+    ``to_config``: a converter applied when the config is built; ``resume``: ``--resume`` may change it
+    (it does not alter the result).
+    """
+    metadata = {"help": help, "group": group, "flags": flags, "cli": cli, "resume": resume, "to_config": to_config}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a training run; written to ``<out>/config.json`` and enough to resume it.
 
     ``None`` means "the paper's default for the dataset" (see :func:`TrainConfig.resolved`).
-    ``batch_size`` is the *global* mini-batch (paper: 128), split over devices and workers.
+    ``batch_size`` is the *global* mini-batch (paper: 128), split over devices and workers.  The fields are
+    in the order ``train --help`` lists them; their metadata declare the options (:func:`_option`).
     """
 
-    model: str = "cifar_resnet20_v2"
-    dataset: str = DEFAULT_DATASET
-    out: str = "runs/train"
+    model: str = "cifar_resnet20_v2"  # --model and the variant options: commands/model_args.py
     model_kwargs: dict = dataclasses.field(default_factory=dict)
-    data_dir: Optional[str] = None
-    dataset_options: dict = dataclasses.field(default_factory=dict)  # load_dataset(**options), e.g. synthetic size
-    cpus: Optional[int] = None
-    gpus: Optional[list] = None
-    kvstore: str = "device"
-    batch_size: Optional[int] = None
-    epochs: Optional[float] = None
-    iterations: Optional[int] = None
-    lr: Optional[float] = None
-    lr_schedule: Optional[str] = None
-    lr_steps: Optional[list] = None
-    lr_factor: Optional[float] = None
-    warmup: Optional[int] = None
-    warmup_lr: Optional[float] = None
-    momentum: Optional[float] = None
-    wd: Optional[float] = None
-    optimizer: str = "sgd"                  # one of OPTIMIZERS; a config.json without it is an sgd run
-    seed: int = 0
-    dtype: str = "float32"
-    log_interval: int = 50
-    eval_interval: Optional[int] = None     # iterations between evaluations; None = every epoch
-    eval_subset: Optional[int] = None       # periodic evaluations on N evenly spaced test images only
-    checkpoint_interval: Optional[int] = None  # iterations between extra checkpoints; None = each epoch
-    num_workers: int = 2
-    augment: Optional[bool] = None          # None = the dataset's training default (CIFAR: pad-crop-flip)
-    train_subset: Optional[int] = None      # train on the first N training images (quick runs, tests)
-    progress: bool = True
-    label: Optional[str] = None
+    # The CLI default of --dataset is None (filled in by config_from_args), so --resume can tell it was given.
+    dataset: str = _option(DEFAULT_DATASET, group="data", choices=DATASETS,
+                           help="data set (default {default}; synthetic: random images for smoke tests, its error "
+                                "means nothing)")
+    data_dir: Optional[str] = _option(group="data", resume=True,
+                                      help="directory of the data set files (default: its usual place)")
+    num_workers: int = _option(2, group="data", resume=True, type=int, help="loader threads (default 2)")
+    # None = the dataset's training default (CIFAR: pad-crop-flip)
+    augment: Optional[bool] = _option(group="data", flags=[
+        ("--no-augment", dict(action="store_const", const=False,
+                              help="no augmentation (default: the data set's; CIFAR: 4-pixel pad, crop, flip)")),
+        ("--augment", dict(action="store_const", const=True, help="force the pad-crop-flip augmentation on"))])
+    # train on the first N training images (quick runs, tests)
+    train_subset: Optional[int] = _option(group="data", type=int, metavar="N", help="train on the first N images only")
+    # load_dataset(**options), e.g. synthetic size
+    dataset_options: dict = _option(factory=dict, group="data", flags="--data-option", type="key_value",
+                                    action="append", metavar="KEY=VALUE", to_config="pairs",
+                                    help="extra load_dataset option (JSON value), e.g. image_shape=[3,16,16] for "
+                                         "synthetic")
+    cpus: Optional[int] = _option(group="devices", resume=True, type=int, metavar="N",
+                                  help="train on N CPU contexts (default 1)")
+    gpus: Optional[list] = _option(group="devices", resume=True, metavar="LIST", to_config="gpus",
+                                   help="comma-separated GPU indices, e.g. 0,1,2,3")
+    kvstore: str = _option("device", group="devices", resume=True,
+                           help="device (default), local, nccl; dist_sync / dist_device_sync under "
+                                "`gluon-resnetv2 launch`")
+    dtype: str = _option("float32", group="devices", choices=DTYPES,
+                         help="float16 trains with multi-precision SGD (fp32 master weights, GPUs); bfloat16 with "
+                              "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)")
+    batch_size: Optional[int] = _option(group="optimisation", type=int,
+                                        help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)")
+    epochs: Optional[float] = _option(group="optimisation", type=float, exclusive="length", help="run length in epochs")
+    iterations: Optional[int] = _option(group="optimisation", type=int, exclusive="length",
+                                        help="run length in iterations (paper CIFAR: 64000)")
+    lr: Optional[float] = _option(group="optimisation", type=float, help="base learning rate (paper: 0.1)")
+    lr_schedule: Optional[str] = _option(group="optimisation", choices=SCHEDULES,
+                                         help="step (paper: /10 at 1/2 and 3/4 of the run, i.e. 32k and 48k of 64k), "
+                                              "cosine, constant")
+    lr_steps: Optional[list] = _option(group="optimisation", type="float_list", metavar="LIST",
+                                       help="step milestones in the run's unit (iterations with --iterations, epochs "
+                                            "with --epochs)")
+    lr_factor: Optional[float] = _option(group="optimisation", type=float, help="step decay factor (paper: 0.1)")
+    warmup: Optional[int] = _option(group="optimisation", type=int, metavar="ITERATIONS",
+                                    help="iterations at --warmup-lr first (paper CIFAR: 400 at 0.01; 0 disables)")
+    warmup_lr: Optional[float] = _option(group="optimisation", type=float, help="warm-up learning rate (paper: 0.01)")
+    momentum: Optional[float] = _option(group="optimisation", type=float, help="SGD momentum (paper: 0.9)")
+    wd: Optional[float] = _option(group="optimisation", type=float, help="weight decay (paper: 1e-4)")
+    # one of OPTIMIZERS; a config.json without it is an sgd run
+    optimizer: str = _option("sgd", group="optimisation", choices=OPTIMIZERS,
+                             help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' "
+                                  "released Torch code)")
+    seed: int = _option(0, group="optimisation", type=int,
+                        help="random seed; makes a CPU run repeatable (default 0)")
+    out: str = _option("runs/train", group="output",
+                       help="run directory: log.csv, config.json, status.json, checkpoints")
+    log_interval: int = _option(50, group="output", type=int, help="iterations per training-loss row (default 50)")
+    # iterations between evaluations; None = every epoch
+    eval_interval: Optional[int] = _option(group="output", type=int,
+                                           help="iterations between test evaluations (default: every epoch)")
+    # periodic evaluations on N evenly spaced test images only
+    eval_subset: Optional[int] = _option(group="output", type=int, metavar="N",
+                                         help="periodic evaluations on N evenly spaced test images (the final one "
+                                              "uses all)")
+    # iterations between extra checkpoints; None = each epoch
+    checkpoint_interval: Optional[int] = _option(group="output", type=int, metavar="ITERATIONS",
+                                                 help="extra checkpoints every ITERATIONS (always: every epoch and at "
+                                                      "the end)")
+    label: Optional[str] = _option(group="output", help="legend label for plots")
+    progress: bool = _option(True, group="output", resume=True, flags=[
+        ("--no-progress", dict(action="store_false", default=True, help="no progress bar nor summary line"))])
 
     # ------------------------------------------------------------------------------------------------
 
@@ -287,3 +350,7 @@ def make_schedule(config, iterations_per_epoch):
         milestones = [int(round(f * total)) for f in recipe_for(config.dataset).lr_step_fractions]
     return LRSchedule(config.lr_schedule, config.lr, total, milestones, config.lr_factor,
                       config.warmup, config.warmup_lr)
+
+
+#: The settings ``resume`` may change: they do not alter the result (threads, devices, paths, the bar).
+RESUME_OVERRIDES = tuple(field.name for field in dataclasses.fields(TrainConfig) if field.metadata.get("resume"))

@@ -1,4 +1,5 @@
-"""What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``.
+"""What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``, and the one
+reader of ``log.csv`` (:func:`read_log`, also for a file still being written; :mod:`gluon_resnetv2.plot` uses it).
 
 ``log.csv`` has exactly the columns ``iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time``:
 
@@ -29,7 +30,9 @@ import math
 import os
 import time
 
-from .checkpoint import atomic_write_text
+import numpy as np
+
+from ..fileio import atomic_write_text
 
 LOG_NAME = "log.csv"
 CONFIG_NAME = "config.json"
@@ -97,12 +100,90 @@ def truncated_log(path, keep_rows):
     return header + "".join(kept), keep_rows
 
 
+def _log_path(run_dir):
+    """``(run_dir, path of its log.csv)``; ``run_dir`` may also name the log file itself."""
+    run_dir = os.fspath(run_dir)
+    if os.path.isfile(run_dir) and run_dir.endswith(".csv"):
+        return os.path.dirname(run_dir) or ".", run_dir
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    path = os.path.join(run_dir, LOG_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {LOG_NAME} in run directory {run_dir} (expected {path})")
+    return run_dir, path
+
+
+def _cell(text):
+    """A CSV cell as a float; an empty cell is None.  Raises ValueError on anything else."""
+    text = text.strip()
+    return None if text == "" else float(text)
+
+
+def _log_table(path):
+    """``(header, rows)`` of a log.csv that may still be written (see :func:`read_log`); a row is a list of
+    floats, None for an empty cell; ``(None, [])`` while not even the header is complete."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        text = handle.read()
+    lines = text.splitlines()
+    complete_last = text.endswith(("\n", "\r"))
+    if not lines:
+        return None, []
+    header = [name.strip() for name in next(csv.reader([lines[0]]))]
+    if len(lines) == 1 and not complete_last and ",".join(LOG_COLUMNS).startswith(lines[0].strip()):
+        return None, []  # the header itself is still being written
+    missing = [name for name in LOG_COLUMNS if name not in header]
+    if missing:
+        raise ValueError(f"{path}: wrong columns {header}; expected {','.join(LOG_COLUMNS)} "
+                         f"(missing {', '.join(missing)})")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        is_last = number == len(lines)
+        if not line.strip():
+            continue
+        cells = next(csv.reader([line]))
+        if [cell.strip() for cell in cells] == header:
+            continue
+        try:
+            if len(cells) != len(header):
+                raise ValueError(f"{len(cells)} cells, expected {len(header)}")
+            rows.append([_cell(cell) for cell in cells])
+        except ValueError as err:
+            if is_last:
+                break  # a row still being written
+            raise ValueError(f"{path}, line {number}: malformed row {line!r} ({err})") from None
+    # An unterminated last line with every cell present can only be cut inside its final cell ("time"),
+    # so the values that are plotted are complete and such a row is kept.
+    return header, rows
+
+
+def read_log(run_dir):
+    """Read ``<run_dir>/log.csv`` into ``{column: numpy float array}``, one entry per row.
+
+    All eight columns of :data:`LOG_COLUMNS` are returned (extra columns in the file are kept too) as
+    float64 arrays of equal length; an empty cell is NaN.  Made for files that are still being written:
+
+    - an empty file, or one whose header is not complete yet, gives arrays of length 0;
+    - a last line that is incomplete (too few cells or a cell that does not parse) is ignored;
+    - blank lines and repeated header lines (a resumed run) are skipped.
+
+    Raises :class:`FileNotFoundError` naming the path when the directory or its log.csv is missing, and
+    :class:`ValueError` naming the file when the header lacks a column or a row other than the last is
+    malformed.  ``run_dir`` may also be the path of the CSV file itself.
+    """
+    _, path = _log_path(run_dir)
+    header, rows = _log_table(path)
+    if header is None:
+        return {name: np.zeros(0) for name in LOG_COLUMNS}
+    data = np.array([[math.nan if value is None else value for value in row] for row in rows],
+                    dtype=np.float64).reshape(len(rows), len(header))
+    return {name: data[:, index] for index, name in enumerate(header)}
+
+
 def read_log_rows(out_dir):
     """``log.csv`` as a list of dicts of floats (None for empty cells)."""
-    with open(os.path.join(out_dir, LOG_NAME), encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        return [{key: (float(value) if value not in ("", None) else None) for key, value in row.items()}
-                for row in reader]
+    _, path = _log_path(out_dir)
+    header, rows = _log_table(path)
+    return [dict(zip(header, row)) for row in rows]
 
 
 def write_config(out_dir, config):
@@ -156,3 +237,12 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def format_duration(seconds):
+    """``1h02m03s`` / ``2m03s`` (rounded to the second); None gives ``""``."""
+    if seconds is None:
+        return ""
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"

@@ -1,0 +1,153 @@
+"""Building a training run: devices, kvstore, data loaders, the network and its trainer.
+
+BatchNorm (He et al. 2016, Sec. 3.1: 2 x 64 images on two GPUs): each device normalises its own slice and
+keeps its own running statistics, averaged over the devices and workers before every evaluation and
+checkpoint (:class:`~.kvstore.RunningStatsSync`).
+"""
+import os
+import sys
+
+from .._compat import import_mxnet
+from . import checkpoint as ckpt
+from . import runlog
+from .bf16 import bf16_forward, check_bf16
+from .devices import check_batch_split, make_contexts, preflight_gpus
+from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
+from ..memory import configure_from_env
+from .recipe import TrainConfig, make_schedule, total_iterations
+from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
+
+mx = import_mxnet()
+from mxnet import gluon  # noqa: E402
+
+MODEL_NAME = "model.params"
+SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"
+
+
+class RunSetup:
+    """What a run is made of: contexts, kvstore, data, network, trainer (:class:`~.loop.Run` trains it)."""
+
+    def __init__(self, config, resume_state=None):
+        if not isinstance(config, TrainConfig):
+            raise TypeError("train() takes a TrainConfig (gluon_resnetv2.train.TrainConfig)")
+        self.config = cfg = config.resolved()
+        self.out = cfg.out
+        from ..nets.zoo import get_spec
+
+        get_spec(cfg.model)  # an unknown name fails now, before any data is read
+        self.contexts = make_contexts(cfg.cpus, cfg.gpus)
+        if cfg.dtype == "float16" and any(ctx.device_type == "cpu" for ctx in self.contexts):
+            raise ValueError("--dtype float16 needs GPUs (--gpus): MXNet's CPU kernels have no float16 "
+                             "convolution/GEMM; train in float32 on the CPU")
+        if cfg.dtype == "bfloat16":
+            check_bf16(self.contexts)
+        # bfloat16 (AMP) casts inside the graph: the network's input and parameters stay float32
+        self.input_dtype = "float16" if cfg.dtype == "float16" else "float32"
+        if cfg.gpus is not None:
+            preflight_gpus(cfg.gpus)
+        self.kv, self.rank, self.num_workers = create_kvstore(cfg.kvstore, self.contexts)
+        self.distributed = is_distributed(cfg.kvstore)
+        self.is_chief = self.rank == 0
+        self.per_worker_batch = check_batch_split(cfg.batch_size, len(self.contexts), self.num_workers)
+        self._build_data()
+        self._build_net()
+        self.schedule = make_schedule(cfg, self.iterations_per_epoch)
+        self.total = total_iterations(cfg, self.iterations_per_epoch)
+        self.resume_state = resume_state
+
+    # -- construction -------------------------------------------------------------------------------
+
+    def _build_data(self):
+        from ..data import load_dataset, make_loader
+
+        cfg = self.config
+        options = dict(cfg.dataset_options or {})
+        train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options),
+                           cfg.train_subset)
+        test_set = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="test", **options)
+        self.num_classes = train_set.num_classes
+        self.image_shape = tuple(train_set.image_shape)
+        shard = (self.rank, self.num_workers) if self.num_workers > 1 else None
+        if len(train_set) // self.num_workers < self.per_worker_batch:
+            raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training images "
+                             f"of {cfg.dataset}" + (f" per {self.num_workers} workers" if self.num_workers > 1 else ""))
+        self.train_loader = make_loader(train_set, self.per_worker_batch, train=True, augment=cfg.augment,
+                                        seed=cfg.seed, num_workers=cfg.num_workers, shard=shard,
+                                        last_batch="discard")
+        eval_batch = max(self.per_worker_batch, len(self.contexts))
+        self.test_loader = make_loader(test_set, eval_batch, train=False, seed=cfg.seed,
+                                       num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+        self.subset_loader = None
+        if cfg.eval_subset is not None and cfg.eval_subset > len(test_set):
+            raise ValueError(f"--eval-subset {cfg.eval_subset} is larger than the {len(test_set)} test images of "
+                             f"{cfg.dataset}: give 1..{len(test_set)}")
+        if cfg.eval_subset is not None and cfg.eval_subset < len(test_set):
+            small = subset(test_set, cfg.eval_subset, spread=True)
+            if self.num_workers > len(small):
+                raise ValueError(f"--eval-subset {cfg.eval_subset} is smaller than the number of workers")
+            self.subset_loader = make_loader(small, eval_batch, train=False, seed=cfg.seed,
+                                             num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+        self.iterations_per_epoch = len(self.train_loader)
+
+    def _build_net(self):
+        from .. import get_model
+
+        cfg = self.config
+        seed_everything(cfg.seed)
+        kwargs = dict(cfg.model_kwargs or {})
+        kwargs.setdefault("classes", self.num_classes)
+        self.net = net = get_model(cfg.model, **kwargs)
+        net.initialize(ctx=self.contexts)
+        if cfg.dtype == "float16":
+            net.cast(cfg.dtype)
+        net.hybridize(static_alloc=True)
+        materialize(net, self.image_shape, self.contexts[0], self.input_dtype)
+        # GLUON_RESNETV2_MIRROR=1: recompute segments of units in the backward pass (memory at depth).
+        self.train_forward = configure_from_env(net)
+        self.eval_forward = net
+        if cfg.dtype == "bfloat16":
+            if self.train_forward is not net:
+                raise ValueError("--dtype bfloat16 and GLUON_RESNETV2_MIRROR=1 (recomputation) cannot be combined")
+            self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
+        self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
+        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
+        self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,
+                                           self.num_workers)
+        init_trainer_store(self.trainer, self.kv if self.distributed else None)  # after every kv.init
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _evaluate(self, loader):
+        self.sync_stats()
+        return evaluate(self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum)
+
+    def _checkpoint(self, iteration, epoch, batch, interval, elapsed, log):
+        self.sync_stats()
+        if self.is_chief:
+            log.sync()
+            ckpt.save_checkpoint(self.out, self.net, self.trainer, {
+                "iteration": iteration, "epoch": epoch, "batch": batch, "log_rows": log.rows,
+                "interval": interval.state(), "elapsed": elapsed, "total": self.total})
+            runlog.write_status(self.out, "running", iteration=iteration, epoch=iteration / self.iterations_per_epoch,
+                                total_iterations=self.total, pid=os.getpid())
+        mx.random.seed(derived_seed(self.config.seed, self.rank, 1, iteration))
+
+    def _save_model(self):
+        data = ckpt._file_bytes(self.net.save_parameters)
+        if self.is_chief:
+            ckpt.atomic_write_bytes(os.path.join(self.out, MODEL_NAME), data)
+        if self.distributed:
+            workers = os.path.join(self.out, "workers")
+            os.makedirs(workers, exist_ok=True)
+            ckpt.atomic_write_bytes(os.path.join(workers, f"rank{self.rank}.params"), data)
+
+    def _data_fields(self):
+        """What status.json says of the data: its name, and for the synthetic set that it is not real."""
+        if self.config.dataset == "synthetic":
+            return {"dataset": "synthetic", "synthetic": True, "note": SYNTHETIC_NOTE}
+        return {"dataset": self.config.dataset, "synthetic": False}
+
+    def _say(self, text):
+        if self.is_chief and self.config.progress:
+            print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,119 @@
+"""One training step and the pieces a run is built of (He et al. 2016, Sec. 3.1 / Appendix).
+
+One iteration: the global mini-batch (paper: 128) is split over the devices, each device computes the
+softmax cross-entropy of its slice, the gradients are summed over the devices (and over workers by the
+kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is taken with
+``rescale_grad = 1 / global_batch``, the average gradient of the global batch.
+"""
+import random
+
+import numpy as np
+
+from .._compat import import_mxnet
+from .devices import split_batch
+
+mx = import_mxnet()
+from mxnet import autograd, gluon  # noqa: E402
+
+
+def seed_everything(seed):
+    """Seed ``mx.random`` (all devices), NumPy and Python's ``random``."""
+    mx.random.seed(int(seed))
+    np.random.seed(int(seed) % 2 ** 32)
+    random.seed(int(seed))
+
+
+def derived_seed(*parts):
+    """A seed that is a pure function of ``parts`` (e.g. seed, rank, epoch): what makes a resume repeatable."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def subset(dataset, count, spread=False):
+    """``count`` samples of an in-memory dataset (same normalisation statistics): the first ones, or with
+    ``spread`` evenly spaced ones (every ``len // count``-th), which represent a test set without bias from
+    its order."""
+    from ..data.base import ArrayDataset
+
+    if count is None or count >= len(dataset):
+        return dataset
+    if not isinstance(dataset, ArrayDataset):
+        raise ValueError(f"a subset of {getattr(dataset, 'name', 'this dataset')} is not supported "
+                         "(only in-memory datasets: fashion-mnist, cifar10, cifar100, synthetic)")
+    if count < 1:
+        raise ValueError(f"a subset needs at least one image, got {count}")
+    index = np.arange(count) * (len(dataset) // count) if spread else slice(0, count)
+    return ArrayDataset(dataset.images[index], dataset.labels[index], dataset.num_classes, dataset.mean,
+                        dataset.std, dataset.name, dataset.split, classes=dataset.classes,
+                        default_augment=dataset.default_augment, pad=dataset.pad)
+
+
+def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
+    """Forward and backward of one batch split over ``contexts``.
+
+    ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute` (its ``backward``
+    waits for the recomputed segments' gradients).  Returns ``(loss_sum, errors, count)`` as
+    NDArrays/ints (per-device sums, not yet synchronised).  The gradients left in the parameters are the
+    *sums* over the batch's images (the Trainer divides).
+    """
+    datas, labels = split_batch(data, label, contexts)
+    with autograd.record():
+        outputs = [net(x.astype(dtype, copy=False)) for x in datas]
+        if dtype != "float32":
+            outputs = [out.astype("float32") for out in outputs]
+        losses = [loss_fn(out, y) for out, y in zip(outputs, labels)]
+    autograd.backward(losses)
+    if hasattr(net, "backward"):
+        mx.nd.waitall()  # recomputation writes the gradients in MXNet's custom-operator thread
+    loss_sum = [loss.sum() for loss in losses]
+    errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
+    return loss_sum, errors, data.shape[0]
+
+
+def make_trainer(params, config, kvstore=None):
+    """The Gluon Trainer of a resolved config: MXNet's ``sgd`` or ``nag`` optimizer (``config.optimizer``)
+    with its momentum and weight decay; float16 keeps fp32 master weights (``multi_precision``)."""
+    optimizer_params = {"learning_rate": config.lr, "momentum": config.momentum, "wd": config.wd}
+    if config.dtype == "float16":
+        optimizer_params["multi_precision"] = True
+    return gluon.Trainer(params, config.optimizer, optimizer_params, kvstore=kvstore, update_on_kvstore=False)
+
+
+def materialize(net, image_shape, ctx, dtype="float32"):
+    """Finish the deferred initialisation of ``net`` for inputs of ``image_shape``, without a forward pass.
+
+    A forward pass would do it too, but an inference-mode forward lets MXNet's oneDNN backend keep the
+    convolution weights in its blocked layout, which a distributed kvstore cannot push (the weights are
+    broadcast from rank 0 when training starts or resumes); it would also need BatchNorm care.
+    """
+    net.infer_shape(mx.nd.zeros((1,) + tuple(image_shape), ctx=ctx, dtype=dtype))
+    for param in net.collect_params().values():
+        if param._deferred_init:
+            param._finish_deferred_init()
+
+
+def scalar_sum(values):
+    return float(sum(v.asscalar() for v in values))
+
+
+def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=None):
+    """Mean softmax cross-entropy and error (fraction) of ``net`` over ``loader`` (inference mode).
+
+    Batches smaller than the number of devices (a last, uneven test batch) use fewer devices.  With
+    ``worker_sum`` the sums are added over the workers (each evaluates its shard).
+    """
+    loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_sum = errors = count = 0.0
+    for data, label in loader.iterate(start_batch=0, epoch=0):
+        datas, labels = split_batch(data, label, contexts)
+        for x, y in zip(datas, labels):
+            out = net(x.astype(dtype, copy=False))
+            if dtype != "float32":
+                out = out.astype("float32")
+            loss_sum += loss_fn(out, y).sum().asscalar()
+            errors += (out.argmax(axis=1) != y).sum().asscalar()
+        count += data.shape[0]
+    totals = np.array([loss_sum, errors, count])
+    if worker_sum is not None:
+        totals = worker_sum(totals)
+    loss_sum, errors, count = totals
+    return loss_sum / max(count, 1), errors / max(count, 1)

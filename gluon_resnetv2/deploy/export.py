@@ -18,7 +18,7 @@ def export(net, path, input_shape, epoch=0, ctx=None):
         raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
     import tempfile
 
-    from ..train.checkpoint import atomic_write_bytes
+    from ..fileio import atomic_write_bytes
 
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(path))

@@ -96,7 +96,7 @@ class Preprocess:
             raise ValueError(f"{source}: missing field {err}") from None
 
     def save(self, path):
-        from ..train.checkpoint import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
         return path

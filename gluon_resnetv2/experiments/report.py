@@ -8,7 +8,8 @@ import statistics
 
 from .. import paper_results as paper
 from ..paper_results import FAIL_THRESHOLD
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
+from ..train.runlog import format_duration
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
 
@@ -44,14 +45,6 @@ def _final(run_dir, iterations=None):
         out["loss_final"], out["loss_mean"] = loss_figures(log, iterations or out["iterations"] or 1,
                                                            diverged=state == "failed")
     return out
-
-
-def _duration(seconds):
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def summarize(out, experiment, seeds, alias=None):
@@ -146,7 +139,7 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None)
                      "paper error %": row.error_text, "our error %": ours_text, "difference": diff,
                      "train loss (final)": _fmt_loss(s["loss_final"]), "train loss (mean)": _fmt_loss(s["loss_mean"]),
                      "iterations": "" if s["iterations"] is None else str(s["iterations"]),
-                     "wall time": _duration(s["seconds"]), "result": result})
+                     "wall time": format_duration(s["seconds"]), "result": result})
     return rows
 
 

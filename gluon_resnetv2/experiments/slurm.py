@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
 from .report import write_report
 from .scales import get_scale
 from .scheduler import _plan

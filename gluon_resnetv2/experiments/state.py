@@ -4,17 +4,10 @@ import json
 import os
 import time
 
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
+from ..fileio import read_json as _read_json
 
 ATTEMPTS_NAME = "reproduce.json"
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def _read_status(run_dir):

@@ -19,8 +19,7 @@ import zipfile
 
 import numpy as np
 
-# atomic_write_text stays importable from here for the callers outside train/ (they move to fileio).
-from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401
+from ..fileio import atomic_write_bytes
 
 CHECKPOINT_NAME = "checkpoint.zip"
 FORMAT_VERSION = 1

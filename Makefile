@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   -> .venv + install + Fashion-MNIST, trains ResNet-20 v1 and v2, writes demo/figure1.png
+#   make demo   -> .venv + install + Fashion-MNIST, trains ResNet-1001 v1 and v2 (8x8), writes demo/figure1.png
 #   make test   -> .venv + install + Fashion-MNIST + sshd/Slurm/munge packages, runs the test suite
 PYTHON ?= python3.11
 VENV   := .venv

@@ -24,7 +24,7 @@ def test_epochs_fit_the_budget():
 def test_demo_end_to_end(tmp_path, capsys):
     from gluon_resnetv2.demo import main
 
-    assert main(["--out", str(tmp_path), "--epochs", "1", "--train-subset", "512", "--log-interval", "1",
+    assert main(["--out", str(tmp_path), "--pair", "resnet20", "--epochs", "1", "--train-subset", "512", "--log-interval", "1",
                  "--eval-interval", "2", "--eval-subset", "64"]) == 0
     assert os.path.getsize(tmp_path / "figure1.png") > 10_000
     out = capsys.readouterr().out

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Optional
 
+import mxnet as mx
+
 from . import procs
 
 MIN_EPOCHS, MAX_EPOCHS = 0.5, 2.0
@@ -116,11 +118,9 @@ def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
     """Training images/s of ``cifar_resnet20_v2`` on Fashion-MNIST in this process (weights thrown away)."""
     import tempfile
 
-    from ._compat import import_mxnet
     from .train import TrainConfig
     from .train.loop import Run, forward_backward
 
-    mx = import_mxnet()
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(TrainConfig(model=PAIRS["resnet20"].models[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
                               batch_size=batch_size, epochs=1, augment=False, num_workers=1, progress=False))

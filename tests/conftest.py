@@ -3,8 +3,9 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 threads on 2 busy cores make MXNet 4-10x slower
 
-import gluon_resnetv2  # noqa: E402,F401  (numpy aliases before mxnet)
-import pytest  # noqa: E402
+import pytest
+
+import gluon_resnetv2  # noqa: F401  (numpy aliases and the thread count before any test imports mxnet)
 
 
 def pytest_configure(config):

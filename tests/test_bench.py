@@ -5,14 +5,23 @@ Fast: a tiny network, batch 8, one timed step.  The PyTorch tests skip where tor
 import csv
 from types import SimpleNamespace
 
+import mxnet as mx
 import numpy as np
 import pytest
 
-import mxnet as mx
-
 from gluon_resnetv2 import get_model
-from gluon_resnetv2.bench import (CSV_COLUMNS, BenchReport, BenchResult, PeakMemory, format_ratios, format_table,
-                                  headline_ratios, plan, run_benchmark, write_report)
+from gluon_resnetv2.bench import (
+    CSV_COLUMNS,
+    BenchReport,
+    BenchResult,
+    PeakMemory,
+    format_ratios,
+    format_table,
+    headline_ratios,
+    plan,
+    run_benchmark,
+    write_report,
+)
 
 
 def _read(path):

@@ -15,13 +15,13 @@ import uuid
 
 import numpy as np
 import pytest
-
 from cluster_fixtures import processes_with, start_slurm, start_sshd
+from test_distributed import TRAIN
+
 from gluon_resnetv2 import experiments as E
 from gluon_resnetv2.experiments import slurm as slurm_tables
 from gluon_resnetv2.train import slurm
 from gluon_resnetv2.train.launcher import Host, free_port
-from test_distributed import TRAIN
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = [sys.executable, "-m", "gluon_resnetv2.cli"]

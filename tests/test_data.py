@@ -4,16 +4,31 @@ import os
 import pickle
 import threading
 
+import mxnet as mx  # noqa: E402  (after the package: numpy aliases)
 import numpy as np
 import pytest
+from data_fixtures import (
+    idx_bytes,
+    random_images,
+    smooth_images,
+    write_bytes,
+    write_cifar,
+    write_fashion_mnist,
+    write_recordio,
+)
 
-from gluon_resnetv2.data import (ArrayDataset, DATASETS, augment_normalize, channel_stats, crop_flip,
-                                 crop_flip_params, load_dataset, make_loader, normalize)
-from gluon_resnetv2.data import fashion_mnist
-from data_fixtures import (idx_bytes, random_images, smooth_images, write_bytes, write_cifar,
-                           write_fashion_mnist, write_recordio)
-
-import mxnet as mx  # noqa: E402  (after the package: numpy aliases)
+from gluon_resnetv2.data import (
+    DATASETS,
+    ArrayDataset,
+    augment_normalize,
+    channel_stats,
+    crop_flip,
+    crop_flip_params,
+    fashion_mnist,
+    load_dataset,
+    make_loader,
+    normalize,
+)
 
 
 def as_nchw_normalised(images, dataset):

@@ -9,16 +9,25 @@ import re
 import sys
 import types
 
+import mxnet as mx
 import numpy as np
 import pytest
 
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
 from gluon_resnetv2 import cli
 from gluon_resnetv2.data import ArrayDataset, make_loader
-from gluon_resnetv2.deploy import (OnnxUnavailable, Predictor, Preprocess, check_onnx, export_bundle, fixed_gamma_names,
-                                   fuse, quantize, resolve_context, to_symbol_block)
+from gluon_resnetv2.deploy import (
+    OnnxUnavailable,
+    Predictor,
+    Preprocess,
+    check_onnx,
+    export_bundle,
+    fixed_gamma_names,
+    fuse,
+    quantize,
+    resolve_context,
+    to_symbol_block,
+)
 from gluon_resnetv2.nets.cifar import cifar_resnet
 
 SHAPE = (1, 12, 12)  # grey images, small enough for speed

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2.experiments import scheduler
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.data import load_dataset
 from gluon_resnetv2.data.base import check_image_size, downsample, pad_for
+from gluon_resnetv2.experiments import scheduler
 
 
 def test_depth_scale_keeps_every_network_at_its_paper_depth():

@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
 from gluon_resnetv2.train.launcher import Host, launch, plan, read_hosts
 
 G = 16  # global batch: 8 images per worker

@@ -15,9 +15,9 @@ import time
 import pytest
 
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2.experiments import scheduler, state
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
+from gluon_resnetv2.experiments import scheduler, state
 from gluon_resnetv2.nets.zoo import get_spec
 from gluon_resnetv2.units import ShortcutSpec, get_ordering
 

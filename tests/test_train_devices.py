@@ -1,11 +1,18 @@
 """Contexts, batch splitting, refused kvstores and the GPU preflight (a pure function fed fake GPUs)."""
+import mxnet as mx
 import pytest
 
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
-from gluon_resnetv2.train.devices import (GpuInfo, build_cuda_archs, check_batch_split, check_gpu_support,
-                                          make_contexts, parse_gpus, parse_nvidia_smi, split_batch)
+from gluon_resnetv2.train.devices import (
+    GpuInfo,
+    build_cuda_archs,
+    check_batch_split,
+    check_gpu_support,
+    make_contexts,
+    parse_gpus,
+    parse_nvidia_smi,
+    split_batch,
+)
 from gluon_resnetv2.train.kvstore import check_kvstore, create_kvstore
 
 PIP_ARCHS = (50, 60, 70, 80, 86)

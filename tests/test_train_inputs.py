@@ -7,9 +7,8 @@ import signal
 
 import pytest
 
-from gluon_resnetv2 import cli
+from gluon_resnetv2 import cli, fileio
 from gluon_resnetv2.train import TrainConfig
-from gluon_resnetv2 import fileio
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.recipe import DEFAULT_DATASET
 from gluon_resnetv2.train.runlog import read_status

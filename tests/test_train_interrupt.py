@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from cli_process import cli, communicate
+
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_status
 

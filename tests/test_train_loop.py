@@ -2,13 +2,12 @@
 import json
 import os
 
+import mxnet as mx
 import numpy as np
 import pytest
-
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
 from mxnet import gluon
 
+import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2.train import TrainConfig, train
 from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import evaluate, forward_backward

@@ -6,9 +6,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 from mxnet.gluon import nn
+from reference import bn, conv2d, relu, sigmoid
 
 from gluon_resnetv2.units import ACTIVATIONS, SHORTCUTS, ResidualUnit, ShortcutSpec, walk_blocks
-from reference import bn, conv2d, relu, sigmoid
 
 # Where the projection carries a BN: when the branch's output is normalised (units/shortcuts.py).
 PROJECTION_BN = {"original", "relu_before_add", "relu_preact"}

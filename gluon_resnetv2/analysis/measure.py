@@ -51,12 +51,10 @@ two passes by seeding the generator per unit.
 """
 import math
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet import autograd, gluon
 
-mx = import_mxnet()
-from mxnet import autograd, gluon  # noqa: E402
-
-from ..units.shortcuts import Identity, Scale  # noqa: E402
+from ..units.shortcuts import Identity, Scale
 
 
 def unit_forward(unit, x, shortcut_path=False):

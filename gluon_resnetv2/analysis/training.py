@@ -1,9 +1,7 @@
 """What :func:`~.driver.propagation` measures on: one batch of real images, and optional SGD steps of the
 paper's CIFAR recipe (He et al. 2016, Sec. 4 / Appendix) before the measurement."""
-from .._compat import import_mxnet
 
-mx = import_mxnet()
-from mxnet import gluon  # noqa: E402
+from mxnet import gluon
 
 
 def load_batch(dataset="fashion-mnist", data_dir=None, batch_size=16, seed=0, split="train"):

@@ -23,9 +23,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon
 
 from ..memory import MIRROR_ENV, SymbolicTrainer, mirroring_enabled, recompute

@@ -12,6 +12,8 @@ import json
 import os
 import zipfile
 
+import mxnet as mx
+
 from .model_args import add_model_args, model_kwargs
 
 
@@ -95,9 +97,7 @@ def load_params(net, path, ctx):
     that is not MXNet parameters and parameters of another network each get their own ValueError."""
     import tempfile
 
-    from .._compat import import_mxnet
 
-    mx = import_mxnet()
     path = params_file(path)
     with open(path, "rb") as handle:
         is_zip = handle.read(4) == b"PK\x03\x04"
@@ -159,11 +159,9 @@ def build_preprocess(args, config, input_shape):
 
 def run(args):
     """Build the network, load the parameters, write the export; returns 0."""
-    from .._compat import import_mxnet
     from ..deploy import export_bundle
     from ..nets.zoo import get_model
 
-    mx = import_mxnet()
     ctx = mx.cpu()
     args.params = params_file(args.params)
     config = run_config(args.params)

@@ -15,13 +15,11 @@ import os
 import tempfile
 import time
 
+import mxnet as mx
 import numpy as np
 
-from .._compat import import_mxnet
 from . import load_dataset, make_loader
 from .fashion_mnist import DEFAULT_DIR
-
-mx = import_mxnet()
 
 #: Training throughput (images/s, CPU here) the loader is compared with.
 MODEL_THROUGHPUT = {"cifar_resnet20_v2": 260, "ResNet-110": 50}

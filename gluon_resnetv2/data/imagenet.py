@@ -30,6 +30,7 @@ JPEGs at every start would cost more than it is worth; pass ``mean``/``std`` to 
 import os
 import queue
 
+import mxnet as mx
 import numpy as np
 
 from . import augment as _augment
@@ -136,9 +137,7 @@ class RecordDataset:
 
     def read(self, index):
         """``(image HWC uint8 RGB, label int)`` of sample ``index``, neither augmented nor normalised."""
-        from .._compat import import_mxnet
 
-        mx = import_mxnet()
         key = int(self.keys[index])
         # Borrow a reader: one per concurrent worker, kept across epochs, because opening one parses
         # the whole .idx (about a second for ImageNet's 1.28 M lines).

@@ -1,7 +1,6 @@
 """Export a network to MXNet's symbolic format: ``path-symbol.json`` and ``path-0000.params``."""
 import os
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
 
 

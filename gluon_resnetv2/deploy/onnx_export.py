@@ -21,9 +21,8 @@ override weights).
 import json
 import os
 
+import mxnet as mx
 import numpy as np
-
-from .._compat import import_mxnet
 
 ONNX_REQUIREMENT = "onnx>=1.14,<1.19"
 ONNXRUNTIME_REQUIREMENT = "onnxruntime>=1.16"
@@ -99,7 +98,6 @@ def export_onnx(symbol_file, params_file, input_shape, onnx_file, dynamic_batch=
     symbolic ``batch`` so that any batch size runs.  The model is checked with ``onnx.checker``.
     """
     onnx = check_onnx()
-    mx = import_mxnet()
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: export file not found")

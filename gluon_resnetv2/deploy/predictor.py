@@ -12,9 +12,9 @@ import os
 import re
 import warnings
 
+import mxnet as mx
 import numpy as np
 
-from .._compat import import_mxnet
 from .preprocess import Preprocess, read_inputs
 
 
@@ -71,7 +71,6 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
 
 def resolve_context(device=None):
     """``None``/'cpu' -> cpu; an int or 'gpu:N' -> that GPU after checking it exists (clear error if not)."""
-    mx = import_mxnet()
     if device is None or device == "cpu":
         return mx.cpu()
     if isinstance(device, mx.Context):
@@ -128,7 +127,6 @@ class Predictor:
     """
 
     def __init__(self, prefix, device=None, batch_size=64, epoch=None, preprocess=None, fuse=False):
-        mx = import_mxnet()
         self.prefix = prefix
         self.ctx = resolve_context(device)
         self.batch_size = int(batch_size)
@@ -197,7 +195,6 @@ class Predictor:
 
     def logits(self, batch):
         """Normalised ``(N, C, H, W)`` batch (numpy or NDArray) -> ``(N, classes)`` numpy logits."""
-        mx = import_mxnet()
         batch = batch.asnumpy() if isinstance(batch, mx.nd.NDArray) else np.asarray(batch, np.float32)
         if batch.ndim != 4:
             raise ValueError(f"batch of shape {batch.shape}: expected (N, C, H, W)")

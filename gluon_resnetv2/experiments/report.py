@@ -7,8 +7,8 @@ import re
 import statistics
 
 from .. import paper_results as paper
-from ..paper_results import FAIL_THRESHOLD
 from ..fileio import atomic_write_text
+from ..paper_results import FAIL_THRESHOLD
 from ..train.runlog import format_duration
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state

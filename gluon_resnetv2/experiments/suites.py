@@ -4,8 +4,15 @@ import json
 from typing import Optional
 
 from .. import paper_results as paper
-from .scales import (DEPTH_SETTINGS, DEPTH_SPREAD_SEEDS, PAPER_ITERATIONS, PAPER_WARMUP, QUICK_MODELS,
-                     RUNNABLE_TABLES, get_scale)
+from .scales import (
+    DEPTH_SETTINGS,
+    DEPTH_SPREAD_SEEDS,
+    PAPER_ITERATIONS,
+    PAPER_WARMUP,
+    QUICK_MODELS,
+    RUNNABLE_TABLES,
+    get_scale,
+)
 
 
 @dataclasses.dataclass(frozen=True)

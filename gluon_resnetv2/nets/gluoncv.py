@@ -14,7 +14,6 @@ file into it, so a model trained with gluoncv gives the same outputs here.
 """
 import re
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
 
 from .network import Layout

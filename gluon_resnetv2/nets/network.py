@@ -4,7 +4,6 @@ final activation, global average pooling and a fully connected classifier (Sec. 
 from dataclasses import dataclass
 from typing import Optional
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
 from mxnet.gluon import nn
 

@@ -7,18 +7,17 @@ checkpoint (:class:`~.kvstore.RunningStatsSync`).
 import os
 import sys
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet import gluon
+
+from ..memory import configure_from_env
 from . import checkpoint as ckpt
 from . import runlog
 from .bf16 import bf16_forward, check_bf16
 from .devices import check_batch_split, make_contexts, preflight_gpus
 from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
-from ..memory import configure_from_env
 from .recipe import TrainConfig, make_schedule, total_iterations
 from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
-
-mx = import_mxnet()
-from mxnet import gluon  # noqa: E402
 
 MODEL_NAME = "model.params"
 SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"

@@ -18,9 +18,7 @@ import os
 import shutil
 import subprocess
 
-from .._compat import import_mxnet
-
-mx = import_mxnet()
+import mxnet as mx
 
 #: A visible GPU: index, marketing name, compute capability as ``(major, minor)``.
 GpuInfo = collections.namedtuple("GpuInfo", "index name capability")

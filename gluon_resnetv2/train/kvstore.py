@@ -15,9 +15,7 @@ packages are missing, which would train N unsynchronised copies.
 """
 import os
 
-from .._compat import import_mxnet
-
-mx = import_mxnet()
+import mxnet as mx
 
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync")
 REFUSED = {

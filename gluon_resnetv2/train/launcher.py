@@ -52,7 +52,7 @@ ProcessSpec = collections.namedtuple("ProcessSpec", "role host argv env via inde
 Host = collections.namedtuple("Host", "name port slots")
 
 #: The program a scheduler or server runs locally: importing mxnet starts the role.
-SERVER_PROGRAM = "import gluon_resnetv2._compat as c; c.import_mxnet()"
+SERVER_PROGRAM = "import gluon_resnetv2._compat; import mxnet"
 DEFAULT_PORT = 9091
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: ssh's exit status when it could not connect or authenticate (a remote command's own status otherwise).

@@ -7,13 +7,11 @@ kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is taken with
 """
 import random
 
+import mxnet as mx
 import numpy as np
+from mxnet import autograd, gluon
 
-from .._compat import import_mxnet
 from .devices import split_batch
-
-mx = import_mxnet()
-from mxnet import autograd, gluon  # noqa: E402
 
 
 def seed_everything(seed):

@@ -38,6 +38,8 @@ import os
 
 import mxnet as mx
 
+from .units import ShortcutDropout, walk_blocks
+
 MIRROR_ENV = "MXNET_BACKWARD_DO_MIRROR"
 MEMORY_OPT_ENV = "MXNET_MEMORY_OPT"  # MXNet 2.0's name; not read by 1.9.1
 PACKAGE_ENV = "GLUON_RESNETV2_MIRROR"  # the package's switch: trainers wrap the net with recompute()
@@ -119,7 +121,6 @@ class _SegmentFunction:
 
 
 def _make_recompute_block():
-
     class RecomputeBlock(mx.gluon.Block):
         """Runs ``segments`` in order; while recording, each through a recomputing autograd Function.
 
@@ -173,7 +174,6 @@ def recompute(net, segment_size=None, hybridize=True):
     Dropout shortcuts (Fig. 2(f)) are refused: the recomputed dropout mask would differ from the forward
     one.
     """
-    from .units import ShortcutDropout, walk_blocks
 
     units = net.residual_units()
     if any(isinstance(block, ShortcutDropout) for unit in units for block in walk_blocks(unit)):

@@ -7,6 +7,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from ..data import load_dataset
 from ..nets.zoo import get_model
 from .measure import measure_propagation
 from .report import plot_propagation, summary_markdown
@@ -38,7 +39,6 @@ def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir
             kwargs.setdefault("classes", ds.num_classes)
     train_set = None
     if iterations:
-        from ..data import load_dataset
         options = {"num_samples": 512} if str(dataset).lower() == "synthetic" else {}
         train_set = load_dataset(dataset, data_dir, "train", **options)
     results = []

@@ -54,6 +54,8 @@ import math
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from ..units import ShortcutDropout, walk_blocks
+from ..units import shortcuts as sc
 from ..units.shortcuts import Identity, Scale
 
 
@@ -79,7 +81,6 @@ def unit_forward(unit, x, shortcut_path=False):
 
 def _describe_block(block):
     """Short names of the operations on a shortcut path (for the CSV's ``shortcut_ops``)."""
-    from ..units import shortcuts as sc
 
     if isinstance(block, sc.Identity):
         return []
@@ -235,8 +236,6 @@ def measure_propagation(net, data, label, seed=0, check=True):
 
 
 def _has_dropout(block):
-    from ..units import ShortcutDropout, walk_blocks
-
     return any(isinstance(b, (ShortcutDropout, gluon.nn.Dropout)) for b in walk_blocks(block))
 
 

@@ -4,6 +4,8 @@ import argparse
 import shlex
 import sys
 
+from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -54,8 +56,6 @@ def worker_command(command):
 
 
 def run(args):
-    from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
-
     if args.gpus_per_worker is not None and not args.slurm:
         raise ValueError("--gpus-per-worker goes with --slurm; without Slurm give the worker command --gpus")
     hosts = read_hosts(args.hosts) if args.hosts else None

@@ -50,7 +50,7 @@ FILES = {"train": "train", "test": "val", "val": "val"}
 
 
 def _cv2():
-    import cv2  # noqa: WPS433 (OpenCV ships with gluoncv; imported where used)
+    import cv2  # optional dependency (OpenCV ships with gluoncv's extras, not with mxnet)
 
     return cv2
 

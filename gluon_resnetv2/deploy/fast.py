@@ -21,6 +21,8 @@ import json
 import warnings
 
 import mxnet as mx
+from mxnet.contrib.quantization import quantize_net_v2
+from mxnet.runtime import Features
 
 CALIB_MODES = ("naive", "entropy", "none")
 
@@ -112,7 +114,6 @@ def fuse(net, input_shape, backend="MKLDNN", ctx=None, bn_relu=True):
     other batch sizes still run but the first call at each new shape pays the set-up.  The original
     ``net`` is not modified.
     """
-    from mxnet.runtime import Features
 
     if backend.upper().startswith("MKLDNN") and not Features().is_enabled("MKLDNN"):
         raise RuntimeError("fuse: this MXNet build has no MKLDNN/oneDNN support (pip install mxnet, the "
@@ -243,7 +244,6 @@ def quantize(net, calib_data, num_calib_batches=10, calib_mode="naive", input_sh
         'unfused' renames every residual addition (slower, for comparison); 'fused' keeps MXNet's
         behaviour (wrong, for comparison).
     """
-    from mxnet.contrib.quantization import quantize_net_v2
 
     if calib_mode not in CALIB_MODES:
         raise ValueError(f"calib_mode={calib_mode!r}: expected one of {', '.join(CALIB_MODES)}")

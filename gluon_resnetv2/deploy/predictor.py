@@ -14,7 +14,11 @@ import warnings
 
 import mxnet as mx
 import numpy as np
+from mxnet.runtime import Features
 
+from .export import export
+from .fast import fuse as fuse_net
+from .onnx_export import export_onnx
 from .preprocess import Preprocess, read_inputs
 
 
@@ -49,7 +53,6 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     last, after the MXNet files, so that a missing/incompatible onnx package leaves a usable MXNet export
     and a clear error.
     """
-    from .export import export
     existing = bundle_files(prefix)
     if existing and not force:
         raise ValueError(f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
@@ -63,8 +66,6 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     for path in set(existing) - set(files.values()):
         os.remove(path)
     if onnx:
-        from .onnx_export import export_onnx
-
         export_onnx(files["symbol"], files["params"], input_shape, files["onnx"])
     return files
 
@@ -83,7 +84,6 @@ def resolve_context(device=None):
             index = int(text.split(":", 1)[1] if text.startswith("gpu") else text)
         except (ValueError, IndexError):
             raise ValueError(f"device {device!r}: expected 'cpu', a GPU index or 'gpu:N'") from None
-    from mxnet.runtime import Features
 
     if not Features().is_enabled("CUDA"):
         raise RuntimeError(f"GPU {index} requested, but this MXNet ({mx.__version__}) is a CPU-only build; "
@@ -154,8 +154,6 @@ class Predictor:
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.fused = False
         if fuse and self.ctx.device_type == "cpu":
-            from .fast import fuse as fuse_net
-
             shape = (self.batch_size,) + tuple(self.preprocess.input_shape) if self.preprocess else None
             if shape is None:
                 raise ValueError("fuse=True needs the input shape: keep PREFIX-preprocess.json or pass preprocess")

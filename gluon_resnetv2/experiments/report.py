@@ -7,9 +7,10 @@ import re
 import statistics
 
 from .. import paper_results as paper
+from ..agreement import json_number, loss_figures, table_agreement
 from ..fileio import atomic_write_text
 from ..paper_results import FAIL_THRESHOLD
-from ..train.runlog import format_duration
+from ..train.runlog import format_duration, read_log
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
 
@@ -17,9 +18,6 @@ from .state import _read_status, run_dir_of, run_state
 def _final(run_dir, iterations=None):
     """``dict(state, error %, iterations, seconds, reason, loss_final, loss_mean)`` of one run directory
     (the training-loss figures of :func:`gluon_resnetv2.agreement.loss_figures`, for a run that ended)."""
-    from ..agreement import loss_figures
-    from ..plot import read_log
-
     state = run_state(run_dir)
     status = _read_status(run_dir) or {}
     out = dict(state=state, error=None, iterations=None, seconds=None, reason=status.get("reason"),
@@ -151,7 +149,7 @@ def plot_groups(out, experiments, alias=None):
     """Figure 3/6-style plots (training loss dashed, test error solid, against iterations), one per group of
     rows the paper compares (Table 1 adds its baseline, the original unit, to every group).  Returns
     ``[(group, path)]``; rows without a log yet are left out."""
-    from ..plot import plot_runs
+    from ..plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
 
     groups = {}
     for exp in experiments:
@@ -190,7 +188,6 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
     """``(rows, agreement)`` of ``report.json``: one record per row (errors in %, None where not measured,
     a diverged run's test error and losses None with ``state`` 'failed') and
     :func:`gluon_resnetv2.agreement.table_agreement` over the rows that ended."""
-    from ..agreement import json_number, table_agreement
 
     summary = summary or summaries(out, experiments, seeds, alias)
     records, ranked = [], []

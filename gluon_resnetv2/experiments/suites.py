@@ -4,6 +4,7 @@ import json
 from typing import Optional
 
 from .. import paper_results as paper
+from ..train.recipe import TrainConfig
 from .scales import (
     DEPTH_SETTINGS,
     DEPTH_SPREAD_SEEDS,
@@ -56,7 +57,6 @@ class Experiment:
 
     def config(self, out, seed=0, data_dir=None, gpus=None, num_workers=1, progress=False):
         """The :class:`~gluon_resnetv2.train.TrainConfig` of this experiment's run in ``out``."""
-        from ..train.recipe import TrainConfig
 
         return TrainConfig(model=self.model, dataset=self.dataset, out=out, model_kwargs=dict(self.model_kwargs),
                            data_dir=data_dir, gpus=list(gpus) if gpus else None, batch_size=self.batch_size,

@@ -10,7 +10,10 @@ import sys
 import mxnet as mx
 from mxnet import gluon
 
+from .. import get_model
+from ..data import load_dataset, make_loader
 from ..memory import configure_from_env
+from ..nets.zoo import get_spec
 from . import checkpoint as ckpt
 from . import runlog
 from .bf16 import bf16_forward, check_bf16
@@ -31,7 +34,6 @@ class RunSetup:
             raise TypeError("train() takes a TrainConfig (gluon_resnetv2.train.TrainConfig)")
         self.config = cfg = config.resolved()
         self.out = cfg.out
-        from ..nets.zoo import get_spec
 
         get_spec(cfg.model)  # an unknown name fails now, before any data is read
         self.contexts = make_contexts(cfg.cpus, cfg.gpus)
@@ -57,8 +59,6 @@ class RunSetup:
     # -- construction -------------------------------------------------------------------------------
 
     def _build_data(self):
-        from ..data import load_dataset, make_loader
-
         cfg = self.config
         options = dict(cfg.dataset_options or {})
         train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options),
@@ -89,8 +89,6 @@ class RunSetup:
         self.iterations_per_epoch = len(self.train_loader)
 
     def _build_net(self):
-        from .. import get_model
-
         cfg = self.config
         seed_everything(cfg.seed)
         kwargs = dict(cfg.model_kwargs or {})

@@ -17,8 +17,11 @@ import ctypes
 import os
 import shutil
 import subprocess
+import warnings
+from importlib import metadata
 
 import mxnet as mx
+from mxnet import gluon
 
 #: A visible GPU: index, marketing name, compute capability as ``(major, minor)``.
 GpuInfo = collections.namedtuple("GpuInfo", "index name capability")
@@ -102,8 +105,6 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
         raise ValueError(f"--batch-size {batch_size} gives {per_worker} images per worker, fewer than its "
                          f"{num_devices} devices: every device needs at least one image")
     if per_worker % num_devices:
-        import warnings
-
         # split_batch slices as gluon.utils.split_data does: the first (size % devices) get one more.
         each, extra = divmod(per_worker, num_devices)
         sizes = "+".join(str(each + (i < extra)) for i in range(num_devices))
@@ -115,7 +116,6 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
 
 def split_batch(data, label, contexts):
     """Split a batch over ``contexts`` (uneven slices allowed); fewer images than devices use fewer devices."""
-    from mxnet import gluon
 
     n = data.shape[0]
     ctxs = contexts[:max(1, min(len(contexts), n))]
@@ -178,10 +178,6 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
 
 def _installed_mxnet_variant():
     """``("1.9.1", "cu112")`` from the installed distribution's name (``mxnet-cu112``), or the version and ''."""
-    try:
-        from importlib import metadata
-    except ImportError:  # pragma: no cover
-        return mx.__version__, ""
     for dist in metadata.distributions():
         name = (dist.metadata.get("Name") or "").lower()
         if name == "mxnet" or name.startswith("mxnet-cu") or name.startswith("mxnet_cu"):

@@ -40,6 +40,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from .. import cpu
@@ -244,7 +245,7 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         base_env.pop("OMP_NUM_THREADS", None)
         shared_cores = cpu.in_use()["threads"]
     if slurm:
-        from . import slurm as slurm_mod
+        from . import slurm as slurm_mod  # import cycle: slurm imports the launcher
 
         specs = slurm_mod.plan(command, num_workers, num_servers, port=port, interface=interface,
                                gpus_per_worker=gpus_per_worker, env=base_env)
@@ -309,7 +310,6 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
 
 def _install_sigterm():
     """Turn SIGTERM into SystemExit so that a terminated launcher still stops its processes."""
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None

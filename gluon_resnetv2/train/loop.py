@@ -13,6 +13,7 @@ import warnings
 
 import mxnet as mx
 import numpy as np
+from tqdm import tqdm
 
 from ..fileio import read_json
 from . import checkpoint as ckpt
@@ -287,7 +288,6 @@ def _progress(run, epoch, epochs_total, start_batch, total):
     run will make; None when progress is off or not rank 0."""
     if not (run.config.progress and run.is_chief):
         return None
-    from tqdm import tqdm
 
     return tqdm(total=total, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
                 unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)

@@ -11,6 +11,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from ..data.base import ArrayDataset
 from .devices import split_batch
 
 
@@ -30,7 +31,6 @@ def subset(dataset, count, spread=False):
     """``count`` samples of an in-memory dataset (same normalisation statistics): the first ones, or with
     ``spread`` evenly spaced ones (every ``len // count``-th), which represent a test set without bias from
     its order."""
-    from ..data.base import ArrayDataset
 
     if count is None or count >= len(dataset):
         return dataset

@@ -122,8 +122,6 @@ def build_parser():
 
 def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
     """Training images/s of ``cifar_resnet20_v2`` on Fashion-MNIST in this process (weights thrown away)."""
-
-
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(TrainConfig(model=PAIRS["resnet20"].models[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
                               batch_size=batch_size, epochs=1, augment=False, num_workers=1, progress=False))

@@ -2,6 +2,7 @@
 import gc
 import os
 import pickle
+import random
 import threading
 
 import mxnet as mx  # noqa: E402  (after the package: numpy aliases)
@@ -29,6 +30,8 @@ from gluon_resnetv2.data import (
     make_loader,
     normalize,
 )
+from gluon_resnetv2.data.augment import color_augment, color_params
+from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 
 
 def as_nchw_normalised(images, dataset):
@@ -247,11 +250,6 @@ def test_imagenet_recordio(tmp_path):
 def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
     """color_augment = mx.image.ColorJitterAug(0.4, 0.4, 0.4) then mx.image.LightingAug(0.1, ImageNet PCA),
     image by image, when MXNet's augmenters are handed the same random draws."""
-    import random
-
-    from gluon_resnetv2.data.augment import color_augment, color_params
-    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
-
     images = np.random.default_rng(0).uniform(0, 255, size=(6, 5, 7, 3)).astype(np.float32)
     ours = color_augment(images.copy(), np.random.default_rng(1), 0.4, 0.1, IMAGENET_PCA_EIGVAL,
                          IMAGENET_PCA_EIGVEC)
@@ -272,9 +270,6 @@ def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
 
 
 def test_imagenet_colour_augmentation_in_training_only(tmp_path):
-    from gluon_resnetv2.data.augment import color_augment
-    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
-
     images = smooth_images(4, 40, 40)
     write_recordio(tmp_path, "train", images, [0, 1, 2, 3])
     options = dict(data_dir=str(tmp_path), split="train", crop_size=32, scale=(36, 40), num_classes=4)

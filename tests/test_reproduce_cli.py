@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from gluon_resnetv2 import cli
+from gluon_resnetv2 import cli, list_models
 from gluon_resnetv2 import experiments as E
 
 
@@ -35,8 +35,6 @@ def test_every_listed_network_is_trainable_by_name_in_a_fresh_process():
 
 
 def test_list_shows_only_registered_networks(capsys):
-    from gluon_resnetv2 import list_models
-
     assert cli.main(["reproduce", "table3", "--list"]) == 0
     out = capsys.readouterr().out
     shown = {word for word in out.replace("|", " ").split() if word.startswith("cifar_resnet")}

@@ -7,6 +7,7 @@ import pytest
 
 import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import cpu, get_model
+from gluon_resnetv2 import experiments as E
 from gluon_resnetv2.train import TrainConfig, bf16, resume, steps, train
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
@@ -96,8 +97,6 @@ def test_has_avx512_bf16_reads_the_flags():
 @pytest.mark.slow
 @needs_bf16
 def test_reproduce_runs_rows_in_bfloat16(tmp_path):
-    from gluon_resnetv2 import experiments as E
-
     out = str(tmp_path / "t1")
     small = dict(scale="quick", dataset="synthetic", iterations=4, batch_size=16, log=lambda _: None)
     E.run_table("table1", out, rows="original", dtype="bfloat16", **small)

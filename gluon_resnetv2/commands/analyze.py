@@ -68,8 +68,6 @@ def variants_from_args(args):
 
 def run(args):
     """Measure and write the files; returns 0."""
-
-
     variants, base = variants_from_args(args)
     analyze(args.model, variants, args.out, dataset=args.dataset, data_dir=args.data_dir,
             batch_size=args.batch_size, iterations=args.iterations, seed=args.seed, base_kwargs=base)

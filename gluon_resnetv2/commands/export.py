@@ -100,8 +100,6 @@ def _last_line(err):
 def load_params(net, path, ctx):
     """Load ``path`` (a .params file or a training checkpoint.zip) into ``net``; a corrupt checkpoint, a file
     that is not MXNet parameters and parameters of another network each get their own ValueError."""
-
-
     path = params_file(path)
     with open(path, "rb") as handle:
         is_zip = handle.read(4) == b"PK\x03\x04"

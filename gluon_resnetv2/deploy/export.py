@@ -19,7 +19,6 @@ def export(net, path, input_shape, epoch=0, ctx=None):
     if any(p._data is None and p._deferred_init == () for p in net.collect_params().values()):
         raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
 
-
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

@@ -10,10 +10,9 @@ import sys
 import mxnet as mx
 from mxnet import gluon
 
-from .. import get_model
 from ..data import load_dataset, make_loader
 from ..memory import configure_from_env
-from ..nets.zoo import get_spec
+from ..nets.zoo import get_model, get_spec
 from . import checkpoint as ckpt
 from . import runlog
 from .bf16 import bf16_forward, check_bf16

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from ..cpu import in_use
+from .. import cpu
 from ..fileio import atomic_write_text
 
 LOG_NAME = "log.csv"
@@ -193,7 +193,7 @@ def write_config(out_dir, config):
     this process's MXNet runs (not a setting: a resume on another machine may differ)."""
 
     buffer = io.StringIO()
-    json.dump(dict(config.to_dict(), omp_threads=in_use()["threads"]), buffer, indent=2, sort_keys=True)
+    json.dump(dict(config.to_dict(), omp_threads=cpu.in_use()["threads"]), buffer, indent=2, sort_keys=True)
     buffer.write("\n")
     atomic_write_text(os.path.join(out_dir, CONFIG_NAME), buffer.getvalue())
 

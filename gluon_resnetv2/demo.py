@@ -216,7 +216,8 @@ def _say(text):
 def _child(args, *extra):
     env = dict(os.environ, OMP_NUM_THREADS=str(_threads(parallel=True)))
     argv = [sys.executable, "-m", "gluon_resnetv2.demo", "--out", args.out, "--batch-size", str(args.batch_size),
-            "--seed", str(args.seed), "--pair", args.pair] + (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
+            "--seed", str(args.seed), "--pair", args.pair]
+    argv += (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 

@@ -19,7 +19,6 @@ from mxnet import autograd, gluon
 from mxnet.runtime import Features
 from PIL import Image
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import cli, get_model, memory
 from gluon_resnetv2.data import ArrayDataset, make_loader
 from gluon_resnetv2.deploy import (
@@ -429,9 +428,10 @@ def test_symbolic_trainer_matches_gluon_step():
     x = mx.nd.array(np.random.default_rng(7).standard_normal(shape))
     y = mx.nd.array([0, 1, 2, 3])
     after = []
+    start = None  # the first network's initial weights, given to the second
     for engine in ("gluon", "symbolic"):
         net = tiny(input_shape=shape)
-        if after:
+        if start is not None:
             for (_, mine), (_, first) in zip(net.collect_params().items(), start.items()):
                 mine.set_data(first)
         else:

@@ -9,7 +9,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import cli
 from gluon_resnetv2.deploy import Predictor, Preprocess, array_images, export_bundle
 from gluon_resnetv2.nets.zoo import get_model

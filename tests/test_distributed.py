@@ -12,7 +12,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import cpu
 from gluon_resnetv2.data import make_loader
 from gluon_resnetv2.train import TrainConfig
@@ -123,7 +122,8 @@ def test_two_workers_dist_sync(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     # only rank 0 writes the run; every worker leaves its final weights
-    assert {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers"} <= set(os.listdir(out))
+    expected = {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers"}
+    assert expected <= set(os.listdir(out))
     with open(os.path.join(out, "log.csv")) as handle:
         rows = handle.read().splitlines()
     assert len(rows) == 3  # header + iterations 1 and 2

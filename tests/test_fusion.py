@@ -5,7 +5,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import get_model
 from gluon_resnetv2.deploy import fuse, fuse_bn_relu, fusion_breakdown
 

@@ -5,7 +5,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import cpu, get_model
 from gluon_resnetv2 import experiments as E
 from gluon_resnetv2.train import TrainConfig, bf16, resume, steps, train

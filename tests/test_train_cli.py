@@ -9,7 +9,8 @@ from gluon_resnetv2.train import TrainConfig
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
 BASE = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=32",
-        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0", "--no-progress"]
+        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0",
+        "--no-progress"]
 
 
 def _error(capsys, argv):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2 import get_model
 from gluon_resnetv2.data import load_dataset, make_loader
 from gluon_resnetv2.train import TrainConfig, train

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.train import TrainConfig, resume, steps, train
 from gluon_resnetv2.train import checkpoint as ckpt

@@ -186,7 +186,8 @@ def test_imagenet_v2_first_unit_reads_the_max_pool_output_numerically():
     np.testing.assert_allclose(first(pooled).asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,units,branch", [("cifar_resnet20_v2", 9, "basic"), ("cifar_resnet164_v2", 54, "bottleneck"),
+@pytest.mark.parametrize("name,units,branch", [("cifar_resnet20_v2", 9, "basic"),
+                                               ("cifar_resnet164_v2", 54, "bottleneck"),
                                                ("cifar_resnet110_1layer_v2", 108, "single"),
                                                ("resnet200_v2", 66, "bottleneck")])
 def test_depths(name, units, branch):
@@ -344,7 +345,8 @@ def test_mismatched_parameter_file_lists_missing_and_unexpected_names(tmp_path):
         g.get_model("cifar_resnet20_v2").load_parameters(str(tmp_path / "v1.params"))
     assert "missing" in str(err.value) and "features.1.0.preact.0.gamma" in str(err.value)
     built("cifar_resnet20_v2", classes=100).save_parameters(str(tmp_path / "c100.params"))
-    with pytest.raises(ValueError, match=r"shape mismatch \(2\).*output.weight: file \(100, 64\) vs network \(10, 64\)"):
+    mismatch = r"shape mismatch \(2\).*output.weight: file \(100, 64\) vs network \(10, 64\)"
+    with pytest.raises(ValueError, match=mismatch):
         built("cifar_resnet20_v2").load_parameters(str(tmp_path / "c100.params"))
 
 

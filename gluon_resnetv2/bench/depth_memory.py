@@ -71,7 +71,7 @@ def train_steps(model, engine, batch, iters, warmup, segment=None):
         step = SymbolicTrainer(net, shape, "sgd", opt)
         step_fn = step
 
-        def step():  # noqa: F811  (same interface as the gluon branch)
+        def step():  # same interface as the gluon branch
             return step_fn(data, label)
 
     t0 = time.perf_counter()

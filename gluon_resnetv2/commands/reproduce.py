@@ -93,7 +93,8 @@ def run(args):
                      log=lambda text: print(text, flush=True))
         return 0
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
-              seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel, iterations=args.iterations,
+              seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel,
+              iterations=args.iterations,
               batch_size=args.batch_size, image_size=args.image_size, progress=sys.stderr.isatty(), dtype=args.dtype,
               log=lambda text: print(text, flush=True))
     return 0

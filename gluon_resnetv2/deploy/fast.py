@@ -80,7 +80,8 @@ def fuse_bn_relu(graph):
         readers[(entry[0], entry[1])] = readers.get((entry[0], entry[1]), 0) + 1
     merged = {}  # ReLU node -> the BatchNorm it is folded into
     for index, node in enumerate(nodes):
-        is_relu = node["op"] == "relu" or (node["op"] == "Activation" and node.get("attrs", {}).get("act_type") == "relu")
+        is_relu = node["op"] == "relu" or (node["op"] == "Activation"
+                                           and node.get("attrs", {}).get("act_type") == "relu")
         if is_relu and len(node["inputs"]) == 1:
             source, output = node["inputs"][0][:2]
             if nodes[source]["op"] == "BatchNorm" and output == 0 and readers[(source, 0)] == 1:

@@ -162,7 +162,8 @@ def plot_groups(out, experiments, alias=None):
             if exp.key in (alias or {}):
                 continue  # the same run is drawn under the row it belongs to
             run_dir = run_dir_of(out, (alias or {}).get(exp.key, exp.key), 0)
-            if os.path.isfile(os.path.join(run_dir, "log.csv")) and os.path.getsize(os.path.join(run_dir, "log.csv")) > 80:
+            log_file = os.path.join(run_dir, "log.csv")
+            if os.path.isfile(log_file) and os.path.getsize(log_file) > 80:
                 runs[exp.label] = run_dir
         if not runs:
             continue
@@ -224,7 +225,8 @@ def agreement_lines(agreement, spread_experiment):
             f"Rows compared: {agreement['rows_compared']} (rows that ended; the paper's \"fail\" rows and our "
             "diverged runs rank worst, tied).", "",
             "| measure | value |", "| --- | ---: |",
-            f"| Spearman rank correlation, paper error vs our test error | {number(agreement['spearman_test_error'])} |",
+            "| Spearman rank correlation, paper error vs our test error | "
+            f"{number(agreement['spearman_test_error'])} |",
             f"| Spearman rank correlation, paper error vs our final training loss | "
             f"{number(agreement['spearman_train_loss'])} |",
             f"| paper's fail rows among our worst rows (as many as the paper has) | {found} |", "",

@@ -50,12 +50,13 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
                 overrides["data_dir"] = data_dir
             status = resume(run_dir, **overrides)
         else:
-            log(f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, {exp.iterations} iterations")
+            log(f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, "
+                f"{exp.iterations} iterations")
             _record_attempt(run_dir, mode="train", iteration=0)
             status = train(config)
     except (ValueError, FileNotFoundError):
         raise
-    except Exception as err:  # recorded so that the table goes on; the next call retries the row
+    except Exception as err:  # noqa: BLE001  any failure is recorded, the table goes on; the next call retries the row
         write_status(run_dir, "error", reason=f"{type(err).__name__}: {err}", pid=os.getpid())
         log(f"{exp.table}/{exp.key} seed {seed}: error: {type(err).__name__}: {err}")
         return {"status": "error", "reason": str(err)}

@@ -166,7 +166,8 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
         advice = ("MXNet 1.9.1 publishes no wheel for this GPU: build MXNet from source with CUDA >= 11.8 "
                   f"and MXNET_CUDA_ARCH including {major}.{minor} (cmake -DMXNET_CUDA_ARCH=\"{major}.{minor}\"), "
                   "or use an NVIDIA NGC MXNet container that supports it, or train on the CPU with --cpus N; "
-                  f"a source build's architectures can be declared with {ARCHS_ENV}=\"{','.join(map(str, archs + [cap]))}\".")
+                  f"a source build's architectures can be declared with "
+                  f"{ARCHS_ENV}=\"{','.join(map(str, archs + [cap]))}\".")
         if cap < min(archs or [0]):
             advice = ("this GPU is older than the oldest architecture in the build: use an MXNet build that "
                       f"includes {sm(cap)} (e.g. a source build), or train on the CPU with --cpus N.")

@@ -147,7 +147,7 @@ class RecordDataset:
             reader = mx.recordio.MXIndexedRecordIO(self.idx_path, self.rec_path, "r")
         try:
             header, payload = mx.recordio.unpack(reader.read_idx(key))
-        except Exception as err:  # noqa: BLE001  a damaged record fails in many ways (MXNetError, struct.error, ...)
+        except Exception as err:  # noqa: BLE001  (a damaged record fails in many ways: MXNetError, struct.error, ...)
             detail = (str(err).strip().splitlines() or [""])[-1]  # MXNet prepends a C++ traceback
             raise ValueError(f"{self.rec_path}: cannot read record {key} ({type(err).__name__}: {detail}); "
                              f"truncated file, or not an image record written by im2rec.py / pack_img?") from None

@@ -56,7 +56,7 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
             status = train(config)
     except (ValueError, FileNotFoundError):
         raise
-    except Exception as err:  # noqa: BLE001  any failure is recorded, the table goes on; the next call retries the row
+    except Exception as err:  # noqa: BLE001  (any failure is recorded, the table goes on; the next call retries)
         write_status(run_dir, "error", reason=f"{type(err).__name__}: {err}", pid=os.getpid())
         log(f"{exp.table}/{exp.key} seed {seed}: error: {type(err).__name__}: {err}")
         return {"status": "error", "reason": str(err)}

@@ -2,8 +2,10 @@
 
 mxnet 1.9.1 still refers to ``np.bool``, ``np.int``, ``np.float``, ``np.object`` ... which numpy 1.24
 removed.  On Python 3.11 we pin ``numpy<1.24`` and this module does nothing; on Python 3.12, where no
-numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  Every module of the package
-imports mxnet through :func:`import_mxnet` (or after importing this module), never directly first.
+numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  The package's
+``__init__`` imports this module first, so every module inside the package (whose import runs
+``__init__`` before it) simply writes ``import mxnet as mx``; code outside the package (tests, scripts)
+imports ``gluon_resnetv2`` before mxnet.
 
 It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.cpu.configure`:
 one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set).
@@ -26,9 +28,3 @@ for _name, _type in _ALIASES.items():
         except AttributeError:
             setattr(np, _name, _type)
 
-
-def import_mxnet():
-    """Import and return mxnet after the numpy aliases are in place."""
-    import mxnet  # noqa: WPS433 (import after the aliases on purpose)
-
-    return mxnet

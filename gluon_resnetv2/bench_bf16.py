@@ -12,12 +12,11 @@ import os
 import tempfile
 import time
 
-from ._compat import import_mxnet
+import mxnet as mx
+
 from .cpu import in_use
 from .demo import demo_config
 from .train.loop import Run, forward_backward
-
-mx = import_mxnet()
 
 #: Steps of each run before the timed ones (graph building, first allocations).
 WARMUP = 5

@@ -9,8 +9,6 @@ import importlib
 import sys
 import warnings
 
-from . import _compat  # noqa: F401  (numpy aliases before mxnet)
-
 # Sub-command modules, in the order ``--help`` lists them.  A missing module (a command still being
 # built) is skipped rather than breaking the others.
 COMMANDS = ["train", "launch", "plot", "reproduce", "analyze", "export", "predict", "bench", "bench_memory", "models"]

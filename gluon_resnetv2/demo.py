@@ -16,12 +16,20 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Optional
 
+import mxnet as mx
+
 from . import procs
+from .agreement import loss_figures
+from .train import TrainConfig, train
+from .train.loop import Run, forward_backward
+from .train.runlog import read_log
 
 MIN_EPOCHS, MAX_EPOCHS = 0.5, 2.0
 TRAIN_IMAGES = 60000
@@ -114,13 +122,6 @@ def build_parser():
 
 def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
     """Training images/s of ``cifar_resnet20_v2`` on Fashion-MNIST in this process (weights thrown away)."""
-    import tempfile
-
-    from ._compat import import_mxnet
-    from .train import TrainConfig
-    from .train.loop import Run, forward_backward
-
-    mx = import_mxnet()
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(TrainConfig(model=PAIRS["resnet20"].models[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
                               batch_size=batch_size, epochs=1, augment=False, num_workers=1, progress=False))
@@ -156,7 +157,6 @@ def demo_config(model, label, out, data_dir=None, epochs=1.0, batch_size=128, lr
                 eval_interval=100, eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR,
                 iterations=None):
     """The :class:`~gluon_resnetv2.train.TrainConfig` of one demo network of ``pair``."""
-    from .train import TrainConfig
 
     pair = get_pair(pair) if isinstance(pair, str) else pair
     common = dict(model=model, dataset="fashion-mnist", data_dir=data_dir, out=os.path.join(out, "runs", model),
@@ -172,7 +172,6 @@ def demo_config(model, label, out, data_dir=None, epochs=1.0, batch_size=128, lr
 def run_demo(out="demo", data_dir=None, epochs=1.0, batch_size=128, lr=0.1, log_interval=20, eval_interval=100,
              eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR, iterations=None):
     """Train both networks here, one after the other, draw ``<out>/figure1.png``; ``({model: status}, figure)``."""
-    from .train import train
 
     pair = get_pair(pair) if isinstance(pair, str) else pair
     results = {}
@@ -196,15 +195,13 @@ def _length(pair, epochs, iterations):
 
 
 def _clear(out, model):
-    import shutil
-
     run_dir = os.path.join(out, "runs", model)
     if os.path.isdir(run_dir):
         shutil.rmtree(run_dir)
 
 
 def _figure(out, pair):
-    from .plot import plot_runs
+    from .plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
 
     figure = os.path.join(out, "figure1.png")
     plot_runs([os.path.join(out, "runs", model) for model, _ in pair.models], figure,
@@ -219,7 +216,8 @@ def _say(text):
 def _child(args, *extra):
     env = dict(os.environ, OMP_NUM_THREADS=str(_threads(parallel=True)))
     argv = [sys.executable, "-m", "gluon_resnetv2.demo", "--out", args.out, "--batch-size", str(args.batch_size),
-            "--seed", str(args.seed), "--pair", args.pair] + (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
+            "--seed", str(args.seed), "--pair", args.pair]
+    argv += (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
 
@@ -316,9 +314,6 @@ def _report(results, figure, pair=None):
 def loss_gap(out, pair):
     """``(original, pre-activation)`` mean training loss over the whole run of the pair's two runs in
     ``<out>/runs`` (:func:`gluon_resnetv2.agreement.loss_figures`), or None when a log is missing."""
-    from .agreement import loss_figures
-    from .plot import read_log
-
     means = []
     for model, _ in pair.models:
         try:
@@ -339,7 +334,6 @@ def main(argv=None):
         config = demo_config(args.only, label, args.out, args.data_dir, args.epochs, args.batch_size, args.lr,
                              args.log_interval, args.eval_interval, args.eval_subset, args.train_subset, args.seed,
                              progress=False, pair=args.pair, iterations=args.iterations)
-        from .train import train
 
         print(json.dumps(train(config)))
         return 0

@@ -11,7 +11,7 @@ input gradient, which is not needed, is included).
 import json
 import math
 
-from ._compat import import_mxnet
+import mxnet as mx
 
 COUNTED_OPS = ("Convolution", "FullyConnected")
 FLOPS_PER_MAC = 2
@@ -21,7 +21,6 @@ TRAIN_PASSES = 3
 def forward_macs(net, input_shape):
     """``{'Convolution': n, 'FullyConnected': m, 'total': n + m}``: multiply-adds of one forward pass of
     ``net`` on one image of ``input_shape`` (C, H, W), from the traced graph's inferred shapes."""
-    mx = import_mxnet()
     symbol = net(mx.sym.var("data"))
     if isinstance(symbol, (list, tuple)):
         symbol = mx.sym.Group(list(symbol))

@@ -36,7 +36,9 @@ default: about sqrt(number of units)); :func:`configure_from_env` reads it.
 import math
 import os
 
-from ._compat import import_mxnet
+import mxnet as mx
+
+from .units import ShortcutDropout, walk_blocks
 
 MIRROR_ENV = "MXNET_BACKWARD_DO_MIRROR"
 MEMORY_OPT_ENV = "MXNET_MEMORY_OPT"  # MXNet 2.0's name; not read by 1.9.1
@@ -87,7 +89,6 @@ class _SegmentFunction:
     """Factory of the autograd Function that runs one segment without keeping its activations."""
 
     def __new__(cls, segment, params):
-        mx = import_mxnet()
         autograd = mx.autograd
 
         class _Recompute(autograd.Function):
@@ -120,8 +121,6 @@ class _SegmentFunction:
 
 
 def _make_recompute_block():
-    mx = import_mxnet()
-
     class RecomputeBlock(mx.gluon.Block):
         """Runs ``segments`` in order; while recording, each through a recomputing autograd Function.
 
@@ -175,7 +174,6 @@ def recompute(net, segment_size=None, hybridize=True):
     Dropout shortcuts (Fig. 2(f)) are refused: the recomputed dropout mask would differ from the forward
     one.
     """
-    from .units import ShortcutDropout, walk_blocks
 
     units = net.residual_units()
     if any(isinstance(block, ShortcutDropout) for unit in units for block in walk_blocks(unit)):
@@ -186,7 +184,6 @@ def recompute(net, segment_size=None, hybridize=True):
     segment_size = int(segment_size)
     if segment_size < 1:
         raise ValueError(f"segment_size must be >= 1, got {segment_size}")
-    mx = import_mxnet()
     segments = [net.stem]
     for start in range(0, len(units), segment_size):
         seq = mx.gluon.nn.HybridSequential(prefix="")
@@ -229,7 +226,6 @@ class SymbolicTrainer:
     """
 
     def __init__(self, net, data_shape, optimizer="sgd", optimizer_params=None, ctx=None, mirror=None):
-        mx = import_mxnet()
         if mirror is not None:
             enable_mirroring(mirror)
         params = net.collect_params()
@@ -273,7 +269,6 @@ class SymbolicTrainer:
 
     def __call__(self, data, label):
         """One training step on ``(data, label)``; returns the mean cross-entropy (a Python float)."""
-        mx = import_mxnet()
         if tuple(data.shape) != self.data_shape:
             raise ValueError(f"SymbolicTrainer was bound for data of shape {self.data_shape}, got {data.shape}")
         data.copyto(self._args["data"])

@@ -165,8 +165,10 @@ def _t3(key, network, model, dataset, error, group):
 
 #: Table 3: original vs (full) pre-activation units, CIFAR-10 and CIFAR-100.
 TABLE3 = (
-    _t3("resnet110_1layer_v1", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v1", "cifar10", 9.90, "ResNet-110 (1-layer skip)"),
-    _t3("resnet110_1layer_v2", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v2", "cifar10", 8.91, "ResNet-110 (1-layer skip)"),
+    _t3("resnet110_1layer_v1", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v1", "cifar10", 9.90,
+        "ResNet-110 (1-layer skip)"),
+    _t3("resnet110_1layer_v2", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v2", "cifar10", 8.91,
+        "ResNet-110 (1-layer skip)"),
     _t3("resnet110_v1", "ResNet-110", "cifar_resnet110_v1", "cifar10", 6.61, "ResNet-110"),
     _t3("resnet110_v2", "ResNet-110", "cifar_resnet110_v2", "cifar10", 6.37, "ResNet-110"),
     _t3("resnet164_v1", "ResNet-164", "cifar_resnet164_v1", "cifar10", 5.93, "ResNet-164"),

@@ -21,6 +21,7 @@ imported, so no display is needed and no global figure is left behind.
 """
 import os
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -91,8 +92,6 @@ def output_format(out_path):
 
 def run_colors(count):
     """``count`` distinct colours: matplotlib's default cycle, or an evenly spaced colormap beyond it."""
-    import matplotlib
-
     cycle = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", [])
     if count <= len(cycle):
         return list(cycle[:count])

@@ -17,6 +17,7 @@ says, single 3x3), so the two cannot drift apart.
 checks that both then give the same outputs and have the same number of trainable parameters.
 """
 import torch
+from mxnet.gluon import nn as gnn
 from torch import nn
 
 from .nets.cifar import CIFAR_BRANCHES, cifar_units_per_stage
@@ -107,7 +108,6 @@ def torch_model(name, classes=10):
 
 def _gluon_layers(block):
     """The Conv2D / BatchNorm / Dense leaves of a Gluon block, in registration order."""
-    from mxnet.gluon import nn as gnn
 
     if isinstance(block, (gnn.Conv2D, gnn.BatchNorm, gnn.Dense)):
         return [block]
@@ -118,7 +118,6 @@ def copy_from_gluon(gluon_net, torch_net):
     """Copy the weights (and BN running statistics) of an initialised MXNet ``cifar_resnetN_v2`` into its
     :class:`PreActResNet` twin, layer by layer in the order both register them; every pair is checked
     for kind and shape, so a network that is not the twin raises ValueError.  Returns ``torch_net``."""
-    from mxnet.gluon import nn as gnn
 
     pairs = {gnn.Conv2D: nn.Conv2d, gnn.BatchNorm: nn.BatchNorm2d, gnn.Dense: nn.Linear}
     names = {"weight": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "running_mean": "running_mean",

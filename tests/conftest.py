@@ -3,8 +3,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 threads on 2 busy cores make MXNet 4-10x slower
 
-import gluon_resnetv2  # noqa: E402,F401  (numpy aliases before mxnet)
-import pytest  # noqa: E402
+import numpy as np
+import pytest
+
+import gluon_resnetv2  # noqa: F401  (numpy aliases and the thread count before any test imports mxnet)
 
 
 def pytest_configure(config):
@@ -15,8 +17,7 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _seed():
-    import mxnet as mx
-    import numpy as np
+    import mxnet as mx  # not at the top: isort would sort it above gluon_resnetv2 (the numpy aliases)
 
     mx.random.seed(0)
     np.random.seed(0)

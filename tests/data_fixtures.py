@@ -11,9 +11,8 @@ import gzip
 import os
 import pickle
 
+import mxnet as mx
 import numpy as np
-
-import gluon_resnetv2._compat  # noqa: F401  (numpy aliases before mxnet)
 
 
 def random_images(n, height, width, channels, seed=0, num_classes=10):
@@ -102,7 +101,6 @@ def write_cifar(directory, name="cifar10", fmt="binary", n_per_file=8, seed=0):
 def write_recordio(directory, stem, images, labels, quality=100):
     """``stem.rec``/``stem.idx`` holding JPEGs of RGB ``images`` (list of HWC uint8) written with
     ``mx.recordio.pack_img``, as im2rec.py does (keys 0..n-1, label in the header)."""
-    import mxnet as mx
 
     os.makedirs(directory, exist_ok=True)
     record = mx.recordio.MXIndexedRecordIO(os.path.join(directory, stem + ".idx"),

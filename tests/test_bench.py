@@ -5,14 +5,24 @@ Fast: a tiny network, batch 8, one timed step.  The PyTorch tests skip where tor
 import csv
 from types import SimpleNamespace
 
+import mxnet as mx
 import numpy as np
 import pytest
 
-import mxnet as mx
-
 from gluon_resnetv2 import get_model
-from gluon_resnetv2.bench import (CSV_COLUMNS, BenchReport, BenchResult, PeakMemory, format_ratios, format_table,
-                                  headline_ratios, plan, run_benchmark, write_report)
+from gluon_resnetv2.bench import (
+    CSV_COLUMNS,
+    BenchReport,
+    BenchResult,
+    PeakMemory,
+    format_ratios,
+    format_table,
+    headline_ratios,
+    plan,
+    run_benchmark,
+    write_report,
+)
+from gluon_resnetv2.cli import main
 
 
 def _read(path):
@@ -102,8 +112,6 @@ def test_peak_memory_sees_an_allocation():
 
 
 def test_cli_writes_csv(tmp_path):
-    from gluon_resnetv2.cli import main
-
     out = tmp_path / "out"
     assert main(["bench", "--models", "cifar_resnet20_v2", "--modes", "hybrid", "--implementations",
                  "gluon_resnetv2", "--batch-size", "4", "--iterations", "1", "--warmup", "0",
@@ -117,7 +125,7 @@ def test_cli_writes_csv(tmp_path):
 @pytest.mark.parametrize("name", ["cifar_resnet20_v2", "cifar_resnet56_v2", "cifar_resnet110_v2"])
 def test_pytorch_reference_has_our_parameter_count(name):
     pytest.importorskip("torch")
-    from gluon_resnetv2.torch_reference import torch_model
+    from gluon_resnetv2.torch_reference import torch_model  # optional dependency (torch)
 
     net = get_model(name)
     net.initialize()
@@ -128,7 +136,7 @@ def test_pytorch_reference_has_our_parameter_count(name):
 def test_pytorch_reference_computes_our_function():
     """Same weights (copied, BN statistics randomised so they matter), eval mode: same outputs."""
     torch = pytest.importorskip("torch")
-    from gluon_resnetv2.torch_reference import copy_from_gluon, torch_model
+    from gluon_resnetv2.torch_reference import copy_from_gluon, torch_model  # optional dependency (torch)
 
     net = get_model("cifar_resnet20_v2")
     net.initialize()
@@ -146,7 +154,7 @@ def test_pytorch_reference_computes_our_function():
 
 def test_pytorch_reference_refuses_other_networks():
     pytest.importorskip("torch")
-    from gluon_resnetv2.torch_reference import torch_model
+    from gluon_resnetv2.torch_reference import torch_model  # optional dependency (torch)
 
     with pytest.raises(ValueError, match="no PyTorch reference"):
         torch_model("cifar_resnet20_v1")

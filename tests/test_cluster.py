@@ -13,15 +13,17 @@ import sys
 import time
 import uuid
 
+import mxnet as mx
 import numpy as np
 import pytest
-
 from cluster_fixtures import processes_with, start_slurm, start_sshd
+from test_distributed import TRAIN
+
 from gluon_resnetv2 import experiments as E
+from gluon_resnetv2.cli import main
 from gluon_resnetv2.experiments import slurm as slurm_tables
 from gluon_resnetv2.train import slurm
 from gluon_resnetv2.train.launcher import Host, free_port
-from test_distributed import TRAIN
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = [sys.executable, "-m", "gluon_resnetv2.cli"]
@@ -32,8 +34,6 @@ def _env(**extra):
 
 
 def _same_weights(out):
-    import mxnet as mx
-
     w0 = mx.nd.load(os.path.join(out, "workers", "rank0.params"))
     w1 = mx.nd.load(os.path.join(out, "workers", "rank1.params"))
     assert w0.keys() == w1.keys() and len(w0) > 40
@@ -80,8 +80,6 @@ def test_slurm_allocation_variables():
 
 @pytest.mark.slow
 def test_launch_options_are_checked(capsys):
-    from gluon_resnetv2.cli import main
-
     assert main(["launch", "-n", "1", "--gpus-per-worker", "1", "--", "x"]) != 0
     assert "--gpus-per-worker goes with --slurm" in capsys.readouterr().err
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}

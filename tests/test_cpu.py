@@ -1,5 +1,4 @@
 """The OpenMP thread count chosen before mxnet loads (gluon_resnetv2.cpu), on faked topologies."""
-import ctypes
 import os
 import subprocess
 import sys

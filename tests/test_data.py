@@ -2,18 +2,36 @@
 import gc
 import os
 import pickle
+import random
 import threading
 
+import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import (
+    idx_bytes,
+    random_images,
+    smooth_images,
+    write_bytes,
+    write_cifar,
+    write_fashion_mnist,
+    write_recordio,
+)
 
-from gluon_resnetv2.data import (ArrayDataset, DATASETS, augment_normalize, channel_stats, crop_flip,
-                                 crop_flip_params, load_dataset, make_loader, normalize)
-from gluon_resnetv2.data import fashion_mnist
-from data_fixtures import (idx_bytes, random_images, smooth_images, write_bytes, write_cifar,
-                           write_fashion_mnist, write_recordio)
-
-import mxnet as mx  # noqa: E402  (after the package: numpy aliases)
+from gluon_resnetv2.data import (
+    DATASETS,
+    ArrayDataset,
+    augment_normalize,
+    channel_stats,
+    crop_flip,
+    crop_flip_params,
+    fashion_mnist,
+    load_dataset,
+    make_loader,
+    normalize,
+)
+from gluon_resnetv2.data.augment import color_augment, color_params
+from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
 
 
 def as_nchw_normalised(images, dataset):
@@ -29,7 +47,7 @@ def indexed_dataset(n=40, shape=(8, 8, 3), augment=True):
 
 
 def collect(loader, **kwargs):
-    return [(d.asnumpy(), l.asnumpy()) for d, l in loader.iterate(**kwargs)]
+    return [(d.asnumpy(), lab.asnumpy()) for d, lab in loader.iterate(**kwargs)]
 
 
 # -- Fashion-MNIST / IDX ----------------------------------------------------------------------------
@@ -212,8 +230,8 @@ def test_imagenet_recordio(tmp_path):
     assert decoded.shape == (40, 40, 3) and label == 2
     assert np.abs(decoded.astype(int) - images[4]).max() <= 6  # JPEG at quality 100, RGB order kept
     batches = collect(make_loader(val, batch_size=2, train=False, num_workers=2))
-    assert [len(l) for _, l in batches] == [2, 2, 1]
-    np.testing.assert_array_equal(np.concatenate([l for _, l in batches]), labels)
+    assert [len(lab) for _, lab in batches] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([lab for _, lab in batches]), labels)
     np.testing.assert_allclose(batches[2][0][0], as_nchw_normalised(decoded[None], val)[0], atol=1e-5)
 
     # Training: random crops of the requested size, deterministic per (seed, epoch).
@@ -232,11 +250,6 @@ def test_imagenet_recordio(tmp_path):
 def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
     """color_augment = mx.image.ColorJitterAug(0.4, 0.4, 0.4) then mx.image.LightingAug(0.1, ImageNet PCA),
     image by image, when MXNet's augmenters are handed the same random draws."""
-    import random
-
-    from gluon_resnetv2.data.augment import color_augment, color_params
-    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
-
     images = np.random.default_rng(0).uniform(0, 255, size=(6, 5, 7, 3)).astype(np.float32)
     ours = color_augment(images.copy(), np.random.default_rng(1), 0.4, 0.1, IMAGENET_PCA_EIGVAL,
                          IMAGENET_PCA_EIGVEC)
@@ -257,9 +270,6 @@ def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
 
 
 def test_imagenet_colour_augmentation_in_training_only(tmp_path):
-    from gluon_resnetv2.data.augment import color_augment
-    from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
-
     images = smooth_images(4, 40, 40)
     write_recordio(tmp_path, "train", images, [0, 1, 2, 3])
     options = dict(data_dir=str(tmp_path), split="train", crop_size=32, scale=(36, 40), num_classes=4)
@@ -399,11 +409,11 @@ def test_loader_contract_and_epoch_determinism():
     # Another epoch: another order and other crops; each epoch is a permutation.
     loader.set_epoch(3)
     other = collect(loader)
-    assert not np.array_equal(np.concatenate([l for _, l in first]), np.concatenate([l for _, l in other]))
-    assert sorted(np.concatenate([l for _, l in other]).astype(int)) == list(range(40))
+    assert not np.array_equal(np.concatenate([lab for _, lab in first]), np.concatenate([lab for _, lab in other]))
+    assert sorted(np.concatenate([lab for _, lab in other]).astype(int)) == list(range(40))
     # Each sample is augmented differently in another epoch.
-    by_index = {int(l): d for data, labels in first for d, l in zip(data, labels)}
-    changed = sum(not np.array_equal(by_index[int(l)], d) for data, labels in other for d, l in zip(data, labels))
+    by_index = {int(lab): d for data, labels in first for d, lab in zip(data, labels)}
+    changed = sum(not np.array_equal(by_index[int(lab)], d) for data, labels in other for d, lab in zip(data, labels))
     assert changed >= 36
     # Another seed: another order.
     reseeded = make_loader(ds, batch_size=8, train=True, seed=4)
@@ -433,9 +443,9 @@ def test_start_batch_equals_skipping():
 def test_last_batch_modes():
     ds = indexed_dataset(30)
     discard = make_loader(ds, batch_size=8, train=True)
-    assert len(discard) == 3 and [len(l) for _, l in collect(discard)] == [8, 8, 8]
+    assert len(discard) == 3 and [len(lab) for _, lab in collect(discard)] == [8, 8, 8]
     keep = make_loader(ds, batch_size=8, train=True, last_batch="keep")
-    assert len(keep) == 4 and [len(l) for _, l in collect(keep)] == [8, 8, 8, 6]
+    assert len(keep) == 4 and [len(lab) for _, lab in collect(keep)] == [8, 8, 8, 6]
     rollover = make_loader(ds, batch_size=8, train=True, last_batch="rollover", num_workers=0)
     seen, sizes = [], []
     for epoch in range(4):  # 120 samples = 15 batches over 4 epochs: 3, 4, 4, 4
@@ -443,7 +453,7 @@ def test_last_batch_modes():
         batches = collect(rollover)
         assert len(rollover) == len(batches)
         sizes.append(len(batches))
-        seen.extend(int(x) for _, l in batches for x in l)
+        seen.extend(int(x) for _, lab in batches for x in lab)
     assert sizes == [3, 4, 4, 4] and len(seen) == 120
     for epoch in range(4):  # the stream is each epoch's permutation in turn
         assert sorted(seen[30 * epoch:30 * (epoch + 1)]) == list(range(30))
@@ -455,8 +465,8 @@ def test_test_loader_order_and_sizes():
     ds = indexed_dataset(30)
     loader = make_loader(ds, batch_size=8, train=False, num_workers=2)
     batches = collect(loader)
-    assert [len(l) for _, l in batches] == [8, 8, 8, 6]
-    np.testing.assert_array_equal(np.concatenate([l for _, l in batches]), np.arange(30))
+    assert [len(lab) for _, lab in batches] == [8, 8, 8, 6]
+    np.testing.assert_array_equal(np.concatenate([lab for _, lab in batches]), np.arange(30))
     data = np.concatenate([d for d, _ in batches])
     np.testing.assert_allclose(data, as_nchw_normalised(ds.images, ds), rtol=1e-5, atol=1e-5)  # not augmented
 
@@ -469,12 +479,12 @@ def test_sharding():
         loader.set_epoch(1)
         assert loader.num_samples == 10 and len(loader) == 2
         shards.append(loader.shard_order(1))
-        assert [len(l) for _, l in collect(loader)] == [5, 5]
+        assert [len(lab) for _, lab in collect(loader)] == [5, 5]
     everything = np.concatenate(shards)
     assert len(set(everything.tolist())) == 40  # disjoint and equal-sized
     # Test shards cover every sample exactly once.
     covered = [int(x) for rank in range(4)
-               for _, l in collect(make_loader(ds, batch_size=4, train=False, shard=(rank, 4))) for x in l]
+               for _, lab in collect(make_loader(ds, batch_size=4, train=False, shard=(rank, 4))) for x in lab]
     assert sorted(covered) == list(range(43))
 
 

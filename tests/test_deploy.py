@@ -4,22 +4,42 @@ Networks are tiny (CIFAR layout with one unit per stage, 8x8 or 12x12 inputs) so
 under a minute on two cores; BatchNorm parameters and statistics are randomised so that a wrongly
 exported BatchNorm cannot hide behind gamma = 1, beta = 0, mean = 0, var = 1.
 """
+import json
 import os
 import re
+import shutil
 import sys
 import types
+import zipfile
 
+import mxnet as mx
 import numpy as np
 import pytest
+from mxnet import autograd, gluon
+from mxnet.runtime import Features
+from PIL import Image
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
-from gluon_resnetv2 import cli
+from gluon_resnetv2 import cli, get_model, memory
 from gluon_resnetv2.data import ArrayDataset, make_loader
-from gluon_resnetv2.deploy import (OnnxUnavailable, Predictor, Preprocess, check_onnx, export_bundle, fixed_gamma_names,
-                                   fuse, quantize, resolve_context, to_symbol_block)
+from gluon_resnetv2.deploy import (
+    OnnxPredictor,
+    OnnxUnavailable,
+    Predictor,
+    Preprocess,
+    check_onnx,
+    export_bundle,
+    export_onnx,
+    fixed_gamma_names,
+    fuse,
+    quantize,
+    resolve_context,
+    to_symbol_block,
+)
+from gluon_resnetv2.deploy.export import export
+from gluon_resnetv2.deploy.fast import _rename_adds
+from gluon_resnetv2.memory import SymbolicTrainer, recompute
 from gluon_resnetv2.nets.cifar import cifar_resnet
+from gluon_resnetv2.nets.gluoncv import gluoncv_layout_model
 
 SHAPE = (1, 12, 12)  # grey images, small enough for speed
 MEAN, STD = [73.0], [90.0]
@@ -89,7 +109,6 @@ def test_predictor_with_fusion(bundle):
 
 def test_preprocessing_matches_training_loader(bundle, tmp_path):
     """A PNG and a .npy of the same pixels give the test loader's tensor, hence the same logits."""
-    from PIL import Image
 
     net, prefix = bundle
     images = pixels(3)
@@ -113,7 +132,6 @@ def test_preprocessing_matches_training_loader(bundle, tmp_path):
 
 def test_rgb_and_resize_are_converted(bundle, tmp_path):
     """An RGB image of another size is converted to grey and resized to the stored shape."""
-    from PIL import Image
 
     _, prefix = bundle
     grey = pixels(1)[0, :, :, 0]
@@ -131,8 +149,6 @@ def test_rgb_and_resize_are_converted(bundle, tmp_path):
 
 
 def test_predict_cli_prints_top_k(bundle, tmp_path, capsys):
-    from PIL import Image
-
     _, prefix = bundle
     img = pixels(1)[0]
     Image.fromarray(img[:, :, 0]).save(tmp_path / "a.png")
@@ -158,8 +174,6 @@ def test_missing_export_files(tmp_path, capsys):
 
 
 def test_missing_preprocessing_is_reported(bundle, tmp_path):
-    import shutil
-
     _, prefix = bundle
     copy = str(tmp_path / "copy")
     for suffix in ("-symbol.json", "-0000.params"):
@@ -200,8 +214,6 @@ def test_wrong_tensor_shape(bundle):
 
 
 def test_gpu_request_is_checked():
-    from mxnet.runtime import Features
-
     if Features().is_enabled("CUDA") and mx.context.num_gpus() > 0:
         assert resolve_context(0) == mx.gpu(0)
         with pytest.raises(RuntimeError, match="visible"):
@@ -247,9 +259,6 @@ VARIANTS += [dict(activation="original", shortcut="constant_scaling", shortcut_s
 
 
 def _onnx_round_trip(net, tmp_path, shape):
-    from gluon_resnetv2.deploy import OnnxPredictor, export_onnx
-    from gluon_resnetv2.deploy.export import export
-
     prefix = str(tmp_path / "net")
     symbol, params = export(net, prefix, (1,) + shape)
     onnx_file = export_onnx(symbol, params, (1,) + shape, prefix + ".onnx")
@@ -273,7 +282,6 @@ def test_onnx_scale_false_batchnorm(tmp_path):
     """gluoncv's parameter-free input BN (scale=False, i.e. fix_gamma) with a stored gamma != 1."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from gluon_resnetv2.nets.gluoncv import gluoncv_layout_model
 
     shape = (3, 8, 8)
     net = gluoncv_layout_model("cifar_resnet20_v2", classes=10)
@@ -320,7 +328,6 @@ def test_quantize_runs_and_keeps_top1(activation, renamed):
     The residual additions with a ReLU operand (first unit of a v2 net; every identity-shortcut unit of a
     v1 net) are the ones taken out of mxnet 1.9.1's faulty INT8 conv+sum fusion.  (A random network does
     not show the fault clearly; the trained-network figures are in docs/deploy.md.)"""
-    from gluon_resnetv2.deploy.fast import _rename_adds
 
     net = tiny(14, activation=activation, input_shape=(8,) + SHAPE)  # 2 units per stage
     assert _rename_adds(to_symbol_block(net, (8,) + SHAPE))[1] == renamed
@@ -343,9 +350,7 @@ def _grads(net):
 
 
 def test_recompute_gives_the_same_loss_gradients_and_statistics():
-    from mxnet import autograd, gluon
 
-    from gluon_resnetv2.memory import recompute
 
     shape = (4, 3, 8, 8)
     x = mx.nd.array(np.random.default_rng(5).standard_normal(shape))
@@ -378,8 +383,6 @@ def test_recompute_gives_the_same_loss_gradients_and_statistics():
 
 
 def test_recompute_refuses_dropout_shortcuts_and_env_switch(monkeypatch):
-    from gluon_resnetv2 import memory
-
     with pytest.raises(ValueError, match="dropout"):
         memory.recompute(tiny(shortcut="dropout", shortcut_dropout=0.5, input_shape=(1, 3, 8, 8)))
     net = tiny(input_shape=(1, 3, 8, 8))
@@ -398,11 +401,6 @@ def test_recompute_refuses_dropout_shortcuts_and_env_switch(monkeypatch):
 def test_export_from_training_run(tmp_path, capsys):
     """--params inside a run directory: model, options and data set come from its config.json; a
     checkpoint.zip works as well as model.params."""
-    import json
-    import zipfile
-
-    from gluon_resnetv2 import get_model
-
     run = tmp_path / "run"
     run.mkdir()
     net = get_model("cifar_resnet20_v2", classes=10, shortcut="conv1x1")
@@ -426,17 +424,14 @@ def test_export_from_training_run(tmp_path, capsys):
 def test_symbolic_trainer_matches_gluon_step():
     """SymbolicTrainer (MXNet's executor, where MXNET_BACKWARD_DO_MIRROR applies) takes the same SGD step
     as gluon.Trainer and writes it into the Gluon network's own arrays."""
-    from mxnet import autograd, gluon
-
-    from gluon_resnetv2.memory import SymbolicTrainer
-
     shape = (4, 3, 8, 8)
     x = mx.nd.array(np.random.default_rng(7).standard_normal(shape))
     y = mx.nd.array([0, 1, 2, 3])
     after = []
+    start = None  # the first network's initial weights, given to the second
     for engine in ("gluon", "symbolic"):
         net = tiny(input_shape=shape)
-        if after:
+        if start is not None:
             for (_, mine), (_, first) in zip(net.collect_params().items(), start.items()):
                 mine.set_data(first)
         else:

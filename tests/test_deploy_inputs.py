@@ -5,11 +5,9 @@ import re
 import stat
 import zipfile
 
+import mxnet as mx
 import numpy as np
 import pytest
-
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
 
 from gluon_resnetv2 import cli
 from gluon_resnetv2.deploy import Predictor, Preprocess, array_images, export_bundle

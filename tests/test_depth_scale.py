@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2.experiments import scheduler
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.data import load_dataset
 from gluon_resnetv2.data.base import check_image_size, downsample, pad_for
+from gluon_resnetv2.experiments import scheduler
 
 
 def test_depth_scale_keeps_every_network_at_its_paper_depth():
@@ -45,7 +45,8 @@ def test_depth_list_shows_network_resolution_iterations_and_paper(capsys):
     lines = capsys.readouterr().out.splitlines()
     line = next(line for line in lines if line.startswith("resnet1001_v1 "))
     assert " 7.61 " in line and "cifar_resnet1001_v1 on fashion-mnist 8x8, 800 it x 128" in line
-    assert "not run at this scale (cifar100 row)" in next(l for l in lines if l.startswith("resnet1001_v1_cifar100"))
+    row = next(line for line in lines if line.startswith("resnet1001_v1_cifar100"))
+    assert "not run at this scale (cifar100 row)" in row
     assert main(["reproduce", "table1", "--scale", "depth", "--image-size", "12", "--list"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("original "))
     assert "cifar_resnet110_v1[shortcut=identity] on fashion-mnist 12x12, 1200 it x 128, 3 seeds" in line

@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
+from gluon_resnetv2 import cpu
+from gluon_resnetv2.data import make_loader
+from gluon_resnetv2.train import TrainConfig
 from gluon_resnetv2.train.launcher import Host, launch, plan, read_hosts
+from gluon_resnetv2.train.loop import Run, forward_backward
 
 G = 16  # global batch: 8 images per worker
 TRAIN = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=64",
@@ -85,9 +87,6 @@ def test_launch_stops_everything_on_timeout_and_on_failure(tmp_path):
 def _reference_weights(tmp_path):
     """Single-process emulation: each worker's shard is forwarded on its own (its own BatchNorm batch), the
     gradients are summed and SGD divides by the global batch, as the kvstore does across workers."""
-    from gluon_resnetv2.data import make_loader
-    from gluon_resnetv2.train import TrainConfig
-    from gluon_resnetv2.train.loop import Run, forward_backward
 
     cfg = TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", out=str(tmp_path / "ref"), batch_size=G,
                       iterations=2, num_workers=0, seed=5, progress=False,
@@ -123,7 +122,8 @@ def test_two_workers_dist_sync(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     # only rank 0 writes the run; every worker leaves its final weights
-    assert {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers"} <= set(os.listdir(out))
+    expected = {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers"}
+    assert expected <= set(os.listdir(out))
     with open(os.path.join(out, "log.csv")) as handle:
         rows = handle.read().splitlines()
     assert len(rows) == 3  # header + iterations 1 and 2
@@ -146,7 +146,6 @@ def test_two_workers_dist_sync(tmp_path):
 def test_local_workers_share_the_default_cores(tmp_path, monkeypatch):
     """With the package's own thread default (every physical core), local workers split the cores instead of
     each taking all of them; a user's OMP_NUM_THREADS is passed through unchanged."""
-    from gluon_resnetv2 import cpu
 
     record = [sys.executable, "-c", f"import os; open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w')"
                                     ".write(os.environ['DMLC_ROLE'] + ' ' + os.environ.get('OMP_NUM_THREADS', '-'))"]

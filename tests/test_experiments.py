@@ -15,10 +15,12 @@ import time
 import pytest
 
 from gluon_resnetv2 import experiments as E
-from gluon_resnetv2.experiments import scheduler, state
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
+from gluon_resnetv2.experiments import scheduler, state
+from gluon_resnetv2.experiments.report import _fmt_loss
 from gluon_resnetv2.nets.zoo import get_spec
+from gluon_resnetv2.train.recipe import make_schedule
 from gluon_resnetv2.units import ShortcutSpec, get_ordering
 
 TINY = dict(scale="quick", dataset="synthetic", iterations=6, batch_size=16)
@@ -104,7 +106,6 @@ def test_table4_batch64_is_the_authors_readme_run():
     assert exp.iterations == 156200 and tuple(exp.lr_steps) == (80 * 781, 121 * 781)
     config = exp.config("/tmp/x").resolved()
     assert (config.optimizer, config.lr, config.momentum, config.wd, config.warmup) == ("nag", 0.1, 0.9, 1e-4, 0)
-    from gluon_resnetv2.train.recipe import make_schedule
     schedule = make_schedule(config, per_epoch)
     assert schedule.milestones == (62480, 94501) and schedule.total == 156200
     assert schedule(0) == 0.1 and schedule(80 * 781 - 1) == 0.1 and schedule(80 * 781) == pytest.approx(0.01)
@@ -326,8 +327,6 @@ def test_parallel_rows_in_child_processes(tmp_path):
 
 
 def test_report_loss_column_is_readable_for_exploded_losses():
-    from gluon_resnetv2.experiments.report import _fmt_loss
-
     assert _fmt_loss(0.6150844) == "0.615"
     assert _fmt_loss(7145219016666667.0) == "7.15e+15"
     assert _fmt_loss(math.inf) == "diverged"

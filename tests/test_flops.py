@@ -1,7 +1,10 @@
 """Multiply-adds counted from the graph (gluon_resnetv2.flops) against a count by hand."""
+import json
+
 import pytest
 
-from gluon_resnetv2 import get_model
+from gluon_resnetv2 import cpu, get_model
+from gluon_resnetv2.bench import format_table, run_benchmark, write_report
 from gluon_resnetv2.flops import forward_macs, gflops
 
 
@@ -48,9 +51,7 @@ def test_gflops_of_training_is_three_forward_passes():
 
 
 def test_bench_reports_gflops_and_fraction_of_peak(tmp_path):
-    import json
 
-    from gluon_resnetv2.bench import format_table, run_benchmark, write_report
 
     report = run_benchmark(["cifar_resnet20_v2"], modes=("hybrid",), implementations=("gluon_resnetv2",),
                            batch_size=2, iterations=1, warmup=0, log=lambda _: None)
@@ -79,8 +80,6 @@ def test_bench_reports_gflops_and_fraction_of_peak(tmp_path):
     ({"avx", "sse2"}, "GenuineIntel", "6", 16),
 ])
 def test_vector_units_from_flags(flags, vendor, family, per_cycle):
-    from gluon_resnetv2 import cpu
-
     assert cpu.vector_units({"flags": flags, "vendor_id": vendor, "cpu family": family})[0] == per_cycle
     p = cpu.peak(threads=1, cores=4, info={"flags": flags, "vendor_id": vendor, "cpu family": family,
                                            "cpu MHz": "2500.0"})

@@ -1,11 +1,9 @@
 """oneDNN fusion of the whole network (deploy.fuse): what is fused, BatchNorm+ReLU, same outputs."""
 import json
 
+import mxnet as mx
 import numpy as np
 import pytest
-
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
 
 from gluon_resnetv2 import get_model
 from gluon_resnetv2.deploy import fuse, fuse_bn_relu, fusion_breakdown

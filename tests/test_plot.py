@@ -6,8 +6,12 @@ import os
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
+from gluon_resnetv2 import cli
 from gluon_resnetv2 import plot as P
+from gluon_resnetv2.cli import main
 
 COLUMNS = "iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,8 +127,6 @@ def lines_by_gid(fig):
 
 
 def test_figure1_axes_lines_data_colours_legend(runs, tmp_path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     out = tmp_path / "fig1.png"
     fig = P.plot_runs([runs["v1"][0], runs["v2"][0]], out, title="ResNet-110 on CIFAR-10")
     assert isinstance(fig.canvas, FigureCanvasAgg)
@@ -198,8 +200,6 @@ def test_bad_extension_and_label_count(runs, tmp_path):
 
 
 def test_plot_group_into_given_axes(runs, tmp_path):
-    from matplotlib.figure import Figure
-
     fig = Figure()
     ax = fig.add_subplot(1, 2, 2)
     group = {"original": runs["v1"][0], "full pre-activation": runs["v2"][0]}
@@ -222,8 +222,6 @@ def test_run_still_going_without_any_test_yet(tmp_path):
 
 
 def test_cli_plot(runs, tmp_path, capsys):
-    from gluon_resnetv2.cli import main
-
     out = tmp_path / "cli.pdf"
     assert main(["plot", str(runs["v1"][0]), str(runs["v2"][0]), "-o", str(out),
                  "--labels", "original,proposed", "--title", "ResNet-110"]) == 0
@@ -239,8 +237,6 @@ def test_cli_plot(runs, tmp_path, capsys):
 
 
 def test_cli_labels_reach_the_legend(runs, monkeypatch, tmp_path):
-    from gluon_resnetv2 import cli
-
     seen = {}
     original = P.plot_runs
 

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from gluon_resnetv2.cli import build_parser
 from gluon_resnetv2.deploy import array_images
 from gluon_resnetv2.train.loop import MODEL_NAME
 from gluon_resnetv2.train.recipe import DEFAULT_DATASET, TrainConfig, recipe_for
@@ -34,7 +35,6 @@ def test_make_bench_is_described_as_the_makefile_runs_it():
     assert "--modes" not in command  # the default modes, as the README says
     readme = _read("README.md")
     assert f"`make bench`: `{out}/bench.csv`" in readme and f"into {out}/" in readme
-    from gluon_resnetv2.cli import build_parser
 
     modes = build_parser().parse_args(["bench", "--out", "x"]).modes.split(",")
     assert "bf16" not in modes and "(all of the above but bf16)" in readme

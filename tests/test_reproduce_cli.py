@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from gluon_resnetv2 import cli
+from gluon_resnetv2 import cli, list_models
 from gluon_resnetv2 import experiments as E
 
 
@@ -22,7 +22,8 @@ def test_every_listed_network_is_trainable_by_name_in_a_fresh_process():
     names = _quick_models()
     assert {"cifar_resnet29_bottleneck_v1", "cifar_resnet20_1layer_v1"} <= set(names)
     code = ("import json, sys\nfrom gluon_resnetv2 import get_model, list_models\n"
-            "names = json.loads(sys.argv[1])\nassert set(names) <= set(list_models()), set(names) - set(list_models())\n"
+            "names = json.loads(sys.argv[1])\n"
+            "assert set(names) <= set(list_models()), set(names) - set(list_models())\n"
             "for name in names:\n    get_model(name)\n"
             "assert 'gluon_resnetv2.experiments' not in sys.modules\n"
             "from gluon_resnetv2.cli import build_parser\nfrom gluon_resnetv2.commands.train import config_from_args\n"
@@ -35,8 +36,6 @@ def test_every_listed_network_is_trainable_by_name_in_a_fresh_process():
 
 
 def test_list_shows_only_registered_networks(capsys):
-    from gluon_resnetv2 import list_models
-
     assert cli.main(["reproduce", "table3", "--list"]) == 0
     out = capsys.readouterr().out
     shown = {word for word in out.replace("|", " ").split() if word.startswith("cifar_resnet")}

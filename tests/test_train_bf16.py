@@ -1,15 +1,13 @@
 """--dtype bfloat16: AMP casts in the graph, float32 parameters shared, exact resume, refusal elsewhere."""
 import dataclasses
 
+import mxnet as mx
 import numpy as np
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
 from gluon_resnetv2 import cpu, get_model
-from gluon_resnetv2.train import TrainConfig, resume, train
-from gluon_resnetv2.train import bf16, steps
+from gluon_resnetv2 import experiments as E
+from gluon_resnetv2.train import TrainConfig, bf16, resume, steps, train
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
@@ -98,8 +96,6 @@ def test_has_avx512_bf16_reads_the_flags():
 @pytest.mark.slow
 @needs_bf16
 def test_reproduce_runs_rows_in_bfloat16(tmp_path):
-    from gluon_resnetv2 import experiments as E
-
     out = str(tmp_path / "t1")
     small = dict(scale="quick", dataset="synthetic", iterations=4, batch_size=16, log=lambda _: None)
     E.run_table("table1", out, rows="original", dtype="bfloat16", **small)

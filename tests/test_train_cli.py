@@ -1,12 +1,16 @@
 """``gluon-resnetv2 train`` / ``launch``: bad input gives one clear line, never a traceback."""
 import os
+import runpy
 
 import pytest
 
 from gluon_resnetv2.cli import main
+from gluon_resnetv2.train import TrainConfig
+from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
 BASE = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=32",
-        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0", "--no-progress"]
+        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0",
+        "--no-progress"]
 
 
 def _error(capsys, argv):
@@ -58,8 +62,6 @@ def test_launch_needs_a_command(capsys):
 
 
 def test_scripts_are_thin_wrappers(capsys, tmp_path):
-    import runpy
-
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for script, dataset in (("train_cifar.py", "cifar10"), ("train_imagenet.py", "imagenet")):
         main_fn = runpy.run_path(os.path.join(root, "scripts", script), run_name="script")["main"]
@@ -74,8 +76,6 @@ def test_scripts_are_thin_wrappers(capsys, tmp_path):
 
 def test_resume_without_a_checkpoint_starts_over_from_config_json(capsys, tmp_path):
     """A run stopped before its first checkpoint: --resume trains it from its config.json, with a warning."""
-    from gluon_resnetv2.train import TrainConfig
-    from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
     out = tmp_path / "early"
     out.mkdir()

@@ -4,7 +4,17 @@ import os
 
 import pytest
 
-from gluon_resnetv2.demo import MAX_EPOCHS, MIN_EPOCHS, epochs_for_budget
+from gluon_resnetv2.demo import (
+    DEFAULT_PAIR,
+    MAX_EPOCHS,
+    MIN_EPOCHS,
+    PAIRS,
+    demo_config,
+    epochs_for_budget,
+    get_pair,
+    loss_gap,
+    main,
+)
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -22,9 +32,8 @@ def test_epochs_fit_the_budget():
 @pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
                     reason="Fashion-MNIST not installed (make dataset)")
 def test_demo_end_to_end(tmp_path, capsys):
-    from gluon_resnetv2.demo import main
-
-    assert main(["--out", str(tmp_path), "--pair", "resnet20", "--epochs", "1", "--train-subset", "512", "--log-interval", "1",
+    assert main(["--out", str(tmp_path), "--pair", "resnet20", "--epochs", "1", "--train-subset", "512",
+                 "--log-interval", "1",
                  "--eval-interval", "2", "--eval-subset", "64"]) == 0
     assert os.path.getsize(tmp_path / "figure1.png") > 10_000
     out = capsys.readouterr().out
@@ -35,8 +44,6 @@ def test_demo_end_to_end(tmp_path, capsys):
 
 
 def test_demo_pairs_configure_the_depth_recipe(tmp_path):
-    from gluon_resnetv2.demo import DEFAULT_PAIR, PAIRS, demo_config, get_pair
-
     assert DEFAULT_PAIR in PAIRS
     deep = get_pair("resnet1001-8")
     (original, _), (preact, _) = deep.models
@@ -52,8 +59,6 @@ def test_demo_pairs_configure_the_depth_recipe(tmp_path):
 
 
 def test_loss_gap_reads_both_runs(tmp_path):
-    from gluon_resnetv2.demo import get_pair, loss_gap
-
     pair = get_pair("resnet164-16")
     for (model, _), losses in zip(pair.models, ([2.3, 2.3], [1.0, 0.5])):
         run = tmp_path / "runs" / model

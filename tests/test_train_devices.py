@@ -1,11 +1,17 @@
 """Contexts, batch splitting, refused kvstores and the GPU preflight (a pure function fed fake GPUs)."""
+import mxnet as mx
 import pytest
 
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
-
-from gluon_resnetv2.train.devices import (GpuInfo, build_cuda_archs, check_batch_split, check_gpu_support,
-                                          make_contexts, parse_gpus, parse_nvidia_smi, split_batch)
+from gluon_resnetv2.train.devices import (
+    GpuInfo,
+    build_cuda_archs,
+    check_batch_split,
+    check_gpu_support,
+    make_contexts,
+    parse_gpus,
+    parse_nvidia_smi,
+    split_batch,
+)
 from gluon_resnetv2.train.kvstore import check_kvstore, create_kvstore
 
 PIP_ARCHS = (50, 60, 70, 80, 86)
@@ -39,7 +45,7 @@ def test_split_batch_smaller_than_devices():
     datas, labels = split_batch(data, label, ctxs)
     assert [d.shape[0] for d in datas] == [1, 1, 1]
     datas, labels = split_batch(mx.nd.ones((7, 1)), mx.nd.arange(7), ctxs[:2])  # uneven
-    assert sorted(d.shape[0] for d in datas) == [3, 4] and sum(l.shape[0] for l in labels) == 7
+    assert sorted(d.shape[0] for d in datas) == [3, 4] and sum(lab.shape[0] for lab in labels) == 7
 
 
 def test_preflight_hopper_refused_with_a_useful_message():

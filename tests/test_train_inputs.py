@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
-from gluon_resnetv2 import cli
+from gluon_resnetv2 import cli, fileio
+from gluon_resnetv2.commands.train import config_from_args
 from gluon_resnetv2.train import TrainConfig
-from gluon_resnetv2 import fileio
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.recipe import DEFAULT_DATASET
 from gluon_resnetv2.train.runlog import read_status
@@ -38,8 +38,6 @@ def _with(extra, replace=None):
 # -- point 9: Fashion-MNIST is the default; synthetic runs say what they are ------------------------------
 
 def test_fashion_mnist_is_the_default_data_set_of_python_and_cli():
-    from gluon_resnetv2.commands.train import config_from_args
-
     assert DEFAULT_DATASET == "fashion-mnist" and TrainConfig().dataset == DEFAULT_DATASET
     args = cli.build_parser().parse_args(["train", "--model", "cifar_resnet20_v2", "--out", "x"])
     assert config_from_args(args).dataset == "fashion-mnist"

@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-
 from cli_process import cli, communicate
+
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
-from gluon_resnetv2.train.runlog import read_status
+from gluon_resnetv2.train.runlog import lock_run_dir, read_status
 
 # One epoch of 60 iterations (1920 images / batch 32): the only scheduled checkpoint is the final one, so
 # whatever checkpoint exists after the signal was written because of it.
@@ -83,15 +83,12 @@ def test_a_second_trainer_is_refused_with_the_holders_pid(tmp_path):
     finally:
         first.kill()  # SIGKILL: no handler runs; the kernel drops the lock
         first.wait()
-    from gluon_resnetv2.train.runlog import lock_run_dir
 
     lock_run_dir(out).close()  # no stale lock after a killed trainer
 
 
 @pytest.mark.slow
 def test_lock_is_exclusive_between_processes(tmp_path):
-    from gluon_resnetv2.train.runlog import lock_run_dir
-
     handle = lock_run_dir(str(tmp_path))
     try:
         code = ("import sys; from gluon_resnetv2.train.runlog import lock_run_dir\n"

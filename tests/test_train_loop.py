@@ -2,13 +2,13 @@
 import json
 import os
 
+import mxnet as mx
 import numpy as np
 import pytest
-
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
 from mxnet import gluon
 
+from gluon_resnetv2 import get_model
+from gluon_resnetv2.data import load_dataset, make_loader
 from gluon_resnetv2.train import TrainConfig, train
 from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import evaluate, forward_backward
@@ -50,7 +50,6 @@ def test_two_cpu_contexts_make_the_same_update_as_one():
 def test_resnet_gradient_over_two_contexts_is_the_sum_of_the_halves():
     """With BatchNorm each device normalises its own slice (paper: 2 GPUs x 64): the aggregated gradient
     equals the sum of the gradients of the two halves computed one after the other on one context."""
-    from gluon_resnetv2 import get_model
 
     rng = np.random.RandomState(1)
     data, label = mx.nd.array(rng.randn(6, 3, 8, 8)), mx.nd.array(rng.randint(0, 10, 6))
@@ -81,8 +80,6 @@ def test_resnet_gradient_over_two_contexts_is_the_sum_of_the_halves():
 
 
 def test_evaluate_handles_a_last_batch_smaller_than_the_devices():
-    from gluon_resnetv2.data import load_dataset, make_loader
-
     ctxs = make_contexts(cpus=4)
     net = _dense_net(ctxs)
     ds = load_dataset("synthetic", split="test", num_samples=9, num_classes=4, image_shape=(6, 1, 1))

@@ -2,16 +2,13 @@
 recorded in config.json, resumed with its momentum state, refused when unknown."""
 import json
 
+import mxnet as mx
 import numpy as np
 import pytest
-
-import gluon_resnetv2  # noqa: F401  (numpy aliases before mxnet)
-import mxnet as mx
 from mxnet import gluon
 
 from gluon_resnetv2.cli import main
-from gluon_resnetv2.train import TrainConfig, resume, train
-from gluon_resnetv2.train import steps
+from gluon_resnetv2.train import TrainConfig, resume, steps, train
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.runlog import read_log_rows
 

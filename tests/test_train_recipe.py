@@ -3,8 +3,15 @@ import math
 
 import pytest
 
-from gluon_resnetv2.train.recipe import (CIFAR_RECIPE, IMAGENET_RECIPE, LRSchedule, TrainConfig, make_schedule,
-                                         recipe_for, total_iterations)
+from gluon_resnetv2.train.recipe import (
+    CIFAR_RECIPE,
+    IMAGENET_RECIPE,
+    LRSchedule,
+    TrainConfig,
+    make_schedule,
+    recipe_for,
+    total_iterations,
+)
 
 
 def test_cifar_recipe_is_the_papers():

@@ -4,8 +4,8 @@ import signal
 import time
 
 import pytest
-
 from cli_process import cli, communicate
+
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 

@@ -6,9 +6,10 @@ import mxnet as mx
 import numpy as np
 import pytest
 from mxnet.gluon import nn
-
-from gluon_resnetv2.units import ACTIVATIONS, SHORTCUTS, ResidualUnit, ShortcutSpec, walk_blocks
 from reference import bn, conv2d, relu, sigmoid
+
+from gluon_resnetv2 import export
+from gluon_resnetv2.units import ACTIVATIONS, SHORTCUTS, ResidualUnit, ShortcutSpec, walk_blocks
 
 # Where the projection carries a BN: when the branch's output is normalised (units/shortcuts.py).
 PROJECTION_BN = {"original", "relu_before_add", "relu_preact"}
@@ -219,8 +220,6 @@ VARIANTS = [(a, "identity") for a in ACTIVATIONS] + [("original", s) for s in SH
 
 @pytest.mark.parametrize("activation,shortcut", VARIANTS)
 def test_units_hybridize_and_export(activation, shortcut, tmp_path):
-    from gluon_resnetv2 import export
-
     unit, x = build("basic", activation, shortcut, downsample=True, channels=8)
     expected = unit(x).asnumpy()
     unit.hybridize(static_alloc=True, static_shape=True)

@@ -3,19 +3,17 @@
 import os
 import time
 
+import mxnet as mx
 import numpy as np
+from mxnet import autograd, gluon
 
-from .._compat import import_mxnet
-
-mx = import_mxnet()
-from mxnet import autograd, gluon  # noqa: E402
-
-from ..nets.zoo import get_model  # noqa: E402
-from .measure import measure_propagation  # noqa: E402
-from .report import plot_propagation, summary_markdown  # noqa: E402
-from .results import PropagationResult, write_csv  # noqa: E402
-from .training import load_batch, train_iterations  # noqa: E402
-from .variants import Variant, merge_kwargs, parse_variants  # noqa: E402
+from ..data import load_dataset
+from ..nets.zoo import get_model
+from .measure import measure_propagation
+from .report import plot_propagation, summary_markdown
+from .results import PropagationResult, write_csv
+from .training import load_batch, train_iterations
+from .variants import Variant, merge_kwargs, parse_variants
 
 
 def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir=None, batch_size=16,
@@ -41,7 +39,6 @@ def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir
             kwargs.setdefault("classes", ds.num_classes)
     train_set = None
     if iterations:
-        from ..data import load_dataset
         options = {"num_samples": 512} if str(dataset).lower() == "synthetic" else {}
         train_set = load_dataset(dataset, data_dir, "train", **options)
     results = []

@@ -51,12 +51,12 @@ two passes by seeding the generator per unit.
 """
 import math
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet import autograd, gluon
 
-mx = import_mxnet()
-from mxnet import autograd, gluon  # noqa: E402
-
-from ..units.shortcuts import Identity, Scale  # noqa: E402
+from ..units import ShortcutDropout, walk_blocks
+from ..units import shortcuts as sc
+from ..units.shortcuts import Identity, Scale
 
 
 def unit_forward(unit, x, shortcut_path=False):
@@ -81,7 +81,6 @@ def unit_forward(unit, x, shortcut_path=False):
 
 def _describe_block(block):
     """Short names of the operations on a shortcut path (for the CSV's ``shortcut_ops``)."""
-    from ..units import shortcuts as sc
 
     if isinstance(block, sc.Identity):
         return []
@@ -237,8 +236,6 @@ def measure_propagation(net, data, label, seed=0, check=True):
 
 
 def _has_dropout(block):
-    from ..units import ShortcutDropout, walk_blocks
-
     return any(isinstance(b, (ShortcutDropout, gluon.nn.Dropout)) for b in walk_blocks(block))
 
 

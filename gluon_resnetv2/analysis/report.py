@@ -11,10 +11,10 @@ def _positive(values):
 def plot_propagation(results, out_path, title=None):
     """Log-scale plot of dE/dx_l / dE/dx_L against l, one line per variant (left), and of the shortcut-path
     term of Eqn. 8 (within stage; right).  Zero values (e.g. a dropout shortcut) leave gaps."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: only plotting pays its start-up (~0.3 s)
     from matplotlib.figure import Figure
 
-    from ..plot import run_colors
+    from ..plot import run_colors  # imports matplotlib
 
     rows = (len(results) + 1) // 2
     figure = Figure(figsize=(12, 4.8 + 0.22 * rows))

@@ -1,14 +1,15 @@
 """What :func:`~.driver.propagation` measures on: one batch of real images, and optional SGD steps of the
 paper's CIFAR recipe (He et al. 2016, Sec. 4 / Appendix) before the measurement."""
-from .._compat import import_mxnet
 
-mx = import_mxnet()
-from mxnet import gluon  # noqa: E402
+from mxnet import gluon
+
+from ..data import load_dataset, make_loader
+from ..train.loop import forward_backward, make_trainer
+from ..train.recipe import CIFAR_RECIPE, LRSchedule, TrainConfig
 
 
 def load_batch(dataset="fashion-mnist", data_dir=None, batch_size=16, seed=0, split="train"):
     """One batch ``(data, label)`` of real images, normalised, not augmented, drawn with ``seed``."""
-    from ..data import load_dataset, make_loader
 
     options = {"num_samples": max(batch_size, 64)} if str(dataset).lower() == "synthetic" else {}
     ds = load_dataset(dataset, data_dir, split, **options)
@@ -28,9 +29,6 @@ def train_iterations(net, dataset, iterations, batch_size=128, seed=0, lr=None):
     The step is the training loop's own (:func:`~gluon_resnetv2.train.loop.forward_backward` and
     :func:`~gluon_resnetv2.train.loop.make_trainer`) on the batch's one device.
     """
-    from ..data import make_loader
-    from ..train.loop import forward_backward, make_trainer
-    from ..train.recipe import CIFAR_RECIPE, LRSchedule, TrainConfig
 
     recipe = CIFAR_RECIPE
     schedule = LRSchedule("constant", lr if lr is not None else recipe.lr, iterations, warmup=recipe.warmup,

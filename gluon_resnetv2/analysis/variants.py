@@ -5,7 +5,7 @@ shortcut-only gating, 1x1 convolution, dropout) with its Table 1 options.
 """
 from dataclasses import dataclass, field
 
-from ..units.shortcuts import SHORTCUTS
+from ..units.shortcuts import SHORTCUTS, ShortcutSpec
 
 #: Options a ``--variant`` may set (see :func:`parse_variant`), with their types.
 VARIANT_OPTIONS = {"shortcut_scale": float, "residual_scale": float, "gate_bias": float, "shortcut_dropout": float,
@@ -73,7 +73,6 @@ def parse_variant(text):
                 raise ValueError(f"variant {text!r}: {key} given twice")
             kwargs[key] = _convert(key, value, text)
     # Build the spec now so that an option given to the wrong shortcut fails before any computation.
-    from ..units.shortcuts import ShortcutSpec
     ShortcutSpec(name, kwargs.get("shortcut_scale"), kwargs.get("residual_scale"), kwargs.get("gate_bias"),
                  kwargs.get("shortcut_dropout"))
     return Variant(text, kwargs)

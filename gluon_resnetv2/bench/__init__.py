@@ -24,8 +24,17 @@ from .machine import KNOBS_PREFIXES, conditions, gemm_gflops
 from .mxnet_side import build_mxnet_net, deploy_functions, import_gluoncv, measure_mxnet
 from .peak_memory import PeakMemory, release_free_memory, reset_peak_rss
 from .pytorch_side import measure_pytorch, torch_available
-from .report import (CSV_COLUMNS, BenchReport, BenchResult, format_ratios, format_row, format_table,
-                     headline_ratios, write_csv, write_report)
+from .report import (
+                     CSV_COLUMNS,
+                     BenchReport,
+                     BenchResult,
+                     format_ratios,
+                     format_row,
+                     format_table,
+                     headline_ratios,
+                     write_csv,
+                     write_report,
+)
 from .runner import add_flops, plan, prewarm, run_benchmark
 from .timing import Rate, time_steps
 from .workload import IMPLEMENTATIONS, INFERENCE_ONLY_MODES, MODES, PYTORCH_MODES, SGD, input_shape

@@ -23,9 +23,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon
 
 from ..memory import MIRROR_ENV, SymbolicTrainer, mirroring_enabled, recompute
@@ -72,7 +71,7 @@ def train_steps(model, engine, batch, iters, warmup, segment=None):
         step = SymbolicTrainer(net, shape, "sgd", opt)
         step_fn = step
 
-        def step():  # noqa: F811  (same interface as the gluon branch)
+        def step():  # same interface as the gluon branch
             return step_fn(data, label)
 
     t0 = time.perf_counter()

@@ -17,7 +17,7 @@ def torch_available():
 
 def torch_version():
     """``torch.__version__`` (PyTorch must be installed)."""
-    import torch
+    import torch  # optional dependency
 
     return torch.__version__
 
@@ -25,9 +25,9 @@ def torch_version():
 def measure_pytorch(network, mode, batch_size, iterations, warmup, repeats=1, classes=10, threads=None):
     """(train images/s, inference images/s) of the PyTorch twin in eager mode; ``mode`` 'eager' (fp32) or
     'bf16' (``torch.autocast('cpu', torch.bfloat16)``)."""
-    import torch
+    import torch  # optional dependency
 
-    from ..torch_reference import torch_model
+    from ..torch_reference import torch_model  # imports torch
 
     if threads:
         torch.set_num_threads(threads)

@@ -136,7 +136,7 @@ def headline_ratios(report, per="s"):
     ``per='cpu_s'`` computes them from images per process CPU-second instead of per second."""
     out = []
     for network in dict.fromkeys(r.network for r in report.results):
-        def get(impl, mode, what):
+        def get(impl, mode, what, network=network):
             r = report.find(network, impl, mode)
             return None if r is None else getattr(r, what.replace("_per_s", f"_per_{per}"))
 

@@ -15,6 +15,9 @@ shortcut_scale, residual_scale, gate_bias, shortcut_dropout, activation, project
 variant given by ``--shortcut`` and its options is measured.  ``--activation``/``--projection`` apply to
 every variant.
 """
+import os
+
+from ..analysis import analyze, parse_variants, variant_from_kwargs
 from .model_args import add_model_args, model_kwargs
 
 _SHORTCUT_OPTIONS = ("shortcut", "shortcut_scale", "residual_scale", "gate_bias", "shortcut_dropout")
@@ -51,7 +54,6 @@ def add_parser(subparsers):
 
 def variants_from_args(args):
     """``(variants, base_kwargs)`` from the parsed options (see the module docstring)."""
-    from ..analysis import parse_variants, variant_from_kwargs
 
     kwargs = model_kwargs(args)
     if args.variant:
@@ -66,10 +68,6 @@ def variants_from_args(args):
 
 def run(args):
     """Measure and write the files; returns 0."""
-    import os
-
-    from ..analysis import analyze
-
     variants, base = variants_from_args(args)
     analyze(args.model, variants, args.out, dataset=args.dataset, data_dir=args.data_dir,
             batch_size=args.batch_size, iterations=args.iterations, seed=args.seed, base_kwargs=base)

@@ -8,6 +8,7 @@ knobs in the environment), prints the table and, last, the headline ratios.
 Speed knobs are environment variables read when MXNet loads, so they are set on the command line:
 ``OMP_NUM_THREADS=2 KMP_AFFINITY=granularity=fine,compact,1,0 gluon-resnetv2 bench ...``.
 """
+from ..bench import IMPLEMENTATIONS, MODES, format_ratios, format_table, run_benchmark, write_report
 from .model_args import add_model_args, model_kwargs
 
 
@@ -21,7 +22,6 @@ def _names(text, valid=None, what="value"):
 
 def add_arguments(parser):
     """Register the ``bench`` options on ``parser`` (shared by the CLI and ``scripts/bench.py``)."""
-    from ..bench import IMPLEMENTATIONS, MODES
 
     parser.add_argument("--models", default=None, metavar="NAME[,NAME...]",
                         help="comma-separated network names, e.g. cifar_resnet56_v2,cifar_resnet110_v2")
@@ -54,7 +54,6 @@ def add_parser(subparsers):
 
 def run(args):
     """Run the benchmark the parsed ``args`` describe, print the table and ratios; returns 0."""
-    from ..bench import IMPLEMENTATIONS, MODES, format_ratios, format_table, run_benchmark, write_report
 
     networks = _names(args.models, what="model") + ([args.model] if args.model else [])
     if not networks:

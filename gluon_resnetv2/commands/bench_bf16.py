@@ -2,6 +2,7 @@
 
 Argument parsing only; the measurement is :func:`gluon_resnetv2.bench_bf16.run_bf16_bench`.
 """
+from ..bench_bf16 import run_bf16_bench
 
 
 def add_arguments(parser):
@@ -15,6 +16,4 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..bench_bf16 import run_bf16_bench
-
     return run_bf16_bench(args.models, args.iterations, args.rounds, args.data_dir)

@@ -2,6 +2,7 @@
 
 Argument parsing only; the measurement is :func:`gluon_resnetv2.deploy.bench_fusion.run_fusion_bench`.
 """
+from ..deploy.bench_fusion import run_fusion_bench
 
 
 def add_arguments(parser):
@@ -14,6 +15,4 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..deploy.bench_fusion import run_fusion_bench
-
     return run_fusion_bench(args.models, args.rounds, args.profile)

@@ -2,6 +2,7 @@
 
 Argument parsing only; the measurement is :func:`gluon_resnetv2.data.bench_input.run_input_bench`.
 """
+from ..data.bench_input import run_input_bench
 
 
 def add_arguments(parser):
@@ -19,6 +20,4 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..data.bench_input import run_input_bench
-
     return run_input_bench(args.batch_size, args.num_workers, args.batches, args.imagenet, args.overlap)

@@ -6,10 +6,11 @@ argument parsing only, the measuring is :func:`gluon_resnetv2.bench.depth_memory
 """
 import json
 
+from ..bench.depth_memory import ENGINES, run_depth_memory
+
 
 def add_arguments(parser):
     """Register the ``bench-memory`` options on ``parser`` (shared by the CLI and ``scripts/bench_memory.py``)."""
-    from ..bench.depth_memory import ENGINES
 
     parser.add_argument("--models", nargs="+", default=["cifar_resnet164_v2", "cifar_resnet1001_v2"])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
@@ -41,7 +42,6 @@ def add_parser(subparsers):
 
 def run(args):
     """Run the configurations the parsed ``args`` describe, print one line each; returns 0."""
-    from ..bench.depth_memory import run_depth_memory
 
     results = run_depth_memory(args.models, args.engines, args.mirror, batch=args.batch, iters=args.iters,
                                warmup=args.warmup, segment=args.segment, threads=args.threads,

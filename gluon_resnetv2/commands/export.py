@@ -10,8 +10,15 @@ that wrote ``--params`` (``<run>/model.params`` sits next to it), which also sup
 """
 import json
 import os
+import tempfile
 import zipfile
 
+import mxnet as mx
+
+from ..data import load_dataset
+from ..deploy import Preprocess, export_bundle
+from ..nets.gluoncv import from_gluoncv
+from ..nets.zoo import get_model
 from .model_args import add_model_args, model_kwargs
 
 
@@ -93,11 +100,6 @@ def _last_line(err):
 def load_params(net, path, ctx):
     """Load ``path`` (a .params file or a training checkpoint.zip) into ``net``; a corrupt checkpoint, a file
     that is not MXNet parameters and parameters of another network each get their own ValueError."""
-    import tempfile
-
-    from .._compat import import_mxnet
-
-    mx = import_mxnet()
     path = params_file(path)
     with open(path, "rb") as handle:
         is_zip = handle.read(4) == b"PK\x03\x04"
@@ -127,13 +129,10 @@ def load_params(net, path, ctx):
 
 def build_preprocess(args, config, input_shape):
     """The :class:`~gluon_resnetv2.deploy.Preprocess` the options (or the training run) describe."""
-    from ..deploy import Preprocess
 
     dataset_name = args.dataset or config.get("dataset")
     dataset = None
     if dataset_name and (args.mean is None or args.std is None or args.class_names is None):
-        from ..data import load_dataset
-
         data_dir = args.data_dir or (config.get("data_dir") if not args.dataset else None)
         dataset = load_dataset(dataset_name, data_dir=data_dir, split="test")
     if args.mean is not None and args.std is not None:
@@ -159,11 +158,7 @@ def build_preprocess(args, config, input_shape):
 
 def run(args):
     """Build the network, load the parameters, write the export; returns 0."""
-    from .._compat import import_mxnet
-    from ..deploy import export_bundle
-    from ..nets.zoo import get_model
 
-    mx = import_mxnet()
     ctx = mx.cpu()
     args.params = params_file(args.params)
     config = run_config(args.params)
@@ -182,8 +177,6 @@ def run(args):
     if preprocess.classes is not None and kwargs.get("classes") not in (None, len(preprocess.classes)):
         raise ValueError(f"--classes {kwargs['classes']} but {len(preprocess.classes)} class names")
     if args.gluoncv:
-        from ..nets.gluoncv import from_gluoncv
-
         net = from_gluoncv(model, args.params, ctx=ctx, **kwargs)
     else:
         net = get_model(model, **kwargs)

@@ -4,6 +4,8 @@ import argparse
 import shlex
 import sys
 
+from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -11,9 +13,11 @@ def add_parser(subparsers):
         description="Start MXNet's scheduler, SERVERS servers and WORKERS workers running COMMAND, on localhost, "
                     "over ssh (--hosts) or with srun inside a Slurm allocation (--slurm), and stop them all when "
                     "the workers finish, one fails or --timeout passes. Each worker trains on its shard of every "
-                    "epoch with BATCH/WORKERS images per iteration; only rank 0 writes OUT/log.csv, config.json, status.json and the checkpoints, "
-                    "and every worker writes its final weights to OUT/workers/rank<r>.params. Example: gluon-resnetv2 launch -n 2 -s 1 -- gluon-resnetv2 train --model "
-                    "cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync --out runs/dist")
+                    "epoch with BATCH/WORKERS images per iteration; only rank 0 writes OUT/log.csv, config.json, "
+                    "status.json and the checkpoints, and every worker writes its final weights to "
+                    "OUT/workers/rank<r>.params. Example: gluon-resnetv2 launch -n 2 -s 1 -- "
+                    "gluon-resnetv2 train --model cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync "
+                    "--out runs/dist")
     parser.add_argument("-n", "--num-workers", type=int, required=True, help="number of workers")
     parser.add_argument("-s", "--num-servers", type=int, default=1, help="number of servers (default 1)")
     where = parser.add_mutually_exclusive_group()
@@ -54,8 +58,6 @@ def worker_command(command):
 
 
 def run(args):
-    from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
-
     if args.gpus_per_worker is not None and not args.slurm:
         raise ValueError("--gpus-per-worker goes with --slurm; without Slurm give the worker command --gpus")
     hosts = read_hosts(args.hosts) if args.hosts else None

@@ -1,5 +1,5 @@
 """The model options every command that builds a network takes, spelled the same way everywhere."""
-from ..nets.zoo import ACTIVATIONS, SHORTCUTS, PROJECTIONS
+from ..nets.zoo import ACTIVATIONS, PROJECTIONS, SHORTCUTS
 
 
 def add_model_args(parser, model_required=True, default_model=None):

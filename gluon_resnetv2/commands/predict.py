@@ -9,6 +9,11 @@ classes with their probabilities::
       1. Ankle boot           0.9712
       2. Sneaker              0.0211
 """
+import json
+import sys
+
+from ..cli import error_message
+from ..deploy import Predictor
 
 
 def add_parser(subparsers):
@@ -33,19 +38,12 @@ def add_parser(subparsers):
 def run(args):
     """Classify ``args.inputs`` and print the top-k of each; returns 0, or 2 if some inputs could not be read
     (each named on stderr)."""
-    import json
-    import sys
-
-    from ..deploy import Predictor
-
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     predictor = Predictor(args.prefix, device=args.gpu, batch_size=args.batch_size, fuse=args.fuse)
     failed = []
 
     def skip(path, err):  # a bad file is reported; the good ones are still classified
-        from ..cli import error_message
-
         failed.append(path)
         print(f"gluon-resnetv2 predict: error: {error_message(err)}", file=sys.stderr)
 

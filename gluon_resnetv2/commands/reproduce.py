@@ -15,13 +15,14 @@ Running the same command again skips finished rows and resumes interrupted ones.
 import os
 import sys
 
+from ..experiments import SCALE_NAMES, format_list, run_table
+from ..experiments.slurm import submit_table
 from ..paper_results import TABLES
+from ..train.recipe import DTYPES
 
 
 def add_arguments(parser):
     """Register the ``reproduce`` options on ``parser`` (shared by the CLI and ``scripts/reproduce.py``)."""
-    from ..experiments import SCALE_NAMES
-    from ..train.recipe import DTYPES
 
     parser.add_argument("table", help=f"which table: {', '.join(TABLES)} (table5, ImageNet, only with --list)")
     parser.add_argument("--list", action="store_true", help="print the rows with the paper's numbers and exit")
@@ -75,7 +76,6 @@ def add_parser(subparsers):
 
 def run(args):
     """List or run the table; returns 0."""
-    from ..experiments import format_list, run_table
 
     if args.list:
         print(format_list(args.table, args.scale, args.rows, args.dataset, args.iterations, args.batch_size,
@@ -83,8 +83,6 @@ def run(args):
         return 0
     out = args.out or os.path.join("runs", f"{str(args.table).lower()}-{args.scale}")
     if args.slurm:
-        from ..experiments.slurm import submit_table
-
         if args.parallel != 1:
             raise ValueError("--parallel does not go with --slurm: every row is its own Slurm job")
         if args.dtype != "float32":
@@ -95,7 +93,8 @@ def run(args):
                      log=lambda text: print(text, flush=True))
         return 0
     run_table(args.table, out, scale=args.scale, rows=args.rows, dataset=args.dataset, data_dir=args.data_dir,
-              seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel, iterations=args.iterations,
+              seeds=args.seeds, gpus=args.gpus, threads=args.threads, parallel=args.parallel,
+              iterations=args.iterations,
               batch_size=args.batch_size, image_size=args.image_size, progress=sys.stderr.isatty(), dtype=args.dtype,
               log=lambda text: print(text, flush=True))
     return 0

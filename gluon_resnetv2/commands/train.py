@@ -5,6 +5,8 @@ import dataclasses
 import json
 import sys
 
+from .. import train as training
+from ..train.devices import parse_gpus
 from ..train.recipe import DEFAULT_DATASET, OPTION_GROUPS, TrainConfig
 from .model_args import add_model_args, model_kwargs
 
@@ -53,8 +55,6 @@ def _data_option(text):
 
 
 def _parse_gpus(text):
-    from ..train.devices import parse_gpus
-
     return parse_gpus(text)
 
 
@@ -143,8 +143,6 @@ def resume_overrides(args):
 
 
 def run(args):
-    from .. import train as training
-
     try:
         if args.resume is not None:
             status = training.resume(args.resume, **resume_overrides(args))

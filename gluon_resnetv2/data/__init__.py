@@ -11,7 +11,6 @@ normalisation in background threads) -> ``(data, label)`` float32 NDArrays, NCHW
         for data, label in loader:
             ...
 """
-from .. import _compat  # noqa: F401  (numpy aliases before mxnet)
 from .augment import augment_normalize, crop_flip, crop_flip_params, normalize
 from .base import ArrayDataset, channel_stats
 from .datasets import DATASETS, load_dataset

@@ -7,6 +7,7 @@ He et al. 2016).  The loader (:mod:`.loader`) turns batches of it into normalise
 """
 import os
 
+import mxnet as mx
 import numpy as np
 
 from . import augment as _augment
@@ -158,9 +159,7 @@ def check_image_size(image_size, native):
 def downsample(images, size):
     """uint8 NHWC ``images`` averaged down to ``size`` x ``size`` (area averaging by MXNet's adaptive average
     pooling: exact 2x2 / 4x4 block means for 28 -> 14 / 7), rounded back to uint8."""
-    from .._compat import import_mxnet
 
-    mx = import_mxnet()
     if images.shape[1] == size and images.shape[2] == size:
         return images
     out = np.empty((len(images), size, size, images.shape[3]), np.uint8)

@@ -94,7 +94,7 @@ def read_python(path, spec):
     raw = read_file(path, what)
     try:
         batch = pickle.loads(raw, encoding="bytes")
-    except Exception as err:  # pickle raises many types on garbage: all mean "not this format"
+    except Exception as err:  # noqa: BLE001  (pickle raises many types on garbage: all mean "not this format")
         raise ValueError(f"{path}: cannot be unpickled ({type(err).__name__}: {err}); expected {what} "
                          f"(truncated download, or the binary version?)") from None
     if not isinstance(batch, dict) or b"data" not in batch or spec["label_key"] not in batch:

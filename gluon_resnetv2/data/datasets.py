@@ -55,7 +55,8 @@ def load_dataset(name, data_dir=None, split="train", **options):
 def dataset_options(name):
     """The options (keyword arguments) the loader of data set ``name`` takes."""
     # The CIFAR and ImageNet loaders pass their options on: read the signature of what takes them.
-    target = {"cifar10": load_cifar, "cifar100": load_cifar, "imagenet": RecordDataset.__init__}.get(name, DATASETS[name])
+    passing_on = {"cifar10": load_cifar, "cifar100": load_cifar, "imagenet": RecordDataset.__init__}
+    target = passing_on.get(name, DATASETS[name])
     skip = {"self", "name", "data_dir", "split", "rec_path", "idx_path"}
     return [p.name for p in inspect.signature(target).parameters.values()
             if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

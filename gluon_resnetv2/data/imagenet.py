@@ -30,6 +30,7 @@ JPEGs at every start would cost more than it is worth; pass ``mean``/``std`` to 
 import os
 import queue
 
+import mxnet as mx
 import numpy as np
 
 from . import augment as _augment
@@ -49,7 +50,7 @@ FILES = {"train": "train", "test": "val", "val": "val"}
 
 
 def _cv2():
-    import cv2  # noqa: WPS433 (OpenCV ships with gluoncv; imported where used)
+    import cv2  # optional dependency (OpenCV ships with gluoncv's extras, not with mxnet)
 
     return cv2
 
@@ -136,9 +137,7 @@ class RecordDataset:
 
     def read(self, index):
         """``(image HWC uint8 RGB, label int)`` of sample ``index``, neither augmented nor normalised."""
-        from .._compat import import_mxnet
 
-        mx = import_mxnet()
         key = int(self.keys[index])
         # Borrow a reader: one per concurrent worker, kept across epochs, because opening one parses
         # the whole .idx (about a second for ImageNet's 1.28 M lines).
@@ -148,7 +147,7 @@ class RecordDataset:
             reader = mx.recordio.MXIndexedRecordIO(self.idx_path, self.rec_path, "r")
         try:
             header, payload = mx.recordio.unpack(reader.read_idx(key))
-        except Exception as err:  # MXNetError or struct.error on a damaged record
+        except Exception as err:  # noqa: BLE001  (a damaged record fails in many ways: MXNetError, struct.error, ...)
             detail = (str(err).strip().splitlines() or [""])[-1]  # MXNet prepends a C++ traceback
             raise ValueError(f"{self.rec_path}: cannot read record {key} ({type(err).__name__}: {detail}); "
                              f"truncated file, or not an image record written by im2rec.py / pack_img?") from None

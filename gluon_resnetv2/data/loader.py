@@ -23,9 +23,8 @@ import collections
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import mxnet as mx
 import numpy as np
-
-from .._compat import import_mxnet
 
 LAST_BATCH = ("discard", "keep", "rollover")
 _SHUFFLE, _AUGMENT = 0, 1  # spawn-key tags: keep the two random streams independent
@@ -179,7 +178,6 @@ class Loader:
         return self._generate(epoch, list(enumerate(self.batch_indices(epoch)))[start_batch:])
 
     def _generate(self, epoch, jobs):
-        mx = import_mxnet()
         cpu = mx.cpu()
 
         def to_nd(batch):

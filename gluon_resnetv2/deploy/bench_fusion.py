@@ -12,12 +12,11 @@ import statistics
 import tempfile
 import time
 
-from .._compat import import_mxnet
+import mxnet as mx
+
 from ..cpu import in_use
 from ..nets.zoo import get_model
 from .fast import fuse
-
-mx = import_mxnet()
 
 
 def variants(name, shape):

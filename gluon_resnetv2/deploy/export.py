@@ -1,8 +1,10 @@
 """Export a network to MXNet's symbolic format: ``path-symbol.json`` and ``path-0000.params``."""
 import os
+import tempfile
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
+
+from ..fileio import atomic_write_bytes
 
 
 def export(net, path, input_shape, epoch=0, ctx=None):
@@ -16,9 +18,6 @@ def export(net, path, input_shape, epoch=0, ctx=None):
         raise ValueError(f"input_shape={input_shape!r}: expected (batch, channels, height, width)")
     if any(p._data is None and p._deferred_init == () for p in net.collect_params().values()):
         raise ValueError("export: the network is not initialised; call net.initialize() or load parameters first")
-    import tempfile
-
-    from ..fileio import atomic_write_bytes
 
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(path))

@@ -20,13 +20,14 @@ Figures on Fashion-MNIST (speed and accuracy) are in ``docs/deploy.md``.
 import json
 import warnings
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet.contrib.quantization import quantize_net_v2
+from mxnet.runtime import Features
 
 CALIB_MODES = ("naive", "entropy", "none")
 
 
 def _param_ctx(net):
-    mx = import_mxnet()
     for param in net.collect_params().values():
         try:
             return param.list_ctx()[0]
@@ -37,7 +38,6 @@ def _param_ctx(net):
 
 def to_symbol_block(net, input_shape, ctx=None):
     """A copy of ``net`` as a ``SymbolBlock`` (same graph, input 'data', parameters copied to ``ctx``)."""
-    mx = import_mxnet()
     ctx = ctx or mx.cpu()
     # Settle deferred shapes (inference mode: running statistics are not touched).
     with mx.autograd.predict_mode():
@@ -60,7 +60,6 @@ def to_symbol_block(net, input_shape, ctx=None):
 
 def _block_from_graph(graph, source):
     """A SymbolBlock of the JSON ``graph`` (input 'data') with the parameters of SymbolBlock ``source``."""
-    mx = import_mxnet()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Cannot decide type")
         copy = mx.gluon.SymbolBlock(mx.sym.load_json(json.dumps(graph)), mx.sym.var("data"))
@@ -81,7 +80,8 @@ def fuse_bn_relu(graph):
         readers[(entry[0], entry[1])] = readers.get((entry[0], entry[1]), 0) + 1
     merged = {}  # ReLU node -> the BatchNorm it is folded into
     for index, node in enumerate(nodes):
-        is_relu = node["op"] == "relu" or (node["op"] == "Activation" and node.get("attrs", {}).get("act_type") == "relu")
+        is_relu = node["op"] == "relu" or (node["op"] == "Activation"
+                                           and node.get("attrs", {}).get("act_type") == "relu")
         if is_relu and len(node["inputs"]) == 1:
             source, output = node["inputs"][0][:2]
             if nodes[source]["op"] == "BatchNorm" and output == 0 and readers[(source, 0)] == 1:
@@ -115,8 +115,6 @@ def fuse(net, input_shape, backend="MKLDNN", ctx=None, bn_relu=True):
     other batch sizes still run but the first call at each new shape pays the set-up.  The original
     ``net`` is not modified.
     """
-    mx = import_mxnet()
-    from mxnet.runtime import Features
 
     if backend.upper().startswith("MKLDNN") and not Features().is_enabled("MKLDNN"):
         raise RuntimeError("fuse: this MXNet build has no MKLDNN/oneDNN support (pip install mxnet, the "
@@ -137,7 +135,6 @@ def fusion_breakdown(block):
     """What a fused block computes: ``{'fused': {description: count}, 'apart': {operator: count}}``, the
     subgraph operators with the operators each absorbed (e.g. ``'_sg_mkldnn_conv(Convolution+BatchNorm+
     Activation)'``) and the operators left standing alone (variables excluded)."""
-    mx = import_mxnet()
     symbol = block._cached_graph[1] if getattr(block, "_cached_graph", None) else block(mx.sym.var("data"))
     fused, apart = {}, {}
     for node in json.loads(symbol.tojson())["nodes"]:
@@ -174,7 +171,6 @@ def _rename_adds(block, mode="safe", op="broadcast_add"):
     only, does not apply to them.  ``mode='safe'`` renames only the additions with a non-negative (ReLU)
     operand, the case mxnet 1.9.1's INT8 conv+sum computes wrongly; ``'unfused'`` renames all of them.
     Returns ``(block, number renamed)``."""
-    mx = import_mxnet()
     graph = json.loads(block(mx.sym.var("data")).tojson())
     nodes = graph["nodes"]
     renamed = 0
@@ -193,7 +189,6 @@ class _Batches:
     """The first ``num_batches`` data arrays of an iterable of ``(data, label)`` pairs or of arrays."""
 
     def __init__(self, iterable, num_batches):
-        mx = import_mxnet()
         self.arrays = []
         for item in iterable:
             data = item[0] if isinstance(item, (tuple, list)) else item
@@ -207,7 +202,6 @@ class _Batches:
 
     def as_iter(self):
         """An ``mx.io.NDArrayIter`` over the collected samples, batches of the first batch's size."""
-        mx = import_mxnet()
         data = mx.nd.concat(*self.arrays, dim=0) if len(self.arrays) > 1 else self.arrays[0]
         batch = self.arrays[0].shape[0]
         # 'discard' keeps every calibration batch full (the executor is bound for one shape).
@@ -251,8 +245,6 @@ def quantize(net, calib_data, num_calib_batches=10, calib_mode="naive", input_sh
         'unfused' renames every residual addition (slower, for comparison); 'fused' keeps MXNet's
         behaviour (wrong, for comparison).
     """
-    mx = import_mxnet()
-    from mxnet.contrib.quantization import quantize_net_v2
 
     if calib_mode not in CALIB_MODES:
         raise ValueError(f"calib_mode={calib_mode!r}: expected one of {', '.join(CALIB_MODES)}")

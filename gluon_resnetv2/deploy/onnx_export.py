@@ -20,10 +20,10 @@ override weights).
 """
 import json
 import os
+from importlib.metadata import PackageNotFoundError, version
 
+import mxnet as mx
 import numpy as np
-
-from .._compat import import_mxnet
 
 ONNX_REQUIREMENT = "onnx>=1.14,<1.19"
 ONNXRUNTIME_REQUIREMENT = "onnxruntime>=1.16"
@@ -37,7 +37,7 @@ class OnnxUnavailable(RuntimeError):
 def check_onnx():
     """Import and return ``onnx`` if mxnet's exporter can use it; raise :class:`OnnxUnavailable` otherwise."""
     try:
-        import onnx
+        import onnx  # optional dependency
     except ImportError as err:
         if err.name == "onnx":  # the package itself is missing
             raise OnnxUnavailable(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
@@ -56,10 +56,6 @@ def check_onnx():
 
 
 def _installed_version():
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
-        return None
     try:
         return version("onnx")
     except PackageNotFoundError:
@@ -99,7 +95,6 @@ def export_onnx(symbol_file, params_file, input_shape, onnx_file, dynamic_batch=
     symbolic ``batch`` so that any batch size runs.  The model is checked with ``onnx.checker``.
     """
     onnx = check_onnx()
-    mx = import_mxnet()
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: export file not found")
@@ -131,7 +126,7 @@ class OnnxPredictor:
 
     def __init__(self, onnx_file, providers=None):
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # optional dependency
         except ImportError:
             raise OnnxUnavailable(f"running ONNX models needs onnxruntime: {INSTALL_HINT}") from None
         if not os.path.isfile(onnx_file):

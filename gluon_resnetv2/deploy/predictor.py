@@ -12,9 +12,13 @@ import os
 import re
 import warnings
 
+import mxnet as mx
 import numpy as np
+from mxnet.runtime import Features
 
-from .._compat import import_mxnet
+from .export import export
+from .fast import fuse as fuse_net
+from .onnx_export import export_onnx
 from .preprocess import Preprocess, read_inputs
 
 
@@ -49,7 +53,6 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     last, after the MXNet files, so that a missing/incompatible onnx package leaves a usable MXNet export
     and a clear error.
     """
-    from .export import export
     existing = bundle_files(prefix)
     if existing and not force:
         raise ValueError(f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
@@ -63,15 +66,12 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     for path in set(existing) - set(files.values()):
         os.remove(path)
     if onnx:
-        from .onnx_export import export_onnx
-
         export_onnx(files["symbol"], files["params"], input_shape, files["onnx"])
     return files
 
 
 def resolve_context(device=None):
     """``None``/'cpu' -> cpu; an int or 'gpu:N' -> that GPU after checking it exists (clear error if not)."""
-    mx = import_mxnet()
     if device is None or device == "cpu":
         return mx.cpu()
     if isinstance(device, mx.Context):
@@ -84,7 +84,6 @@ def resolve_context(device=None):
             index = int(text.split(":", 1)[1] if text.startswith("gpu") else text)
         except (ValueError, IndexError):
             raise ValueError(f"device {device!r}: expected 'cpu', a GPU index or 'gpu:N'") from None
-    from mxnet.runtime import Features
 
     if not Features().is_enabled("CUDA"):
         raise RuntimeError(f"GPU {index} requested, but this MXNet ({mx.__version__}) is a CPU-only build; "
@@ -128,7 +127,6 @@ class Predictor:
     """
 
     def __init__(self, prefix, device=None, batch_size=64, epoch=None, preprocess=None, fuse=False):
-        mx = import_mxnet()
         self.prefix = prefix
         self.ctx = resolve_context(device)
         self.batch_size = int(batch_size)
@@ -156,8 +154,6 @@ class Predictor:
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.fused = False
         if fuse and self.ctx.device_type == "cpu":
-            from .fast import fuse as fuse_net
-
             shape = (self.batch_size,) + tuple(self.preprocess.input_shape) if self.preprocess else None
             if shape is None:
                 raise ValueError("fuse=True needs the input shape: keep PREFIX-preprocess.json or pass preprocess")
@@ -197,7 +193,6 @@ class Predictor:
 
     def logits(self, batch):
         """Normalised ``(N, C, H, W)`` batch (numpy or NDArray) -> ``(N, classes)`` numpy logits."""
-        mx = import_mxnet()
         batch = batch.asnumpy() if isinstance(batch, mx.nd.NDArray) else np.asarray(batch, np.float32)
         if batch.ndim != 4:
             raise ValueError(f"batch of shape {batch.shape}: expected (N, C, H, W)")

@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..data.augment import normalize
+from ..fileio import atomic_write_text
 
 FORMAT = "gluon-resnetv2-preprocess"
 FORMAT_VERSION = 1
@@ -96,8 +100,6 @@ class Preprocess:
             raise ValueError(f"{source}: missing field {err}") from None
 
     def save(self, path):
-        from ..fileio import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
         return path
 
@@ -139,7 +141,7 @@ class Preprocess:
             if not resize:
                 raise ValueError(f"{name}: image is {image.shape[0]}x{image.shape[1]}, the network expects "
                                  f"{height}x{width} (resizing disabled)")
-            import cv2
+            import cv2  # optional dependency, only for resizing
 
             shrink = image.shape[0] > height or image.shape[1] > width
             resized = cv2.resize(np.ascontiguousarray(image, np.float32), (width, height),
@@ -149,7 +151,6 @@ class Preprocess:
 
     def normalize(self, images):
         """NHWC pixels -> normalised float32 NCHW with the training pipeline's own function."""
-        from ..data.augment import normalize
 
         return normalize(np.asarray(images), self.mean, self.std)
 
@@ -248,7 +249,6 @@ def read_inputs(paths, channels):
                 raise ValueError(f"{path}: cannot read as a numpy .npy array ({err})") from None
             items.extend(array_images(array, path, channels))
             continue
-        from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(path) as img:

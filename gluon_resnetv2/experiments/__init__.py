@@ -35,10 +35,33 @@ The package: :mod:`.scales` (quick, depth, paper), :mod:`.suites` (rows as :clas
 :mod:`.job` (``python -m gluon_resnetv2.experiments --job JSON``, the child process of both).
 """
 
-from .report import (REPORT_COLUMNS, REPORT_JSON, agreement_lines, parse_report, plot_groups, report_records,
-                     report_rows, spread_row, summaries, summarize, write_report)
-from .scales import (DEPTH_SETTINGS, DEPTH_SPREAD_SEEDS, PAPER_ITERATIONS, PAPER_WARMUP, QUICK_ITERATIONS,
-                     QUICK_MODELS, RUNNABLE_TABLES, SCALE_NAMES, SCALES, DepthSetting, Scale, get_scale)
+from .report import (
+                     REPORT_COLUMNS,
+                     REPORT_JSON,
+                     agreement_lines,
+                     parse_report,
+                     plot_groups,
+                     report_records,
+                     report_rows,
+                     spread_row,
+                     summaries,
+                     summarize,
+                     write_report,
+)
+from .scales import (
+                     DEPTH_SETTINGS,
+                     DEPTH_SPREAD_SEEDS,
+                     PAPER_ITERATIONS,
+                     PAPER_WARMUP,
+                     QUICK_ITERATIONS,
+                     QUICK_MODELS,
+                     RUNNABLE_TABLES,
+                     SCALE_NAMES,
+                     SCALES,
+                     DepthSetting,
+                     Scale,
+                     get_scale,
+)
 from .scheduler import run_experiment, run_table
 from .state import ATTEMPTS_NAME, attempts, run_dir_of, run_state
 from .suites import Experiment, experiment_for, format_list, get_experiments, runs_at, select_rows

@@ -7,9 +7,10 @@ import re
 import statistics
 
 from .. import paper_results as paper
-from ..paper_results import FAIL_THRESHOLD
+from ..agreement import json_number, loss_figures, table_agreement
 from ..fileio import atomic_write_text
-from ..train.runlog import format_duration
+from ..paper_results import FAIL_THRESHOLD
+from ..train.runlog import format_duration, read_log
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
 
@@ -17,9 +18,6 @@ from .state import _read_status, run_dir_of, run_state
 def _final(run_dir, iterations=None):
     """``dict(state, error %, iterations, seconds, reason, loss_final, loss_mean)`` of one run directory
     (the training-loss figures of :func:`gluon_resnetv2.agreement.loss_figures`, for a run that ended)."""
-    from ..agreement import loss_figures
-    from ..plot import read_log
-
     state = run_state(run_dir)
     status = _read_status(run_dir) or {}
     out = dict(state=state, error=None, iterations=None, seconds=None, reason=status.get("reason"),
@@ -151,7 +149,7 @@ def plot_groups(out, experiments, alias=None):
     """Figure 3/6-style plots (training loss dashed, test error solid, against iterations), one per group of
     rows the paper compares (Table 1 adds its baseline, the original unit, to every group).  Returns
     ``[(group, path)]``; rows without a log yet are left out."""
-    from ..plot import plot_runs
+    from ..plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
 
     groups = {}
     for exp in experiments:
@@ -164,7 +162,8 @@ def plot_groups(out, experiments, alias=None):
             if exp.key in (alias or {}):
                 continue  # the same run is drawn under the row it belongs to
             run_dir = run_dir_of(out, (alias or {}).get(exp.key, exp.key), 0)
-            if os.path.isfile(os.path.join(run_dir, "log.csv")) and os.path.getsize(os.path.join(run_dir, "log.csv")) > 80:
+            log_file = os.path.join(run_dir, "log.csv")
+            if os.path.isfile(log_file) and os.path.getsize(log_file) > 80:
                 runs[exp.label] = run_dir
         if not runs:
             continue
@@ -190,7 +189,6 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
     """``(rows, agreement)`` of ``report.json``: one record per row (errors in %, None where not measured,
     a diverged run's test error and losses None with ``state`` 'failed') and
     :func:`gluon_resnetv2.agreement.table_agreement` over the rows that ended."""
-    from ..agreement import json_number, table_agreement
 
     summary = summary or summaries(out, experiments, seeds, alias)
     records, ranked = [], []
@@ -227,7 +225,8 @@ def agreement_lines(agreement, spread_experiment):
             f"Rows compared: {agreement['rows_compared']} (rows that ended; the paper's \"fail\" rows and our "
             "diverged runs rank worst, tied).", "",
             "| measure | value |", "| --- | ---: |",
-            f"| Spearman rank correlation, paper error vs our test error | {number(agreement['spearman_test_error'])} |",
+            "| Spearman rank correlation, paper error vs our test error | "
+            f"{number(agreement['spearman_test_error'])} |",
             f"| Spearman rank correlation, paper error vs our final training loss | "
             f"{number(agreement['spearman_train_loss'])} |",
             f"| paper's fail rows among our worst rows (as many as the paper has) | {found} |", "",

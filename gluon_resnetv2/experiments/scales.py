@@ -79,7 +79,8 @@ SCALES = {
     "depth": Scale("depth", "each row's own network at the paper's depth (ResNet-110, -164, -1001) on "
                    "Fashion-MNIST averaged down to a small resolution, mini-batch 128 (Table 4: 64), SGD 0.9, "
                    "wd 1e-4, lr 0.1 /10 at 1/2 and 3/4 of a per-table iteration budget, warm-up at 0.01 until "
-                   "the training error falls below 80 % (measured once per table); CIFAR-10 rows only", "fashion-mnist", 0, None, None, 2000, None, 10,
+                   "the training error falls below 80 % (measured once per table); CIFAR-10 rows only",
+                   "fashion-mnist", 0, None, None, 2000, None, 10,
                    False, 1, ("cifar10",)),
 }
 

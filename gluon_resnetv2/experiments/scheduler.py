@@ -7,6 +7,10 @@ import subprocess
 import sys
 
 from .. import procs
+from ..train import resume, train
+from ..train.checkpoint import read_checkpoint_state
+from ..train.devices import parse_gpus
+from ..train.runlog import write_status
 from .report import write_report
 from .scales import get_scale
 from .state import _check_same_run, _read_status, _record_attempt, run_dir_of, run_state
@@ -17,8 +21,6 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
     """Bring ``exp``'s run in ``run_dir`` to an end: skip it if it finished or diverged, resume it from its
     checkpoint if it was interrupted, else train it.  Returns its status dict.  An exception inside training
     is recorded (status 'error', retried next time) and re-raised only for bad settings (ValueError)."""
-    from ..train import resume, train
-    from ..train.runlog import write_status
 
     state = run_state(run_dir)
     if num_workers is None:
@@ -36,7 +38,6 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
     os.makedirs(run_dir, exist_ok=True)
     try:
         if state == "resumable":
-            from ..train.checkpoint import read_checkpoint_state
             iteration = read_checkpoint_state(run_dir).get("iteration")
             log(f"{exp.table}/{exp.key} seed {seed}: resuming at iteration {iteration}")
             _record_attempt(run_dir, mode="resume", iteration=iteration)
@@ -49,12 +50,13 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
                 overrides["data_dir"] = data_dir
             status = resume(run_dir, **overrides)
         else:
-            log(f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, {exp.iterations} iterations")
+            log(f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, "
+                f"{exp.iterations} iterations")
             _record_attempt(run_dir, mode="train", iteration=0)
             status = train(config)
     except (ValueError, FileNotFoundError):
         raise
-    except Exception as err:  # recorded so that the table goes on; the next call retries the row
+    except Exception as err:  # noqa: BLE001  (any failure is recorded, the table goes on; the next call retries)
         write_status(run_dir, "error", reason=f"{type(err).__name__}: {err}", pid=os.getpid())
         log(f"{exp.table}/{exp.key} seed {seed}: error: {type(err).__name__}: {err}")
         return {"status": "error", "reason": str(err)}
@@ -96,7 +98,6 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     indices) or of ``threads`` (CPU threads in all; default: every core).
     ``dtype``: every run's ``--dtype`` (``bfloat16`` needs AVX-512 BF16, see :mod:`.train.bf16`).
     """
-    from ..train.devices import parse_gpus
 
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")

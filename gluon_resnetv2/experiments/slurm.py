@@ -22,6 +22,7 @@ import sys
 import time
 
 from ..fileio import atomic_write_text
+from ..train.devices import parse_gpus
 from .report import write_report
 from .scales import get_scale
 from .scheduler import _plan
@@ -111,7 +112,6 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
     ``--gres=gpu:N`` numbers each job's GPUs from 0).  ``threads``: ``--cpus-per-task`` (and the threads).
     ``slurm_args``: sbatch options for every job (a string or a list), e.g. ``"--time=4:00:00 -p gpu"``.
     """
-    from ..train.devices import parse_gpus
 
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")

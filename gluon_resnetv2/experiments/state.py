@@ -6,6 +6,8 @@ import time
 
 from ..fileio import atomic_write_text
 from ..fileio import read_json as _read_json
+from ..train.checkpoint import checkpoint_path
+from ..train.runlog import read_status
 
 ATTEMPTS_NAME = "reproduce.json"
 
@@ -13,7 +15,6 @@ ATTEMPTS_NAME = "reproduce.json"
 def _read_status(run_dir):
     """``status.json`` of ``run_dir`` (:func:`gluon_resnetv2.train.runlog.read_status`), None when absent or
     unreadable (a run that never started, or a write cut short)."""
-    from ..train.runlog import read_status
 
     try:
         return read_status(run_dir)
@@ -33,7 +34,6 @@ def run_state(run_dir):
     """What is in ``run_dir``: 'missing', 'finished', 'failed' (diverged: the paper's fail), 'running'
     (another live process), 'resumable' (stopped with a checkpoint), 'restart' (stopped before its first
     checkpoint) or 'error' (stopped on an exception; retried)."""
-    from ..train.checkpoint import checkpoint_path
 
     status = _read_status(run_dir)
     if status is None:

@@ -4,8 +4,16 @@ import json
 from typing import Optional
 
 from .. import paper_results as paper
-from .scales import (DEPTH_SETTINGS, DEPTH_SPREAD_SEEDS, PAPER_ITERATIONS, PAPER_WARMUP, QUICK_MODELS,
-                     RUNNABLE_TABLES, get_scale)
+from ..train.recipe import TrainConfig
+from .scales import (
+    DEPTH_SETTINGS,
+    DEPTH_SPREAD_SEEDS,
+    PAPER_ITERATIONS,
+    PAPER_WARMUP,
+    QUICK_MODELS,
+    RUNNABLE_TABLES,
+    get_scale,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +57,6 @@ class Experiment:
 
     def config(self, out, seed=0, data_dir=None, gpus=None, num_workers=1, progress=False):
         """The :class:`~gluon_resnetv2.train.TrainConfig` of this experiment's run in ``out``."""
-        from ..train.recipe import TrainConfig
 
         return TrainConfig(model=self.model, dataset=self.dataset, out=out, model_kwargs=dict(self.model_kwargs),
                            data_dir=data_dir, gpus=list(gpus) if gpus else None, batch_size=self.batch_size,

@@ -21,8 +21,9 @@ def cifar_units_per_stage(depth, branch="basic"):
     layers = CIFAR_BRANCHES[branch][0]
     per_depth = 3 * layers
     if not isinstance(depth, int) or depth < per_depth + 2 or (depth - 2) % per_depth:
+        examples = ", ".join(str(per_depth * n + 2) for n in (1, 2, 3, 18))
         raise ValueError(f"depth={depth!r} is impossible for a CIFAR net of {branch} units: it must be "
-                         f"{per_depth}n+2 with n >= 1 (e.g. {', '.join(str(per_depth * n + 2) for n in (1, 2, 3, 18))})")
+                         f"{per_depth}n+2 with n >= 1 (e.g. {examples})")
     return (depth - 2) // per_depth
 
 

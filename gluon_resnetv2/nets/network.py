@@ -4,8 +4,8 @@ final activation, global average pooling and a fully connected classifier (Sec. 
 from dataclasses import dataclass
 from typing import Optional
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
+import numpy as np
 from mxnet.gluon import nn
 
 from ..units import HE_INIT, ResidualUnit, ShortcutSpec, get_ordering
@@ -69,7 +69,6 @@ class ResidualNetwork(nn.HybridBlock):
     ``output`` is the classifier.  :meth:`residual_units` lists the units in order.
 
     Rules of Sec. 4.1 for pre-activation orderings (Fig. 4(d, e)):
-
     * CIFAR conv1 has no BN/ReLU of its own: the first unit's pre-activation follows it directly and
       both of that unit's paths read the activated signal.
     * The last unit is followed by an extra activation (the ordering's pre-activation, BN-ReLU for
@@ -168,7 +167,6 @@ class ResidualNetwork(nn.HybridBlock):
 
     def num_trainable_parameters(self):
         """Conv and dense weights and biases, BN gamma and beta (running statistics not counted)."""
-        import numpy as np
 
         return int(sum(np.prod(p.shape) for p in self.collect_params().values() if p.grad_req != "null"))
 

@@ -15,18 +15,16 @@ checkpoint), :mod:`.signals` (SIGINT/SIGTERM), :mod:`.loop` (the loop, train, re
 :mod:`.checkpoint`, :mod:`.runlog` (log.csv, config.json, status.json), :mod:`.launcher` (distributed
 parameter-server jobs).
 """
-from .._compat import import_mxnet
 
-import_mxnet()
 
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .devices import check_gpu_support, make_contexts, preflight_gpus  # noqa: E402
-from .loop import resume, train  # noqa: E402
-from .recipe import (CIFAR_RECIPE, IMAGENET_RECIPE, PAPER_FAIL_ERROR, LRSchedule, TrainConfig,  # noqa: E402
-                     make_schedule, recipe_for)
-from .runlog import LOG_COLUMNS, read_log_rows, read_status  # noqa: E402
-from .signals import Interrupted  # noqa: E402
-from .steps import evaluate, forward_backward  # noqa: E402
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .devices import check_gpu_support, make_contexts, preflight_gpus
+from .loop import resume, train
+from .recipe import CIFAR_RECIPE, IMAGENET_RECIPE, PAPER_FAIL_ERROR, LRSchedule, TrainConfig, make_schedule, recipe_for
+from .runlog import LOG_COLUMNS, read_log_rows, read_status
+from .signals import Interrupted
+from .steps import evaluate, forward_backward
 
 __all__ = ["train", "resume", "Interrupted", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
            "IMAGENET_RECIPE", "PAPER_FAIL_ERROR", "make_contexts", "check_gpu_support", "preflight_gpus",

@@ -13,7 +13,9 @@ BatchNorm statistics are the network's own, and resuming is the float32 code pat
 """
 import warnings
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet.contrib import amp
+
 from ..cpu import has_avx512_bf16
 
 
@@ -33,8 +35,6 @@ def bf16_forward(net):
 
     ``net`` must be initialised with known shapes (see :func:`gluon_resnetv2.train.steps.materialize`);
     the block takes float32 input named ``data`` and returns float32 logits."""
-    mx = import_mxnet()
-    from mxnet.contrib import amp
 
     data = mx.sym.var("data")
     graph = amp.convert_symbol(net(data), target_dtype="bfloat16", data_names=["data"])

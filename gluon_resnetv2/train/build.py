@@ -7,18 +7,19 @@ checkpoint (:class:`~.kvstore.RunningStatsSync`).
 import os
 import sys
 
-from .._compat import import_mxnet
+import mxnet as mx
+from mxnet import gluon
+
+from ..data import load_dataset, make_loader
+from ..memory import configure_from_env
+from ..nets.zoo import get_model, get_spec
 from . import checkpoint as ckpt
 from . import runlog
 from .bf16 import bf16_forward, check_bf16
 from .devices import check_batch_split, make_contexts, preflight_gpus
 from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
-from ..memory import configure_from_env
 from .recipe import TrainConfig, make_schedule, total_iterations
 from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
-
-mx = import_mxnet()
-from mxnet import gluon  # noqa: E402
 
 MODEL_NAME = "model.params"
 SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"
@@ -32,7 +33,6 @@ class RunSetup:
             raise TypeError("train() takes a TrainConfig (gluon_resnetv2.train.TrainConfig)")
         self.config = cfg = config.resolved()
         self.out = cfg.out
-        from ..nets.zoo import get_spec
 
         get_spec(cfg.model)  # an unknown name fails now, before any data is read
         self.contexts = make_contexts(cfg.cpus, cfg.gpus)
@@ -58,8 +58,6 @@ class RunSetup:
     # -- construction -------------------------------------------------------------------------------
 
     def _build_data(self):
-        from ..data import load_dataset, make_loader
-
         cfg = self.config
         options = dict(cfg.dataset_options or {})
         train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options),
@@ -90,8 +88,6 @@ class RunSetup:
         self.iterations_per_epoch = len(self.train_loader)
 
     def _build_net(self):
-        from .. import get_model
-
         cfg = self.config
         seed_everything(cfg.seed)
         kwargs = dict(cfg.model_kwargs or {})

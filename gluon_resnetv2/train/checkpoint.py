@@ -11,6 +11,7 @@ It is written to a temporary file in the same directory, flushed and fsync'ed, t
 one with :func:`os.replace`, so a run killed at any moment leaves either the previous or the new
 checkpoint, never a torn one.
 """
+import io
 import json
 import os
 import random
@@ -51,7 +52,6 @@ def _file_bytes(save):
 
 def save_checkpoint(out_dir, net, trainer, state):
     """Write ``<out_dir>/checkpoint.zip`` atomically; ``state`` is a JSON-ready dict (see module doc)."""
-    import io
 
     params = _file_bytes(net.save_parameters)
     states = _file_bytes(trainer.save_states)

@@ -17,10 +17,11 @@ import ctypes
 import os
 import shutil
 import subprocess
+import warnings
+from importlib import metadata
 
-from .._compat import import_mxnet
-
-mx = import_mxnet()
+import mxnet as mx
+from mxnet import gluon
 
 #: A visible GPU: index, marketing name, compute capability as ``(major, minor)``.
 GpuInfo = collections.namedtuple("GpuInfo", "index name capability")
@@ -104,8 +105,6 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
         raise ValueError(f"--batch-size {batch_size} gives {per_worker} images per worker, fewer than its "
                          f"{num_devices} devices: every device needs at least one image")
     if per_worker % num_devices:
-        import warnings
-
         # split_batch slices as gluon.utils.split_data does: the first (size % devices) get one more.
         each, extra = divmod(per_worker, num_devices)
         sizes = "+".join(str(each + (i < extra)) for i in range(num_devices))
@@ -117,7 +116,6 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
 
 def split_batch(data, label, contexts):
     """Split a batch over ``contexts`` (uneven slices allowed); fewer images than devices use fewer devices."""
-    from mxnet import gluon
 
     n = data.shape[0]
     ctxs = contexts[:max(1, min(len(contexts), n))]
@@ -168,7 +166,8 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
         advice = ("MXNet 1.9.1 publishes no wheel for this GPU: build MXNet from source with CUDA >= 11.8 "
                   f"and MXNET_CUDA_ARCH including {major}.{minor} (cmake -DMXNET_CUDA_ARCH=\"{major}.{minor}\"), "
                   "or use an NVIDIA NGC MXNet container that supports it, or train on the CPU with --cpus N; "
-                  f"a source build's architectures can be declared with {ARCHS_ENV}=\"{','.join(map(str, archs + [cap]))}\".")
+                  f"a source build's architectures can be declared with "
+                  f"{ARCHS_ENV}=\"{','.join(map(str, archs + [cap]))}\".")
         if cap < min(archs or [0]):
             advice = ("this GPU is older than the oldest architecture in the build: use an MXNet build that "
                       f"includes {sm(cap)} (e.g. a source build), or train on the CPU with --cpus N.")
@@ -180,10 +179,6 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
 
 def _installed_mxnet_variant():
     """``("1.9.1", "cu112")`` from the installed distribution's name (``mxnet-cu112``), or the version and ''."""
-    try:
-        from importlib import metadata
-    except ImportError:  # pragma: no cover
-        return mx.__version__, ""
     for dist in metadata.distributions():
         name = (dist.metadata.get("Name") or "").lower()
         if name == "mxnet" or name.startswith("mxnet-cu") or name.startswith("mxnet_cu"):

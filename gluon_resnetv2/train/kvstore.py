@@ -15,9 +15,8 @@ packages are missing, which would train N unsynchronised copies.
 """
 import os
 
-from .._compat import import_mxnet
-
-mx = import_mxnet()
+import mxnet as mx
+import numpy as np
 
 KVSTORES = ("device", "local", "nccl", "dist_sync", "dist_device_sync")
 REFUSED = {
@@ -106,8 +105,6 @@ class WorkerSum:
             self._out = mx.nd.zeros((size,))
 
     def __call__(self, values):
-        import numpy as np
-
         values = np.asarray(values, dtype=np.float64)
         if self.kv is None:
             return values

@@ -40,6 +40,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from .. import cpu
@@ -52,7 +53,7 @@ ProcessSpec = collections.namedtuple("ProcessSpec", "role host argv env via inde
 Host = collections.namedtuple("Host", "name port slots")
 
 #: The program a scheduler or server runs locally: importing mxnet starts the role.
-SERVER_PROGRAM = "import gluon_resnetv2._compat as c; c.import_mxnet()"
+SERVER_PROGRAM = "import gluon_resnetv2._compat; import mxnet"
 DEFAULT_PORT = 9091
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: ssh's exit status when it could not connect or authenticate (a remote command's own status otherwise).
@@ -244,7 +245,7 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
         base_env.pop("OMP_NUM_THREADS", None)
         shared_cores = cpu.in_use()["threads"]
     if slurm:
-        from . import slurm as slurm_mod
+        from . import slurm as slurm_mod  # import cycle: slurm imports the launcher
 
         specs = slurm_mod.plan(command, num_workers, num_servers, port=port, interface=interface,
                                gpus_per_worker=gpus_per_worker, env=base_env)
@@ -309,7 +310,6 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
 
 def _install_sigterm():
     """Turn SIGTERM into SystemExit so that a terminated launcher still stops its processes."""
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None

@@ -11,21 +11,29 @@ import sys
 import time
 import warnings
 
+import mxnet as mx
 import numpy as np
+from tqdm import tqdm
 
-from .._compat import import_mxnet
 from ..fileio import read_json
 from . import checkpoint as ckpt
 from . import runlog
+from .build import MODEL_NAME, SYNTHETIC_NOTE, RunSetup  # noqa: F401  (MODEL_NAME: imported from loop)
 from .recipe import PAPER_FAIL_ERROR, RESUME_OVERRIDES, TrainConfig
 from .schedule import LogInterval, checkpoints_at, evaluates_at, logs_at
-from .build import MODEL_NAME, SYNTHETIC_NOTE, RunSetup  # noqa: F401  (MODEL_NAME: imported from loop)
 from .signals import Interrupted, StopRequest
-# The names of .steps stay importable from here (demo, scripts and tests import them from loop).
-from .steps import (derived_seed, evaluate, forward_backward, make_trainer, materialize,  # noqa: F401
-                    scalar_sum, seed_everything, subset)
 
-mx = import_mxnet()
+# The names of .steps stay importable from here (demo, scripts and tests import them from loop).
+from .steps import (  # noqa: F401
+    derived_seed,
+    evaluate,
+    forward_backward,
+    make_trainer,
+    materialize,
+    scalar_sum,
+    seed_everything,
+    subset,
+)
 
 
 class Run(RunSetup):
@@ -280,7 +288,6 @@ def _progress(run, epoch, epochs_total, start_batch, total):
     run will make; None when progress is off or not rank 0."""
     if not (run.config.progress and run.is_chief):
         return None
-    from tqdm import tqdm
 
     return tqdm(total=total, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
                 unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)

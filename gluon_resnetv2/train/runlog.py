@@ -24,6 +24,7 @@ kernel releases when that process ends, however it ends, so a second trainer is 
 leaves no stale lock.
 """
 import csv
+import fcntl
 import io
 import json
 import math
@@ -32,6 +33,7 @@ import time
 
 import numpy as np
 
+from .. import cpu
 from ..fileio import atomic_write_text
 
 LOG_NAME = "log.csv"
@@ -189,10 +191,9 @@ def read_log_rows(out_dir):
 def write_config(out_dir, config):
     """``<out_dir>/config.json`` of every setting (atomically), with ``omp_threads``: the OpenMP thread count
     this process's MXNet runs (not a setting: a resume on another machine may differ)."""
-    from ..cpu import in_use
 
     buffer = io.StringIO()
-    json.dump(dict(config.to_dict(), omp_threads=in_use()["threads"]), buffer, indent=2, sort_keys=True)
+    json.dump(dict(config.to_dict(), omp_threads=cpu.in_use()["threads"]), buffer, indent=2, sort_keys=True)
     buffer.write("\n")
     atomic_write_text(os.path.join(out_dir, CONFIG_NAME), buffer.getvalue())
 
@@ -209,7 +210,6 @@ def write_status(out_dir, status, **fields):
 def lock_run_dir(out_dir):
     """Take the exclusive lock on ``out_dir`` (see the module doc); returns the open lock file, which holds
     the lock until it is closed.  RuntimeError naming the holder's pid if another process has it."""
-    import fcntl
 
     handle = open(os.path.join(out_dir, LOCK_NAME), "a+", encoding="utf-8")
     try:

@@ -17,8 +17,16 @@ import socket
 import subprocess
 import sys
 
-from .launcher import (SERVER_PROGRAM, WORKER_INDEX_ENV, Host, ProcessSpec, address, check_sizes, free_port,
-                       place_workers)
+from .launcher import (
+    SERVER_PROGRAM,
+    WORKER_INDEX_ENV,
+    Host,
+    ProcessSpec,
+    address,
+    check_sizes,
+    free_port,
+    place_workers,
+)
 
 SRUN = ("srun", "--overlap", "--nodes=1", "--ntasks=1", "--quiet")
 

@@ -7,13 +7,12 @@ kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is taken with
 """
 import random
 
+import mxnet as mx
 import numpy as np
+from mxnet import autograd, gluon
 
-from .._compat import import_mxnet
+from ..data.base import ArrayDataset
 from .devices import split_batch
-
-mx = import_mxnet()
-from mxnet import autograd, gluon  # noqa: E402
 
 
 def seed_everything(seed):
@@ -32,7 +31,6 @@ def subset(dataset, count, spread=False):
     """``count`` samples of an in-memory dataset (same normalisation statistics): the first ones, or with
     ``spread`` evenly spaced ones (every ``len // count``-th), which represent a test set without bias from
     its order."""
-    from ..data.base import ArrayDataset
 
     if count is None or count >= len(dataset):
         return dataset

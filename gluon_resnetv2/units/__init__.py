@@ -7,8 +7,21 @@
 from .branches import BRANCHES, ConvSpec, ResidualBranch
 from .init import HE_INIT
 from .orderings import ACTIVATIONS, Ordering, get_ordering
-from .shortcuts import (PROJECTIONS, SHORTCUTS, Add, ExclusiveGate, Identity, Projection, Scale, ScaledAdd,
-                        ShortcutDropout, ShortcutOnlyGate, ShortcutSpec, ZeroPadProjection, build_shortcut)
+from .shortcuts import (
+                        PROJECTIONS,
+                        SHORTCUTS,
+                        Add,
+                        ExclusiveGate,
+                        Identity,
+                        Projection,
+                        Scale,
+                        ScaledAdd,
+                        ShortcutDropout,
+                        ShortcutOnlyGate,
+                        ShortcutSpec,
+                        ZeroPadProjection,
+                        build_shortcut,
+)
 from .unit import SHORTCUT_SOURCES, ResidualUnit, walk_blocks
 
 __all__ = ["ACTIVATIONS", "BRANCHES", "SHORTCUTS", "PROJECTIONS", "SHORTCUT_SOURCES", "HE_INIT", "ConvSpec",

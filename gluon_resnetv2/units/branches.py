@@ -7,7 +7,6 @@ Between two convolutions there is always BN-ReLU; after the last convolution com
 """
 from dataclasses import dataclass
 
-from .. import _compat  # noqa: F401
 from mxnet.gluon import nn
 
 from .init import HE_INIT

@@ -1,5 +1,4 @@
 """Initialisers the paper uses (Sec. 4: "we use the initialization in [He et al. 2015]")."""
-from .. import _compat  # noqa: F401
 import mxnet as mx
 
 #: He (MSRA) initialisation as in the authors' Torch code: N(0, sqrt(2 / n)) with n = k * k * c_out.

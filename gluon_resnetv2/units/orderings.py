@@ -17,7 +17,6 @@ The operations are data, chosen when a unit is built; ``hybrid_forward`` never b
 """
 from dataclasses import dataclass
 
-from .. import _compat  # noqa: F401
 from mxnet.gluon import nn
 
 

@@ -25,12 +25,10 @@ paper shows to hamper propagation.
 """
 from dataclasses import dataclass
 
-from .. import _compat  # noqa: F401
 import mxnet as mx
 from mxnet.gluon import nn
 
 from .init import HE_INIT
-
 
 # --- shortcut paths -----------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ activation right after conv1 and before splitting into two paths") and every uni
 projection (the projection sees the same normalised input as the branch).  Elsewhere the shortcut is
 the clean identity of Eqn. 4.
 """
-from .. import _compat  # noqa: F401
 from mxnet.gluon import nn
 
 from .branches import ResidualBranch

@@ -31,6 +31,7 @@ def _read(path):
         return reader.fieldnames, list(reader)
 
 
+@pytest.mark.slow  # 2.7-6 s measured
 def test_two_modes_two_implementations_write_positive_figures(tmp_path):
     report = run_benchmark(["cifar_resnet20_v2"], modes=["imperative", "hybrid"],
                            implementations=["gluon_resnetv2", "gluoncv"], batch_size=8, iterations=1, warmup=1,

@@ -70,6 +70,7 @@ def test_plan_over_ssh(tmp_path):
         plan([], 1, 1)
 
 
+@pytest.mark.slow  # 3.2 s measured
 def test_launch_stops_everything_on_timeout_and_on_failure(tmp_path):
     pid_file = tmp_path / "pid"
     sleeper = [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "

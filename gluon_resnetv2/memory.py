@@ -23,10 +23,10 @@ measures both (figures in ``docs/deploy.md``).
 
 2. :func:`enable_mirroring` -- MXNet 1.9's own backward mirroring, ``MXNET_BACKWARD_DO_MIRROR=1``, read
    when a graph is bound.  With Gluon's CachedOp (hybridized blocks) it has no measurable effect in
-   1.9.1 (ResNet-164, batch 64: identical peak RSS), and MXNet's symbolic executor (:class:`SymbolicTrainer`, Module
-   API) does insert the recomputation nodes but, on these pre-activation networks, its memory planner ends
-   up with the same footprint (measured: ResNet-164, batch 64, 1566 MB planned without, 1594 MB with).
-   It is kept for completeness and for MXNet versions where it helps; ``MXNET_MEMORY_OPT`` is the
+   1.9.1, and MXNet's symbolic executor (:class:`SymbolicTrainer`, Module API) does insert the
+   recomputation nodes but, on these pre-activation networks, its memory planner ends up with the same
+   footprint (the measurements: ``docs/deploy.md``, "Memory at depth").  It is kept for completeness and
+   for MXNet versions where it helps; ``MXNET_MEMORY_OPT`` is the
    MXNet 2.0 switch, not read by 1.9.1.
 
 The package-wide switch is the environment variable ``GLUON_RESNETV2_MIRROR``: ``1`` (or ``true``) asks

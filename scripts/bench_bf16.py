@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training speed of ``--dtype bfloat16`` against float32 on the demo's recipe, measured back to back.
 
-A thin entry point: :mod:`gluon_resnetv2.commands.bench_bf16` and :func:`gluon_resnetv2.bench_bf16.run_bf16_bench`
+A thin entry point: :mod:`gluon_resnetv2.commands.bench_bf16` and :func:`gluon_resnetv2.bench.bf16.run_bf16_bench`
 (what is timed and how)::
 
     python scripts/bench_bf16.py --models cifar_resnet20_v1,cifar_resnet20_v2 --iterations 30 --rounds 2

@@ -1,8 +1,8 @@
-"""Training speed of bfloat16 against float32 on the demo's recipe (:mod:`gluon_resnetv2.bench_bf16`).
+"""Training speed of bfloat16 against float32 on the demo's recipe (:mod:`gluon_resnetv2.bench.bf16`).
 
-Argument parsing only; the measurement is :func:`gluon_resnetv2.bench_bf16.run_bf16_bench`.
+Argument parsing only; the measurement is :func:`gluon_resnetv2.bench.bf16.run_bf16_bench`.
 """
-from ..bench_bf16 import run_bf16_bench
+from ..bench.bf16 import run_bf16_bench
 
 
 def add_arguments(parser):

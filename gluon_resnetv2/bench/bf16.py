@@ -14,9 +14,9 @@ import time
 
 import mxnet as mx
 
-from .cpu import in_use
-from .demo import demo_config
-from .train.loop import Run, forward_backward
+from ..cpu import in_use
+from ..demo import demo_config
+from ..train.loop import Run, forward_backward
 
 #: Steps of each run before the timed ones (graph building, first allocations).
 WARMUP = 5

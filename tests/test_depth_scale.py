@@ -52,6 +52,18 @@ def test_depth_list_shows_network_resolution_iterations_and_paper(capsys):
     assert "cifar_resnet110_v1[shortcut=identity] on fashion-mnist 12x12, 1200 it x 128, 3 seeds" in line
 
 
+def test_bad_image_size_is_refused_before_any_run_even_by_list(capsys):
+    # --list and --slurm never load the data, so the experiment itself checks the option.
+    for size in ("0", "1", "29"):
+        assert main(["reproduce", "table1", "--scale", "depth", "--image-size", size, "--list"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].endswith(f"--image-size: image_size must be an integer from 2 to the images' own 28, got {size}")
+    with pytest.raises(ValueError, match="data set cifar10 takes no image size"):
+        E.experiment_for(P.get_row("table1", "original"), "quick", dataset="cifar10", image_size=8)
+    exp = E.experiment_for(P.get_row("table1", "original"), "quick", dataset="Fashion_MNIST", image_size=14)
+    assert exp.dataset_options == {"image_size": 14}
+
+
 def test_downsample_averages_blocks_and_scales_the_padding():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5, 28, 28, 1), dtype=np.uint8)

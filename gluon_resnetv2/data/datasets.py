@@ -38,10 +38,7 @@ def load_dataset(name, data_dir=None, split="train", **options):
     'synthetic', ``crop_size``/``aspect_ratio`` for 'imagenet'.  Missing or malformed files raise
     :class:`FileNotFoundError` or :class:`ValueError` with a message naming the file.
     """
-    key = str(name).lower()
-    key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    key = canonical_name(name)
     if split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     valid = dataset_options(key)
@@ -50,6 +47,15 @@ def load_dataset(name, data_dir=None, split="train", **options):
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for data set {key} (--data-option KEY=VALUE); "
                          f"it takes {', '.join(valid) or 'none'}")
     return DATASETS[key](data_dir=data_dir, split=_SPLITS[split], **options)
+
+
+def canonical_name(name):
+    """The :data:`DATASETS` key of ``name`` (case and spelling variants accepted); ValueError otherwise."""
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
 
 
 def dataset_options(name):

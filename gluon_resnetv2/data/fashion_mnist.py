@@ -14,6 +14,8 @@ import numpy as np
 
 from .base import ArrayDataset, cached_stats, channel_stats, check_image_size, downsample, file_key, pad_for, read_file
 
+IMAGE_SIDE = 28  # the images' own side; image_size may only average them down
+
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 INSTALL_HINT = ("install with `sudo apt-get update && sudo apt-get install dataset-fashion-mnist`, "
                 "or pass --data-dir (data_dir=...) pointing at a directory with the four IDX files")
@@ -110,7 +112,7 @@ def load_fashion_mnist(data_dir=None, split="train", augment=True, image_size=No
     statistics of the downsampled training set: what lets a 2-core CPU train the paper's deepest
     networks (``reproduce --scale depth``).
     """
-    size = None if image_size is None else check_image_size(image_size, 28)
+    size = None if image_size is None else check_image_size(image_size, IMAGE_SIDE)
     explicit = data_dir is not None
     data_dir = os.path.expanduser(data_dir) if explicit else DEFAULT_DIR
     if not os.path.isdir(data_dir):

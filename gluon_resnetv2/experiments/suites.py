@@ -4,6 +4,9 @@ import json
 from typing import Optional
 
 from .. import paper_results as paper
+from ..data.base import check_image_size
+from ..data.datasets import canonical_name
+from ..data.fashion_mnist import IMAGE_SIDE
 from ..train.recipe import TrainConfig
 from .scales import (
     DEPTH_SETTINGS,
@@ -119,9 +122,9 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
         if setting is None:
             raise ValueError(f"scale depth covers {', '.join(DEPTH_SETTINGS)}; {row.table} has no depth setting "
                              "(use --scale quick or paper)")
-        options["image_size"] = int(image_size) if image_size is not None else setting.image_size
+        options["image_size"] = image_size if image_size is not None else setting.image_size
     elif image_size is not None:
-        options["image_size"] = int(image_size)
+        options["image_size"] = image_size
     default_iterations = setting.iterations if setting else scale.iterations
     iterations = int(iterations) if iterations is not None else default_iterations
     if iterations < 1:
@@ -138,6 +141,8 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
         interval = max(1, iterations // 4)
     dataset = dataset or scale.dataset or row.dataset
     # The synthetic set has fewer test images (512) than the scales' subsets: it is evaluated whole.
+    if "image_size" in options:
+        options["image_size"] = _checked_image_size(dataset, options["image_size"])
     subset = None if dataset == "synthetic" else scale.eval_subset
     exp = Experiment(row.table, row.key, scale.name, model, dataset, dict(row.model_kwargs), iterations, batch,
                      warmup, min(eval_interval, iterations) if eval_interval else None, subset,
@@ -145,6 +150,17 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     if scale.name == "paper" and row.recipe.epochs is not None:
         exp = _with_row_recipe(exp, row.recipe, given_iterations)
     return exp
+
+
+def _checked_image_size(dataset, size):
+    # Refused here so that --list and --slurm say it too, not only the training job when it loads the data.
+    if canonical_name(dataset) != "fashion-mnist":
+        raise ValueError(f"--image-size averages Fashion-MNIST's images down; data set {dataset} takes no "
+                         "image size (leave --image-size out, or use --dataset fashion-mnist)")
+    try:
+        return check_image_size(size, IMAGE_SIDE)
+    except ValueError as error:
+        raise ValueError(f"--image-size: {error}") from None
 
 
 def _with_row_recipe(exp, recipe, iterations=None):

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from gluon_resnetv2 import cpu
 from gluon_resnetv2 import experiments as E
 from gluon_resnetv2 import paper_results as P
 from gluon_resnetv2.cli import main
@@ -181,6 +182,7 @@ def test_rows_that_are_one_run_share_it():
     (lambda: E.get_experiments("table5"), "reference only"),
     (lambda: E.get_experiments("table1", scale="huge"), "unknown scale"),
     (lambda: E.run_table("table1", "/tmp/never", seeds=0), "--seeds"),
+    (lambda: E.run_table("table1", "/tmp/never", threads=0), "--threads must be at least 1"),
     (lambda: E.run_table("table1", "/tmp/never", parallel=2, gpus="0"), "--parallel 2 needs"),
 ])
 def test_bad_input_is_a_clear_error(call, message):
@@ -324,6 +326,17 @@ def test_parallel_rows_in_child_processes(tmp_path):
         assert status["status"] == "finished" and status["iteration"] == 6
         assert math.isfinite(status["test_error"])
     assert len(E.parse_report(os.path.join(out, "report.md"))) == 2
+
+
+def test_threads_are_honoured_one_row_at_a_time(tmp_path):
+    # MXNet fixes its thread count when it loads, so a row on other threads than this process's runs in a
+    # child process with --parallel 1 too, and its config.json records the count it trained on.
+    threads = cpu.in_use()["threads"] + 1
+    out = str(tmp_path / "t")
+    E.run_table("table1", out, rows="original", threads=threads, log=lambda _: None, **TINY)
+    with open(os.path.join(out, "original", "seed0", "config.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["omp_threads"] == threads
+    assert json.load(open(os.path.join(out, "original", "seed0", "status.json")))["status"] == "finished"
 
 
 def test_report_loss_column_is_readable_for_exploded_losses():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from gluon_resnetv2 import get_model
+from gluon_resnetv2 import cpu, get_model
 from gluon_resnetv2.data import load_dataset, make_loader
-from gluon_resnetv2.train import TrainConfig, train
+from gluon_resnetv2.train import TrainConfig, resume, train
 from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import evaluate, forward_backward
 from gluon_resnetv2.train.runlog import LOG_COLUMNS, read_log_rows, read_status
@@ -115,6 +115,21 @@ def test_run_writes_log_config_status_and_checkpoint(tmp_path):
     assert {"checkpoint.zip", "model.params"} <= set(os.listdir(out))
     with pytest.raises(ValueError, match="--resume"):
         train(TrainConfig(out=out, epochs=2, **TINY))
+
+
+def test_resume_on_other_threads_warns_that_it_will_not_be_bit_identical(tmp_path):
+    out = str(tmp_path / "r")
+    train(model="cifar_resnet20_v2", dataset="synthetic", dataset_options=dict(num_samples=64, image_shape=[3, 8, 8]),
+          batch_size=16, iterations=4, checkpoint_interval=2, num_workers=0, out=out, progress=False)
+    path = os.path.join(out, "config.json")
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    assert data["omp_threads"] == cpu.in_use()["threads"]
+    data["omp_threads"] += 1  # as if it had been trained on another thread count
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    with pytest.warns(UserWarning, match=rf"but it was trained on {data['omp_threads']}: .* not be bit-identical"):
+        assert resume(out)["status"] == "finished"
 
 
 def test_divergence_stops_cleanly(tmp_path):

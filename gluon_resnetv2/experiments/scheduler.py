@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .. import procs
+from .. import cpu, procs
 from ..train import resume, train
 from ..train.checkpoint import read_checkpoint_state
 from ..train.devices import parse_gpus
@@ -103,6 +103,8 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     if parallel < 1:
         raise ValueError(f"--parallel must be at least 1, got {parallel}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
     gpus = parse_gpus(gpus) if gpus is not None else None
     if gpus is not None and threads is not None:
         raise ValueError("give either --gpus or --threads, not both")
@@ -118,7 +120,9 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     def report():
         return write_report(out, experiments, seeds, alias)
 
-    if parallel == 1:
+    # MXNet fixes its OpenMP thread count when libmxnet loads: other --threads than this process's own need
+    # a child process, even one row at a time.
+    if parallel == 1 and (threads is None or gpus is not None or threads == cpu.in_use()["threads"]):
         for exp, seed, run_dir in jobs:
             run_experiment(exp, run_dir, seed, data_dir, gpus, progress=progress, log=log)
             report()

@@ -15,6 +15,7 @@ import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
+from .. import cpu
 from ..fileio import read_json
 from . import checkpoint as ckpt
 from . import runlog
@@ -347,7 +348,18 @@ def resume(out_dir, **overrides):
                       f"from {config_path}", stacklevel=2)
         return Run(config).run()
     state = ckpt.read_checkpoint_state(out_dir)
+    _warn_if_threads_changed(config, config_path)
     return Run(config, resume_state=state).run()
+
+
+def _warn_if_threads_changed(config, config_path):
+    # MKL-DNN splits its loops, and so rounds, by the OpenMP thread count (README: "Restarting is safe").
+    recorded = (read_json(config_path) or {}).get("omp_threads")
+    threads = cpu.in_use()["threads"]
+    if not config.gpus and recorded and recorded != threads:
+        warnings.warn(f"resuming {config.out} on {threads} OpenMP thread(s), but it was trained on {recorded}: the "
+                      "float rounding depends on the thread count, so the rest of the run will not be bit-identical "
+                      f"to an uninterrupted one (set OMP_NUM_THREADS={recorded} to keep it exact)", stacklevel=3)
 
 
 def _has_run_fields(config_path):

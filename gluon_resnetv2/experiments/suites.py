@@ -140,9 +140,9 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     if interval and interval >= iterations:
         interval = max(1, iterations // 4)
     dataset = dataset or scale.dataset or row.dataset
-    # The synthetic set has fewer test images (512) than the scales' subsets: it is evaluated whole.
     if "image_size" in options:
         options["image_size"] = _checked_image_size(dataset, options["image_size"])
+    # The synthetic set has fewer test images (512) than the scales' subsets: it is evaluated whole.
     subset = None if dataset == "synthetic" else scale.eval_subset
     exp = Experiment(row.table, row.key, scale.name, model, dataset, dict(row.model_kwargs), iterations, batch,
                      warmup, min(eval_interval, iterations) if eval_interval else None, subset,

@@ -25,7 +25,7 @@ from typing import Optional
 
 import mxnet as mx
 
-from . import procs
+from . import cpu, procs
 from .agreement import loss_figures
 from .train import TrainConfig, train
 from .train.loop import Run, forward_backward
@@ -81,7 +81,8 @@ def get_pair(name):
 
 
 def _threads(parallel):
-    cores = os.cpu_count() or 1
+    # Physical cores, as everywhere in the package (gluon_resnetv2.cpu): hyper-threads add no vector units.
+    cores = cpu.physical_cores()
     return max(1, cores // 2) if parallel else cores
 
 
@@ -338,7 +339,7 @@ def main(argv=None):
         print(json.dumps(train(config)))
         return 0
     pair = get_pair(args.pair)
-    if args.sequential or _threads(parallel=True) * len(pair.models) > (os.cpu_count() or 1):
+    if args.sequential or _threads(parallel=True) * len(pair.models) > cpu.physical_cores():
         _ensure_threads()
         if args.epochs is None and pair.iterations is None:
             speed = measure_throughput(args.data_dir, args.batch_size)

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from gluon_resnetv2 import demo
 from gluon_resnetv2.demo import (
     DEFAULT_PAIR,
     MAX_EPOCHS,
@@ -67,3 +68,13 @@ def test_loss_gap_reads_both_runs(tmp_path):
                                      "".join(f"{10 * (i + 1)},0.1,0.1,{x},0.5,,,1\n" for i, x in enumerate(losses)))
     assert loss_gap(str(tmp_path), pair) == (pytest.approx(2.3), pytest.approx(0.75))
     assert loss_gap(str(tmp_path / "elsewhere"), pair) is None
+
+
+def test_threads_are_shared_by_physical_core(monkeypatch):
+    # Hyper-threads share a core's vector units: a 4-core, 8-thread machine gives each of the two networks
+    # 2 threads, not 4.
+    monkeypatch.setattr(demo.cpu, "physical_cores", lambda: 4)
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 8)
+    assert (demo._threads(parallel=True), demo._threads(parallel=False)) == (2, 4)
+    monkeypatch.setattr(demo.cpu, "physical_cores", lambda: 1)
+    assert demo._threads(parallel=True) == 1

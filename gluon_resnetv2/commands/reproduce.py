@@ -45,7 +45,7 @@ def add_arguments(parser):
     parser.add_argument("--gpus", default=None, metavar="0,1,...", help="GPU indices, split among --parallel jobs")
     # Not --cpus: that option means CPU devices (contexts) in `train`; these are threads.
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads in all, split among --parallel jobs (default: every core)")
+                        help="CPU threads in all, split among --parallel jobs (default: every physical core)")
     parser.add_argument("--slurm", action="store_true",
                         help="submit every pending row as its own sbatch job (--out on a shared file system) and "
                              "return; run again to resubmit failed or cancelled rows and rewrite the report")

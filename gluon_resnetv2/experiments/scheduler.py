@@ -95,7 +95,7 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
     ``parallel``: rows run at a time, each in its own process with its share of ``gpus`` (a list of GPU
-    indices) or of ``threads`` (CPU threads in all; default: every core).
+    indices) or of ``threads`` (CPU threads in all; default: every physical core).
     ``dtype``: every run's ``--dtype`` (``bfloat16`` needs AVX-512 BF16, see :mod:`.train.bf16`).
     """
 
@@ -135,7 +135,7 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
 def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
     """Run ``jobs`` ``parallel`` at a time (:func:`gluon_resnetv2.procs.run`), each in a child process
     (``python -m gluon_resnetv2.experiments --job``) with its slot's GPUs, or its share of the CPU threads."""
-    threads = max(1, (threads or os.cpu_count() or 1) // parallel)
+    threads = max(1, (threads or cpu.physical_cores()) // parallel)  # default: every physical core
 
     def start(job, slot):
         exp, seed, run_dir = job

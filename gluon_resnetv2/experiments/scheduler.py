@@ -122,7 +122,7 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
 
     # MXNet fixes its OpenMP thread count when libmxnet loads: other --threads than this process's own need
     # a child process, even one row at a time.
-    if parallel == 1 and (threads is None or gpus is not None or threads == cpu.in_use()["threads"]):
+    if parallel == 1 and threads in (None, cpu.in_use()["threads"]):  # (--threads excludes --gpus, above)
         for exp, seed, run_dir in jobs:
             run_experiment(exp, run_dir, seed, data_dir, gpus, progress=progress, log=log)
             report()

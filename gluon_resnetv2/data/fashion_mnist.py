@@ -82,9 +82,9 @@ def read_split(data_dir, split):
     image_path, label_path = _paths(data_dir, split)
     images = read_idx(image_path, IMAGE_MAGIC, "Fashion-MNIST images (IDX, magic 2051, N x 28 x 28 bytes)")
     labels = read_idx(label_path, LABEL_MAGIC, "Fashion-MNIST labels (IDX, magic 2049, N bytes)")
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or images.dtype != np.uint8:
         raise ValueError(f"{image_path}: images of shape {images.shape} and type {images.dtype}, expected "
-                         f"uint8 N x 28 x 28")
+                         f"uint8 N x {IMAGE_SIDE} x {IMAGE_SIDE}")
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise ValueError(f"{label_path}: labels of shape {labels.shape}, expected uint8 N")
     if len(images) != len(labels):

@@ -6,14 +6,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
+EXTRAS := test,onnx
 
-.PHONY: install dataset cluster-packages lint test test-fast demo bench clean
+.PHONY: install dataset cluster-packages lint test test-fast demo bench clean constraints
 
-$(VENV)/.installed: setup.py
+# constraints.txt pins every package (ours and theirs) to the versions the suite last passed with, so a new
+# gluoncv or matplotlib release cannot break a fresh clone unnoticed; `make constraints` refreshes it.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3.12 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,onnx]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -47,9 +50,19 @@ cluster-packages:
 	  echo "         run 'sudo apt-get install openssh-server slurmctld slurmd slurm-client munge'"; \
 	fi
 
-# Lint (ruff.toml): unused names, undefined names, import order, likely bugs; .ci/run runs it before the tests.
+# Lint (pyproject.toml's [tool.ruff]): the formatting, then unused names, undefined names, import order, likely
+# bugs; .ci/run runs it before the tests.
+LINT_PATHS := gluon_resnetv2 scripts tests
 lint: install
-	$(VENV)/bin/ruff check gluon_resnetv2 scripts tests
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+
+# Refresh the pins: a new venv from the unpinned pyproject.toml, then its `pip freeze` (our own package left out).
+constraints:
+	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install -q --upgrade pip && .venv-constraints/bin/pip install -q -e ".[$(EXTRAS)]"
+	{ sed -n '/^#/p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | grep -v '^gluon-resnetv2'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-constraints
 
 test: install dataset cluster-packages
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
@@ -65,4 +78,4 @@ bench: install
 	$(PY) scripts/bench.py --models cifar_resnet56_v2 --out bench
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .venv-constraints

@@ -4,6 +4,7 @@ Networks* (He, Zhang, Ren, Sun, ECCV 2016).
 >>> from gluon_resnetv2 import get_model, list_models
 >>> net = get_model('cifar_resnet110_v2', classes=10)
 """
+
 from . import _compat  # noqa: F401  (numpy aliases before mxnet is imported anywhere)
 from .deploy.export import export
 from .nets.cifar import cifar_resnet
@@ -13,5 +14,15 @@ from .nets.network import Layout, ResidualNetwork
 from .nets.zoo import get_model, get_spec, list_models, register
 
 __version__ = "0.1.0"
-__all__ = ["get_model", "list_models", "get_spec", "register", "from_gluoncv", "export", "cifar_resnet",
-           "imagenet_resnet", "ResidualNetwork", "Layout"]
+__all__ = [
+    "get_model",
+    "list_models",
+    "get_spec",
+    "register",
+    "from_gluoncv",
+    "export",
+    "cifar_resnet",
+    "imagenet_resnet",
+    "ResidualNetwork",
+    "Layout",
+]

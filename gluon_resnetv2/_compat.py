@@ -10,6 +10,7 @@ imports ``gluon_resnetv2`` before mxnet.
 It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.cpu.configure`:
 one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set).
 """
+
 import warnings
 
 import numpy as np
@@ -27,4 +28,3 @@ for _name, _type in _ALIASES.items():
             getattr(np, _name)
         except AttributeError:
             setattr(np, _name, _type)
-

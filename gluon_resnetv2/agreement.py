@@ -15,6 +15,7 @@ CIFAR-10, which a small-scale run cannot match.  So each table gets:
 * ``seed_spread_test_error``: the sample standard deviation, in points, of the test error of the table's
   spread row over its seeds (the depth scale trains it with three), to tell a finding from noise.
 """
+
 import math
 import statistics
 

@@ -4,6 +4,7 @@ Each sub-command lives in :mod:`gluon_resnetv2.commands.<name>` and provides ``a
 (which registers its options and sets ``func``) so that commands can be added without touching this file
 beyond the list below.
 """
+
 import argparse
 import importlib
 import sys
@@ -16,8 +17,8 @@ COMMANDS = ["train", "launch", "plot", "reproduce", "analyze", "export", "predic
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="gluon-resnetv2",
-        description="Identity Mappings in Deep Residual Networks (ResNet v2) in MXNet Gluon.")
+        prog="gluon-resnetv2", description="Identity Mappings in Deep Residual Networks (ResNet v2) in MXNet Gluon."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -43,6 +44,7 @@ def error_message(err):
 def call(args, prog):
     """Run the parsed command ``args.func(args)``; library errors become a one-line message and status 2,
     warnings one ``prog: warning:`` line each."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {message}", file=sys.stderr)
 

@@ -14,6 +14,7 @@ convolutions faster and add a barrier partner that is often descheduled.
 the cpufreq maximum where the kernel exposes one; what cannot be read from there (how many FMA units a core
 has, how wide its datapath is) is an assumption that :func:`peak` names in its result.
 """
+
 import os
 import sys
 import warnings
@@ -106,9 +107,13 @@ def configure(environ=None, mxnet_loaded=None, affinity=None, siblings=None):
             used = mxnet_default(affinity)
             if used != threads and not _state["warned"]:
                 _state["warned"] = True
-                warnings.warn(f"mxnet was imported before gluon_resnetv2 and runs {used} OpenMP thread(s) on "
-                              f"this machine's {threads} physical core(s); import gluon_resnetv2 first or set "
-                              f"OMP_NUM_THREADS={threads} before starting Python", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"mxnet was imported before gluon_resnetv2 and runs {used} OpenMP thread(s) on "
+                    f"this machine's {threads} physical core(s); import gluon_resnetv2 first or set "
+                    f"OMP_NUM_THREADS={threads} before starting Python",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             threads, source = used, "mxnet default (mxnet imported first)"
         else:
             environ["OMP_NUM_THREADS"] = str(threads)
@@ -205,17 +210,27 @@ def peak(threads=None, info=None, cores=None):
     per_cycle, vector = vector_units(info)
     used = min(threads, cores)
     total = None if ghz is None else cores * ghz * per_cycle
-    return {"cores": cores, "threads": threads, "clock_ghz": ghz, "clock_source": clock_source,
-            "flop_per_cycle": per_cycle, "vector_units": vector, "gflops": total,
-            "gflops_used": None if total is None else used * ghz * per_cycle,
-            "bf16_note": "AVX-512 BF16 dot products (vdpbf16ps) do 2 multiply-adds per float32 lane: bfloat16 "
-                         "peak 2x" if has_avx512_bf16(info) else "no AVX-512 BF16"}
+    return {
+        "cores": cores,
+        "threads": threads,
+        "clock_ghz": ghz,
+        "clock_source": clock_source,
+        "flop_per_cycle": per_cycle,
+        "vector_units": vector,
+        "gflops": total,
+        "gflops_used": None if total is None else used * ghz * per_cycle,
+        "bf16_note": "AVX-512 BF16 dot products (vdpbf16ps) do 2 multiply-adds per float32 lane: bfloat16 peak 2x"
+        if has_avx512_bf16(info)
+        else "no AVX-512 BF16",
+    }
 
 
 def describe_peak(p):
     """One line: ``2 cores x 2.60 GHz (source) x 32 FLOP/cycle (units) = 166 GFLOP/s``."""
     gflops = "unknown" if p["gflops"] is None else f"{p['gflops']:.0f} GFLOP/s"
     ghz = "?" if p["clock_ghz"] is None else f"{p['clock_ghz']:.2f}"
-    return (f"peak fp32: {p['cores']} cores x {ghz} GHz ({p['clock_source']}) x {p['flop_per_cycle']} FLOP/cycle "
-            f"({p['vector_units']}) = {gflops}; {p['threads']} thread(s) used: "
-            + ("unknown" if p["gflops_used"] is None else f"{p['gflops_used']:.0f} GFLOP/s"))
+    return (
+        f"peak fp32: {p['cores']} cores x {ghz} GHz ({p['clock_source']}) x {p['flop_per_cycle']} FLOP/cycle "
+        f"({p['vector_units']}) = {gflops}; {p['threads']} thread(s) used: "
+        + ("unknown" if p["gflops_used"] is None else f"{p['gflops_used']:.0f} GFLOP/s")
+    )

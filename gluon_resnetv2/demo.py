@@ -12,6 +12,7 @@ from 0.1, no warm-up or augmentation, as many epochs (0.5 to 2) as fit in ``--bu
 "Figure 1 and make demo", gives the measurements behind the default.  Runs go to ``<out>/runs/<model>``;
 an earlier demo's runs there are replaced.
 """
+
 import argparse
 import dataclasses
 import json
@@ -47,7 +48,7 @@ class DemoPair:
     3/4, augmentation on)."""
 
     name: str
-    models: tuple                       # ((zoo name, label), (zoo name, label)): original first
+    models: tuple  # ((zoo name, label), (zoo name, label)): original first
     title: str
     recipe: str = "demo"
     image_size: Optional[int] = None
@@ -57,17 +58,43 @@ class DemoPair:
     target_error: Optional[float] = None  # the note printed when a test error is above it
 
 
-PAIRS = {pair.name: pair for pair in (
-    DemoPair("resnet20", (("cifar_resnet20_v1", "original ResNet-20 (v1)"),
-                          ("cifar_resnet20_v2", "pre-activation ResNet-20 (v2)")),
-             "ResNet-20 on Fashion-MNIST (cf. Figure 1)", target_error=0.12),
-    DemoPair("resnet164-16", (("cifar_resnet164_v1", "original ResNet-164 (v1)"),
-                              ("cifar_resnet164_v2", "pre-activation ResNet-164 (v2)")),
-             "ResNet-164 on Fashion-MNIST 16x16 (cf. Figure 1)", "depth", 16, 128, 500, 30),
-    DemoPair("resnet1001-8", (("cifar_resnet1001_v1", "original ResNet-1001 (v1)"),
-                              ("cifar_resnet1001_v2", "pre-activation ResNet-1001 (v2)")),
-             "ResNet-1001 on Fashion-MNIST 8x8 (cf. Figure 1)", "depth", 8, 64, 500, 20),
-)}
+PAIRS = {
+    pair.name: pair
+    for pair in (
+        DemoPair(
+            "resnet20",
+            (("cifar_resnet20_v1", "original ResNet-20 (v1)"), ("cifar_resnet20_v2", "pre-activation ResNet-20 (v2)")),
+            "ResNet-20 on Fashion-MNIST (cf. Figure 1)",
+            target_error=0.12,
+        ),
+        DemoPair(
+            "resnet164-16",
+            (
+                ("cifar_resnet164_v1", "original ResNet-164 (v1)"),
+                ("cifar_resnet164_v2", "pre-activation ResNet-164 (v2)"),
+            ),
+            "ResNet-164 on Fashion-MNIST 16x16 (cf. Figure 1)",
+            "depth",
+            16,
+            128,
+            500,
+            30,
+        ),
+        DemoPair(
+            "resnet1001-8",
+            (
+                ("cifar_resnet1001_v1", "original ResNet-1001 (v1)"),
+                ("cifar_resnet1001_v2", "pre-activation ResNet-1001 (v2)"),
+            ),
+            "ResNet-1001 on Fashion-MNIST 8x8 (cf. Figure 1)",
+            "depth",
+            8,
+            64,
+            500,
+            20,
+        ),
+    )
+}
 
 #: What ``make demo`` trains: the deepest pair that showed the paper's contrast within the demo's budget
 #: (README, "Figure 1 and make demo", gives the measurements behind the choice).
@@ -97,15 +124,31 @@ def _ensure_threads():
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m gluon_resnetv2.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo", help="output directory (default: demo)")
-    parser.add_argument("--pair", default=DEFAULT_PAIR, choices=sorted(PAIRS),
-                        help=f"which original/pre-activation pair to train (default {DEFAULT_PAIR})")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="training length per network for the pairs of fixed length (default: the pair's)")
+    parser.add_argument(
+        "--pair",
+        default=DEFAULT_PAIR,
+        choices=sorted(PAIRS),
+        help=f"which original/pre-activation pair to train (default {DEFAULT_PAIR})",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="training length per network for the pairs of fixed length (default: the pair's)",
+    )
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST directory (default: its usual place)")
-    parser.add_argument("--epochs", type=float, default=None,
-                        help="training length per network (default: what fits in --budget, 0.5 to 2 epochs)")
-    parser.add_argument("--budget", type=float, default=630.0,
-                        help="seconds of training for the demo when --epochs is not given (default 630)")
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="training length per network (default: what fits in --budget, 0.5 to 2 epochs)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=630.0,
+        help="seconds of training for the demo when --epochs is not given (default 630)",
+    )
     parser.add_argument("--sequential", action="store_true", help="train the networks one after the other")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
@@ -124,8 +167,19 @@ def build_parser():
 def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
     """Training images/s of ``cifar_resnet20_v2`` on Fashion-MNIST in this process (weights thrown away)."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(TrainConfig(model=PAIRS["resnet20"].models[1][0], dataset="fashion-mnist", data_dir=data_dir, out=tmp,
-                              batch_size=batch_size, epochs=1, augment=False, num_workers=1, progress=False))
+        run = Run(
+            TrainConfig(
+                model=PAIRS["resnet20"].models[1][0],
+                dataset="fashion-mnist",
+                data_dir=data_dir,
+                out=tmp,
+                batch_size=batch_size,
+                epochs=1,
+                augment=False,
+                num_workers=1,
+                progress=False,
+            )
+        )
         batches = run.train_loader.iterate(epoch=0)
         for step in range(warmup + iterations):
             if step == warmup:
@@ -140,8 +194,16 @@ def measure_throughput(data_dir=None, batch_size=128, iterations=24, warmup=4):
         return iterations * batch_size / (time.time() - start)
 
 
-def epochs_for_budget(budget, images_per_second, batch_size=128, eval_interval=100, eval_subset=2000,
-                      test_images=10000, overhead=10.0, eval_speedup=4.0):
+def epochs_for_budget(
+    budget,
+    images_per_second,
+    batch_size=128,
+    eval_interval=100,
+    eval_subset=2000,
+    test_images=10000,
+    overhead=10.0,
+    eval_speedup=4.0,
+):
     """Epochs whose training and evaluations take about ``budget`` seconds at ``images_per_second``.
 
     Evaluation (inference) is taken as ``eval_speedup`` times faster than training; ``overhead`` covers
@@ -154,32 +216,94 @@ def epochs_for_budget(budget, images_per_second, batch_size=128, eval_interval=1
     return round(min(MAX_EPOCHS, max(MIN_EPOCHS, epochs)), 2)
 
 
-def demo_config(model, label, out, data_dir=None, epochs=1.0, batch_size=128, lr=0.1, log_interval=20,
-                eval_interval=100, eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR,
-                iterations=None):
+def demo_config(
+    model,
+    label,
+    out,
+    data_dir=None,
+    epochs=1.0,
+    batch_size=128,
+    lr=0.1,
+    log_interval=20,
+    eval_interval=100,
+    eval_subset=2000,
+    train_subset=None,
+    seed=0,
+    progress=True,
+    pair=DEFAULT_PAIR,
+    iterations=None,
+):
     """The :class:`~gluon_resnetv2.train.TrainConfig` of one demo network of ``pair``."""
 
     pair = get_pair(pair) if isinstance(pair, str) else pair
-    common = dict(model=model, dataset="fashion-mnist", data_dir=data_dir, out=os.path.join(out, "runs", model),
-                  lr=lr, log_interval=log_interval, eval_interval=eval_interval, eval_subset=eval_subset,
-                  train_subset=train_subset, seed=seed, num_workers=1, progress=progress, label=label)
+    common = dict(
+        model=model,
+        dataset="fashion-mnist",
+        data_dir=data_dir,
+        out=os.path.join(out, "runs", model),
+        lr=lr,
+        log_interval=log_interval,
+        eval_interval=eval_interval,
+        eval_subset=eval_subset,
+        train_subset=train_subset,
+        seed=seed,
+        num_workers=1,
+        progress=progress,
+        label=label,
+    )
     if pair.recipe == "demo":
-        return TrainConfig(batch_size=batch_size, epochs=epochs, lr_schedule="cosine", warmup=0, augment=False,
-                           **common)
-    return TrainConfig(batch_size=pair.batch_size, iterations=iterations or pair.iterations, lr_schedule="step",
-                       warmup=pair.warmup, warmup_lr=0.01, dataset_options={"image_size": pair.image_size}, **common)
+        return TrainConfig(
+            batch_size=batch_size, epochs=epochs, lr_schedule="cosine", warmup=0, augment=False, **common
+        )
+    return TrainConfig(
+        batch_size=pair.batch_size,
+        iterations=iterations or pair.iterations,
+        lr_schedule="step",
+        warmup=pair.warmup,
+        warmup_lr=0.01,
+        dataset_options={"image_size": pair.image_size},
+        **common,
+    )
 
 
-def run_demo(out="demo", data_dir=None, epochs=1.0, batch_size=128, lr=0.1, log_interval=20, eval_interval=100,
-             eval_subset=2000, train_subset=None, seed=0, progress=True, pair=DEFAULT_PAIR, iterations=None):
+def run_demo(
+    out="demo",
+    data_dir=None,
+    epochs=1.0,
+    batch_size=128,
+    lr=0.1,
+    log_interval=20,
+    eval_interval=100,
+    eval_subset=2000,
+    train_subset=None,
+    seed=0,
+    progress=True,
+    pair=DEFAULT_PAIR,
+    iterations=None,
+):
     """Train both networks here, one after the other, draw ``<out>/figure1.png``; ``({model: status}, figure)``."""
 
     pair = get_pair(pair) if isinstance(pair, str) else pair
     results = {}
     for model, label in pair.models:
         _clear(out, model)
-        config = demo_config(model, label, out, data_dir, epochs, batch_size, lr, log_interval, eval_interval,
-                             eval_subset, train_subset, seed, progress, pair, iterations)
+        config = demo_config(
+            model,
+            label,
+            out,
+            data_dir,
+            epochs,
+            batch_size,
+            lr,
+            log_interval,
+            eval_interval,
+            eval_subset,
+            train_subset,
+            seed,
+            progress,
+            pair,
+            iterations,
+        )
         start = time.time()
         _say(f"training {label} ({model}) on Fashion-MNIST for {_length(pair, epochs, iterations)}")
         status = train(config)
@@ -205,8 +329,12 @@ def _figure(out, pair):
     from .plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
 
     figure = os.path.join(out, "figure1.png")
-    plot_runs([os.path.join(out, "runs", model) for model, _ in pair.models], figure,
-              labels=[label for _, label in pair.models], title=pair.title)
+    plot_runs(
+        [os.path.join(out, "runs", model) for model, _ in pair.models],
+        figure,
+        labels=[label for _, label in pair.models],
+        title=pair.title,
+    )
     return figure
 
 
@@ -216,8 +344,19 @@ def _say(text):
 
 def _child(args, *extra):
     env = dict(os.environ, OMP_NUM_THREADS=str(_threads(parallel=True)))
-    argv = [sys.executable, "-m", "gluon_resnetv2.demo", "--out", args.out, "--batch-size", str(args.batch_size),
-            "--seed", str(args.seed), "--pair", args.pair]
+    argv = [
+        sys.executable,
+        "-m",
+        "gluon_resnetv2.demo",
+        "--out",
+        args.out,
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--pair",
+        args.pair,
+    ]
     argv += (["--data-dir", args.data_dir] if args.data_dir else []) + list(extra)
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
 
@@ -246,19 +385,35 @@ def run_parallel(args):
                 speeds.append(float(out.strip().splitlines()[-1]))
             speed = min(speeds)
             args.epochs = epochs_for_budget(args.budget, speed, args.batch_size, args.eval_interval, args.eval_subset)
-            _say(f"{speed:.0f} training images/s per process ({len(pair.models)} processes, {_threads(True)} thread(s) "
-                 f"each): {args.epochs:g} epochs fit the {args.budget:g} s budget")
+            _say(
+                f"{speed:.0f} training images/s per process ({len(pair.models)} processes, {_threads(True)} thread(s) "
+                f"each): {args.epochs:g} epochs fit the {args.budget:g} s budget"
+            )
         for model, _ in pair.models:
             _clear(args.out, model)
-        length = (["--epochs", str(args.epochs)] if pair.iterations is None else
-                  ["--iterations", str(args.iterations or pair.iterations)])
-        options = length + ["--lr", str(args.lr), "--log-interval", str(args.log_interval),
-                   "--eval-interval", str(args.eval_interval), "--eval-subset", str(args.eval_subset), "--no-progress"]
+        length = (
+            ["--epochs", str(args.epochs)]
+            if pair.iterations is None
+            else ["--iterations", str(args.iterations or pair.iterations)]
+        )
+        options = length + [
+            "--lr",
+            str(args.lr),
+            "--log-interval",
+            str(args.log_interval),
+            "--eval-interval",
+            str(args.eval_interval),
+            "--eval-subset",
+            str(args.eval_subset),
+            "--no-progress",
+        ]
         if args.train_subset:
             options += ["--train-subset", str(args.train_subset)]
         start = time.time()
-        _say(f"training {' and '.join(label for _, label in pair.models)} on Fashion-MNIST for "
-             f"{_length(pair, args.epochs, args.iterations)}, in parallel")
+        _say(
+            f"training {' and '.join(label for _, label in pair.models)} on Fashion-MNIST for "
+            f"{_length(pair, args.epochs, args.iterations)}, in parallel"
+        )
         children = []
         last_report = [time.time()]
 
@@ -272,12 +427,21 @@ def run_parallel(args):
                 parts = []
                 for model, _ in pair.models:
                     row = _last_row(os.path.join(args.out, "runs", model))
-                    parts.append(f"{model} iteration {row[0]} (epoch {float(row[1]):.2f}, loss {row[3] or '-'})"
-                                 if row else f"{model} starting")
+                    parts.append(
+                        f"{model} iteration {row[0]} (epoch {float(row[1]):.2f}, loss {row[3] or '-'})"
+                        if row
+                        else f"{model} starting"
+                    )
                 _say(f"{time.time() - start:.0f} s: " + "; ".join(parts))
 
-        procs.run([model for model, _ in pair.models], start_one, len(pair.models), on_poll=report_progress,
-                  interval=1, grace=10)
+        procs.run(
+            [model for model, _ in pair.models],
+            start_one,
+            len(pair.models),
+            on_poll=report_progress,
+            interval=1,
+            grace=10,
+        )
         results = {}
         for (model, _), proc in zip(pair.models, children):
             out, _ = proc.communicate()
@@ -308,8 +472,10 @@ def _report(results, figure, pair=None):
         print(f"note: a test error is above the demo's {100 * pair.target_error:.0f}% target", file=sys.stderr)
     gap = loss_gap(figure and os.path.dirname(figure), pair)
     if gap is not None:
-        print(f"mean training loss over the run: original {gap[0]:.3f}, pre-activation {gap[1]:.3f} "
-              f"(difference {gap[0] - gap[1]:+.3f})")
+        print(
+            f"mean training loss over the run: original {gap[0]:.3f}, pre-activation {gap[1]:.3f} "
+            f"(difference {gap[0] - gap[1]:+.3f})"
+        )
 
 
 def loss_gap(out, pair):
@@ -332,9 +498,23 @@ def main(argv=None):
         return 0
     if args.only:  # child: train one network, print its status as JSON
         label = dict(get_pair(args.pair).models)[args.only]
-        config = demo_config(args.only, label, args.out, args.data_dir, args.epochs, args.batch_size, args.lr,
-                             args.log_interval, args.eval_interval, args.eval_subset, args.train_subset, args.seed,
-                             progress=False, pair=args.pair, iterations=args.iterations)
+        config = demo_config(
+            args.only,
+            label,
+            args.out,
+            args.data_dir,
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.log_interval,
+            args.eval_interval,
+            args.eval_subset,
+            args.train_subset,
+            args.seed,
+            progress=False,
+            pair=args.pair,
+            iterations=args.iterations,
+        )
 
         print(json.dumps(train(config)))
         return 0
@@ -343,13 +523,28 @@ def main(argv=None):
         _ensure_threads()
         if args.epochs is None and pair.iterations is None:
             speed = measure_throughput(args.data_dir, args.batch_size)
-            args.epochs = epochs_for_budget(args.budget / len(pair.models), speed, args.batch_size, args.eval_interval,
-                                            args.eval_subset)
-            _say(f"{speed:.0f} training images/s ({os.environ.get('OMP_NUM_THREADS')} threads): {args.epochs:g} "
-                 f"epochs per network fit the {args.budget:g} s budget")
-        results, figure = run_demo(args.out, args.data_dir, args.epochs, args.batch_size, args.lr, args.log_interval,
-                                   args.eval_interval, args.eval_subset, args.train_subset, args.seed, args.progress,
-                                   pair, args.iterations)
+            args.epochs = epochs_for_budget(
+                args.budget / len(pair.models), speed, args.batch_size, args.eval_interval, args.eval_subset
+            )
+            _say(
+                f"{speed:.0f} training images/s ({os.environ.get('OMP_NUM_THREADS')} threads): {args.epochs:g} "
+                f"epochs per network fit the {args.budget:g} s budget"
+            )
+        results, figure = run_demo(
+            args.out,
+            args.data_dir,
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.log_interval,
+            args.eval_interval,
+            args.eval_subset,
+            args.train_subset,
+            args.seed,
+            args.progress,
+            pair,
+            args.iterations,
+        )
     else:
         results, figure = run_parallel(args)
     _report(results, figure, pair)

@@ -1,4 +1,5 @@
 """Files written whole or not at all, and JSON read leniently: the one owner of both for the package."""
+
 import json
 import os
 import tempfile

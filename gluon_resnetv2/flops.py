@@ -8,6 +8,7 @@ its memory traffic).  FLOPs are 2 per multiply-add; a training step (forward, gr
 gradient of the weights) is counted as 3 forward passes, the usual convention (the first convolution's
 input gradient, which is not needed, is included).
 """
+
 import json
 import math
 

@@ -33,6 +33,7 @@ The package-wide switch is the environment variable ``GLUON_RESNETV2_MIRROR``: `
 trainers to wrap the network with :func:`recompute` (segment size ``GLUON_RESNETV2_MIRROR_SEGMENT``,
 default: about sqrt(number of units)); :func:`configure_from_env` reads it.
 """
+
 import math
 import os
 
@@ -84,6 +85,7 @@ def configure_from_env(net):
 
 
 # -- recomputation in Gluon ------------------------------------------------------------------------------
+
 
 class _SegmentFunction:
     """Factory of the autograd Function that runs one segment without keeping its activations."""
@@ -177,8 +179,9 @@ def recompute(net, segment_size=None, hybridize=True):
 
     units = net.residual_units()
     if any(isinstance(block, ShortcutDropout) for unit in units for block in walk_blocks(unit)):
-        raise ValueError("recompute: dropout shortcuts draw a new mask when recomputed; train this network "
-                         "without recomputation")
+        raise ValueError(
+            "recompute: dropout shortcuts draw a new mask when recomputed; train this network without recomputation"
+        )
     if segment_size is None:
         segment_size = max(1, math.ceil(math.sqrt(len(units))))
     segment_size = int(segment_size)
@@ -187,7 +190,7 @@ def recompute(net, segment_size=None, hybridize=True):
     segments = [net.stem]
     for start in range(0, len(units), segment_size):
         seq = mx.gluon.nn.HybridSequential(prefix="")
-        for unit in units[start:start + segment_size]:
+        for unit in units[start : start + segment_size]:
             seq.add(unit)
         segments.append(seq)
     segments += [net.head, net.output]
@@ -199,6 +202,7 @@ def recompute(net, segment_size=None, hybridize=True):
 
 
 # -- MXNet's executor mirroring ---------------------------------------------------------------------------
+
 
 class SymbolicTrainer:
     """Train a Gluon ``HybridBlock`` through MXNet's symbolic executor, the engine that honours
@@ -242,8 +246,10 @@ class SymbolicTrainer:
         by_name = {p.name: p for p in params.values()}
         missing = [n for n in arg_names + aux_names if n not in by_name and n not in ("data", "softmax_label")]
         if missing:
-            raise ValueError(f"SymbolicTrainer: the graph needs {missing[:3]}... that are not parameters of the "
-                             f"network (was it built with another prefix?)")
+            raise ValueError(
+                f"SymbolicTrainer: the graph needs {missing[:3]}... that are not parameters of the "
+                f"network (was it built with another prefix?)"
+            )
         args, grads, reqs = {}, {}, {}
         self._trainable = []
         for name in arg_names:

@@ -13,6 +13,7 @@ the paper changes it, the mini-batch size.
 >>> get_row("table1", "constant_scaling_0.5_0.5").error
 12.35
 """
+
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -35,12 +36,12 @@ class RowRecipe:
     MXNet optimizer ``optimizer``.
     """
 
-    name: str                      # short, for `reproduce --list`
-    source: str                    # where the recipe comes from
+    name: str  # short, for `reproduce --list`
+    source: str  # where the recipe comes from
     epochs: Optional[int] = None
     lr_step_epochs: tuple = ()
     optimizer: str = "sgd"
-    warmup: Optional[int] = None   # None: the paper's 400 iterations
+    warmup: Optional[int] = None  # None: the paper's 400 iterations
 
     def iterations_per_epoch(self, batch_size):
         """Updates per epoch at ``batch_size`` (the trainer drops the last, incomplete batch)."""
@@ -58,20 +59,29 @@ class RowRecipe:
 
 
 #: The paper's CIFAR recipe (Sec. 4 / Appendix), the recipe of every row unless it says otherwise.
-PAPER_RECIPE = RowRecipe("paper", "the paper, Sec. 4 and Appendix: 64k iterations, lr /10 at 32k and 48k, "
-                         "warm-up 0.01 for 400 iterations, momentum SGD (MSRA's Caffe runs)")
+PAPER_RECIPE = RowRecipe(
+    "paper",
+    "the paper, Sec. 4 and Appendix: 64k iterations, lr /10 at 32k and 48k, "
+    "warm-up 0.01 for 400 iterations, momentum SGD (MSRA's Caffe runs)",
+)
 
 #: Table 5's recipe (Sec. 5), for reference: ImageNet rows are not run by the experiments.
-PAPER_IMAGENET_RECIPE = RowRecipe("paper", "the paper, Sec. 5: lr 0.1 /10 at epochs 30 and 60, mini-batch 256, "
-                                  "momentum SGD")
+PAPER_IMAGENET_RECIPE = RowRecipe(
+    "paper", "the paper, Sec. 5: lr 0.1 /10 at epochs 30 and 60, mini-batch 256, momentum SGD"
+)
 
 #: The run behind Table 4's 4.62 %: the authors' README (KaimingHe/resnet-1k-layers) trains ResNet-1001 with
 #: ``-batchSize 64 -nEpochs 200`` on fb.resnet.torch, whose ``train.lua`` divides the lr by 10 from (1-based)
 #: epoch 81 and 122, i.e. after 80 and 121 epochs, uses Nesterov momentum and has no warm-up.
 AUTHORS_README_BATCH64 = RowRecipe(
-    "authors' README", "KaimingHe/resnet-1k-layers README: -batchSize 64 -nEpochs 200; fb.resnet.torch "
+    "authors' README",
+    "KaimingHe/resnet-1k-layers README: -batchSize 64 -nEpochs 200; fb.resnet.torch "
     "train.lua: lr /10 from epoch 81 and 122, Nesterov momentum, no warm-up",
-    epochs=200, lr_step_epochs=(80, 121), optimizer="nag", warmup=0)
+    epochs=200,
+    lr_step_epochs=(80, 121),
+    optimizer="nag",
+    warmup=0,
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,11 @@ class PaperRow:
 
     table: str
     key: str
-    network: str                 # the paper's name, e.g. "ResNet-110"
-    variant: str                 # the paper's description of the unit
-    model: str                   # zoo name
-    dataset: str                 # cifar10 | cifar100 | imagenet
-    error: object                # float (percent) or FAIL
+    network: str  # the paper's name, e.g. "ResNet-110"
+    variant: str  # the paper's description of the unit
+    model: str  # zoo name
+    dataset: str  # cifar10 | cifar100 | imagenet
+    error: object  # float (percent) or FAIL
     group: str = ""
     model_kwargs: dict = field(default_factory=dict, hash=False)
     batch_size: Optional[int] = None  # None: the recipe's (CIFAR 128)
@@ -109,34 +119,100 @@ class PaperRow:
 
 
 def _t1(key, variant, error, group, note="", **kwargs):
-    return PaperRow("table1", key, "ResNet-110", variant, "cifar_resnet110_v1", "cifar10", error, group,
-                    kwargs, note=note)
+    return PaperRow(
+        "table1", key, "ResNet-110", variant, "cifar_resnet110_v1", "cifar10", error, group, kwargs, note=note
+    )
 
 
 #: Table 1: ResNet-110 on CIFAR-10 with the shortcut variants of Fig. 2, on the original unit (f = ReLU).
 TABLE1 = (
     _t1("original", "original (identity shortcut)", 6.61, "baseline", shortcut="identity"),
-    _t1("constant_scaling_0_1", "constant scaling, 0 on shortcut, 1 on F (a plain net)", FAIL, "constant scaling",
-        shortcut="constant_scaling", shortcut_scale=0.0, residual_scale=1.0),
-    _t1("constant_scaling_0.5_1", "constant scaling, 0.5 on shortcut, 1 on F", FAIL, "constant scaling",
-        shortcut="constant_scaling", shortcut_scale=0.5, residual_scale=1.0),
-    _t1("constant_scaling_0.5_0.5", "constant scaling, 0.5 on shortcut, 0.5 on F", 12.35, "constant scaling",
-        shortcut="constant_scaling", shortcut_scale=0.5, residual_scale=0.5),
-    _t1("exclusive_gating_b0", "exclusive gating, b_g = 0", FAIL, "exclusive gating",
-        "paper row: b_g = 0 to -5 fail", shortcut="exclusive_gating", gate_bias=0.0),
-    _t1("exclusive_gating_b-5", "exclusive gating, b_g = -5", FAIL, "exclusive gating",
-        "paper row: b_g = 0 to -5 fail", shortcut="exclusive_gating", gate_bias=-5.0),
-    _t1("exclusive_gating_b-6", "exclusive gating, b_g = -6", 8.70, "exclusive gating",
-        shortcut="exclusive_gating", gate_bias=-6.0),
-    _t1("exclusive_gating_b-7", "exclusive gating, b_g = -7", 9.81, "exclusive gating",
-        shortcut="exclusive_gating", gate_bias=-7.0),
-    _t1("shortcut_only_gating_b0", "shortcut-only gating, b_g = 0", 12.86, "shortcut-only gating",
-        shortcut="shortcut_only_gating", gate_bias=0.0),
-    _t1("shortcut_only_gating_b-6", "shortcut-only gating, b_g = -6", 6.91, "shortcut-only gating",
-        shortcut="shortcut_only_gating", gate_bias=-6.0),
+    _t1(
+        "constant_scaling_0_1",
+        "constant scaling, 0 on shortcut, 1 on F (a plain net)",
+        FAIL,
+        "constant scaling",
+        shortcut="constant_scaling",
+        shortcut_scale=0.0,
+        residual_scale=1.0,
+    ),
+    _t1(
+        "constant_scaling_0.5_1",
+        "constant scaling, 0.5 on shortcut, 1 on F",
+        FAIL,
+        "constant scaling",
+        shortcut="constant_scaling",
+        shortcut_scale=0.5,
+        residual_scale=1.0,
+    ),
+    _t1(
+        "constant_scaling_0.5_0.5",
+        "constant scaling, 0.5 on shortcut, 0.5 on F",
+        12.35,
+        "constant scaling",
+        shortcut="constant_scaling",
+        shortcut_scale=0.5,
+        residual_scale=0.5,
+    ),
+    _t1(
+        "exclusive_gating_b0",
+        "exclusive gating, b_g = 0",
+        FAIL,
+        "exclusive gating",
+        "paper row: b_g = 0 to -5 fail",
+        shortcut="exclusive_gating",
+        gate_bias=0.0,
+    ),
+    _t1(
+        "exclusive_gating_b-5",
+        "exclusive gating, b_g = -5",
+        FAIL,
+        "exclusive gating",
+        "paper row: b_g = 0 to -5 fail",
+        shortcut="exclusive_gating",
+        gate_bias=-5.0,
+    ),
+    _t1(
+        "exclusive_gating_b-6",
+        "exclusive gating, b_g = -6",
+        8.70,
+        "exclusive gating",
+        shortcut="exclusive_gating",
+        gate_bias=-6.0,
+    ),
+    _t1(
+        "exclusive_gating_b-7",
+        "exclusive gating, b_g = -7",
+        9.81,
+        "exclusive gating",
+        shortcut="exclusive_gating",
+        gate_bias=-7.0,
+    ),
+    _t1(
+        "shortcut_only_gating_b0",
+        "shortcut-only gating, b_g = 0",
+        12.86,
+        "shortcut-only gating",
+        shortcut="shortcut_only_gating",
+        gate_bias=0.0,
+    ),
+    _t1(
+        "shortcut_only_gating_b-6",
+        "shortcut-only gating, b_g = -6",
+        6.91,
+        "shortcut-only gating",
+        shortcut="shortcut_only_gating",
+        gate_bias=-6.0,
+    ),
     _t1("conv1x1", "1x1 conv shortcut", 12.22, "1x1 conv and dropout", shortcut="conv1x1"),
-    _t1("dropout", "dropout shortcut (ratio 0.5)", FAIL, "1x1 conv and dropout", shortcut="dropout",
-        shortcut_dropout=0.5),
+    _t1(
+        "dropout",
+        "dropout shortcut (ratio 0.5)",
+        FAIL,
+        "1x1 conv and dropout",
+        shortcut="dropout",
+        shortcut_dropout=0.5,
+    ),
 )
 
 _ACTIVATIONS = (  # Fig. 4 ordering, paper's name, ResNet-110 error, ResNet-164 error
@@ -149,9 +225,17 @@ _ACTIVATIONS = (  # Fig. 4 ordering, paper's name, ResNet-110 error, ResNet-164 
 
 #: Table 2: the activation variants of Fig. 4 on ResNet-110 (basic) and ResNet-164 (bottleneck), CIFAR-10.
 TABLE2 = tuple(
-    PaperRow("table2", f"{activation}_{depth}", f"ResNet-{depth}", name,
-             f"cifar_resnet{depth}_{'v2' if activation in ('relu_preact', 'full_preact') else 'v1'}", "cifar10",
-             error_110 if depth == 110 else error_164, f"ResNet-{depth}", {"activation": activation})
+    PaperRow(
+        "table2",
+        f"{activation}_{depth}",
+        f"ResNet-{depth}",
+        name,
+        f"cifar_resnet{depth}_{'v2' if activation in ('relu_preact', 'full_preact') else 'v1'}",
+        "cifar10",
+        error_110 if depth == 110 else error_164,
+        f"ResNet-{depth}",
+        {"activation": activation},
+    )
     for depth in (110, 164)
     for activation, name, error_110, error_164 in _ACTIVATIONS
 )
@@ -165,10 +249,22 @@ def _t3(key, network, model, dataset, error, group):
 
 #: Table 3: original vs (full) pre-activation units, CIFAR-10 and CIFAR-100.
 TABLE3 = (
-    _t3("resnet110_1layer_v1", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v1", "cifar10", 9.90,
-        "ResNet-110 (1-layer skip)"),
-    _t3("resnet110_1layer_v2", "ResNet-110 (1-layer skip)", "cifar_resnet110_1layer_v2", "cifar10", 8.91,
-        "ResNet-110 (1-layer skip)"),
+    _t3(
+        "resnet110_1layer_v1",
+        "ResNet-110 (1-layer skip)",
+        "cifar_resnet110_1layer_v1",
+        "cifar10",
+        9.90,
+        "ResNet-110 (1-layer skip)",
+    ),
+    _t3(
+        "resnet110_1layer_v2",
+        "ResNet-110 (1-layer skip)",
+        "cifar_resnet110_1layer_v2",
+        "cifar10",
+        8.91,
+        "ResNet-110 (1-layer skip)",
+    ),
     _t3("resnet110_v1", "ResNet-110", "cifar_resnet110_v1", "cifar10", 6.61, "ResNet-110"),
     _t3("resnet110_v2", "ResNet-110", "cifar_resnet110_v2", "cifar10", 6.37, "ResNet-110"),
     _t3("resnet164_v1", "ResNet-164", "cifar_resnet164_v1", "cifar10", 5.93, "ResNet-164"),
@@ -183,26 +279,102 @@ TABLE3 = (
 
 #: Table 4: ResNet-1001 (pre-activation) against the state of the art; the paper's own rows.
 TABLE4 = (
-    PaperRow("table4", "resnet1001_v2", "ResNet-1001", "pre-activation, mini-batch 128", "cifar_resnet1001_v2",
-             "cifar10", 4.92, "CIFAR-10"),
-    PaperRow("table4", "resnet1001_v2_batch64", "ResNet-1001", "pre-activation, mini-batch 64",
-             "cifar_resnet1001_v2", "cifar10", 4.62, "CIFAR-10", batch_size=64, recipe=AUTHORS_README_BATCH64),
-    PaperRow("table4", "resnet1001_v2_cifar100", "ResNet-1001", "pre-activation, mini-batch 128",
-             "cifar_resnet1001_v2", "cifar100", 22.71, "CIFAR-100"),
+    PaperRow(
+        "table4",
+        "resnet1001_v2",
+        "ResNet-1001",
+        "pre-activation, mini-batch 128",
+        "cifar_resnet1001_v2",
+        "cifar10",
+        4.92,
+        "CIFAR-10",
+    ),
+    PaperRow(
+        "table4",
+        "resnet1001_v2_batch64",
+        "ResNet-1001",
+        "pre-activation, mini-batch 64",
+        "cifar_resnet1001_v2",
+        "cifar10",
+        4.62,
+        "CIFAR-10",
+        batch_size=64,
+        recipe=AUTHORS_README_BATCH64,
+    ),
+    PaperRow(
+        "table4",
+        "resnet1001_v2_cifar100",
+        "ResNet-1001",
+        "pre-activation, mini-batch 128",
+        "cifar_resnet1001_v2",
+        "cifar100",
+        22.71,
+        "CIFAR-100",
+    ),
 )
 
 #: Table 5: ImageNet, single crop 320, top-1 / top-5 error.
 TABLE5 = (
-    PaperRow("table5", "resnet152_v1", "ResNet-152", "original", "resnet152_v1", "imagenet", 21.3, "ResNet-152",
-             top5=5.5, recipe=PAPER_IMAGENET_RECIPE),
-    PaperRow("table5", "resnet152_v2", "ResNet-152", "pre-activation", "resnet152_v2", "imagenet", 21.1,
-             "ResNet-152", top5=5.5, recipe=PAPER_IMAGENET_RECIPE),
-    PaperRow("table5", "resnet200_v1", "ResNet-200", "original", "resnet200_v1", "imagenet", 21.8, "ResNet-200",
-             top5=6.0, recipe=PAPER_IMAGENET_RECIPE),
-    PaperRow("table5", "resnet200_v2", "ResNet-200", "pre-activation", "resnet200_v2", "imagenet", 20.7,
-             "ResNet-200", top5=5.3, recipe=PAPER_IMAGENET_RECIPE),
-    PaperRow("table5", "resnet200_v2_aspect", "ResNet-200", "pre-activation, scale + aspect ratio augmentation",
-             "resnet200_v2", "imagenet", 20.1, "ResNet-200", top5=4.8, recipe=PAPER_IMAGENET_RECIPE),
+    PaperRow(
+        "table5",
+        "resnet152_v1",
+        "ResNet-152",
+        "original",
+        "resnet152_v1",
+        "imagenet",
+        21.3,
+        "ResNet-152",
+        top5=5.5,
+        recipe=PAPER_IMAGENET_RECIPE,
+    ),
+    PaperRow(
+        "table5",
+        "resnet152_v2",
+        "ResNet-152",
+        "pre-activation",
+        "resnet152_v2",
+        "imagenet",
+        21.1,
+        "ResNet-152",
+        top5=5.5,
+        recipe=PAPER_IMAGENET_RECIPE,
+    ),
+    PaperRow(
+        "table5",
+        "resnet200_v1",
+        "ResNet-200",
+        "original",
+        "resnet200_v1",
+        "imagenet",
+        21.8,
+        "ResNet-200",
+        top5=6.0,
+        recipe=PAPER_IMAGENET_RECIPE,
+    ),
+    PaperRow(
+        "table5",
+        "resnet200_v2",
+        "ResNet-200",
+        "pre-activation",
+        "resnet200_v2",
+        "imagenet",
+        20.7,
+        "ResNet-200",
+        top5=5.3,
+        recipe=PAPER_IMAGENET_RECIPE,
+    ),
+    PaperRow(
+        "table5",
+        "resnet200_v2_aspect",
+        "ResNet-200",
+        "pre-activation, scale + aspect ratio augmentation",
+        "resnet200_v2",
+        "imagenet",
+        20.1,
+        "ResNet-200",
+        top5=4.8,
+        recipe=PAPER_IMAGENET_RECIPE,
+    ),
 )
 
 TABLES = {"table1": TABLE1, "table2": TABLE2, "table3": TABLE3, "table4": TABLE4, "table5": TABLE5}

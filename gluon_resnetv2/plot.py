@@ -19,6 +19,7 @@ The input is what a training run writes in its directory:
 Everything here draws on a :class:`matplotlib.figure.Figure` with the Agg canvas: pyplot is never
 imported, so no display is needed and no global figure is left behind.
 """
+
 import os
 
 import matplotlib
@@ -33,8 +34,15 @@ from .train.runlog import CONFIG_NAME, LOG_COLUMNS, LOG_NAME, read_log  # noqa: 
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 # Config keys describing the unit variant, in the order they appear in a default label.
-_VARIANT_KEYS = ("activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias", "shortcut_dropout",
-                 "projection")
+_VARIANT_KEYS = (
+    "activation",
+    "shortcut",
+    "shortcut_scale",
+    "residual_scale",
+    "gate_bias",
+    "shortcut_dropout",
+    "projection",
+)
 
 X_LABEL = "iterations"
 LOSS_LABEL = "training loss (dashed)"
@@ -85,8 +93,10 @@ def output_format(out_path):
     """The format (``"png"``, ``"pdf"`` or ``"svg"``) for ``out_path``; ValueError for any other extension."""
     ext = os.path.splitext(os.fspath(out_path))[1].lower()
     if ext not in FORMATS:
-        raise ValueError(f"unsupported output format {ext or '(no extension)'!r} for {os.fspath(out_path)}: "
-                         f"use one of {', '.join(FORMATS)}")
+        raise ValueError(
+            f"unsupported output format {ext or '(no extension)'!r} for {os.fspath(out_path)}: "
+            f"use one of {', '.join(FORMATS)}"
+        )
     return FORMATS[ext]
 
 
@@ -164,11 +174,19 @@ def plot_runs(run_dirs, out_path=None, labels=None, title=None, ax=None):
     handles = []
     for index, (log, label, color) in enumerate(zip(logs, labels, run_colors(len(logs)))):
         x, loss = _series(log, "train_loss")
-        ax.plot(x, loss, linestyle="--", linewidth=1.0, color=color, label=f"{label}, training loss",
-                gid=f"{index}:train_loss")
+        ax.plot(
+            x,
+            loss,
+            linestyle="--",
+            linewidth=1.0,
+            color=color,
+            label=f"{label}, training loss",
+            gid=f"{index}:train_loss",
+        )
         x, err = _series(log, "test_error", scale=100.0)
-        (line,) = err_ax.plot(x, err, linestyle="-", linewidth=1.5, color=color, label=f"{label}, test error",
-                              gid=f"{index}:test_error")
+        (line,) = err_ax.plot(
+            x, err, linestyle="-", linewidth=1.5, color=color, label=f"{label}, test error", gid=f"{index}:test_error"
+        )
         handles.append(line)
 
     ax.set_xlabel(X_LABEL)

@@ -2,6 +2,7 @@
 still running when the caller returns, fails or is interrupted.  Used by the parallel table runner
 (:mod:`gluon_resnetv2.experiments.scheduler`), the demo's two trainings (:mod:`gluon_resnetv2.demo`) and
 the distributed launcher's clean-up (:mod:`gluon_resnetv2.train.launcher`)."""
+
 import os
 import signal
 import subprocess

@@ -16,6 +16,7 @@ says, single 3x3), so the two cannot drift apart.
 :func:`copy_from_gluon` copies an MXNet network's weights into the PyTorch one; ``tests/test_bench.py``
 checks that both then give the same outputs and have the same number of trainable parameters.
 """
+
 import torch
 from mxnet.gluon import nn as gnn
 from torch import nn
@@ -28,8 +29,9 @@ from .units.branches import BRANCHES
 
 def _he_conv(in_channels, spec):
     """A bias-free 'same' convolution with He initialisation N(0, sqrt(2 / (k * k * c_out))) as ``HE_INIT``."""
-    conv = nn.Conv2d(in_channels, spec.channels, spec.kernel, stride=spec.stride, padding=spec.kernel // 2,
-                     bias=spec.bias)
+    conv = nn.Conv2d(
+        in_channels, spec.channels, spec.kernel, stride=spec.stride, padding=spec.kernel // 2, bias=spec.bias
+    )
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return conv
 
@@ -37,8 +39,7 @@ def _he_conv(in_channels, spec):
 class PreActUnit(nn.Module):
     """One full pre-activation unit: ``a = ReLU(BN(x))``, ``y = h(s) + F(a)`` with ``s`` = ``a`` or ``x``."""
 
-    def __init__(self, branch, in_channels, channels, stride, downsample, shortcut_reads_preact,
-                 branch_kwargs=None):
+    def __init__(self, branch, in_channels, channels, stride, downsample, shortcut_reads_preact, branch_kwargs=None):
         super().__init__()
         # Registration order = the MXNet unit's (preact, branch, shortcut): copy_from_gluon relies on it.
         self.preact = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=False))
@@ -50,8 +51,7 @@ class PreActUnit(nn.Module):
             if i < len(specs) - 1:
                 layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         self.branch = nn.Sequential(*layers)
-        self.shortcut = (nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False) if downsample
-                         else nn.Identity())
+        self.shortcut = nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False) if downsample else nn.Identity()
         if downsample:
             nn.init.kaiming_normal_(self.shortcut.weight, mode="fan_out", nonlinearity="relu")
         self.shortcut_reads_preact = shortcut_reads_preact
@@ -68,8 +68,7 @@ class PreActResNet(nn.Module):
         super().__init__()
         n = cifar_units_per_stage(depth, branch)
         channels = CIFAR_BRANCHES[branch][1]
-        branch_kwargs = ({"stride_on": BOTTLENECK_STRIDE_ON["cifar"], "bias": False} if branch == "bottleneck"
-                         else None)
+        branch_kwargs = {"stride_on": BOTTLENECK_STRIDE_ON["cifar"], "bias": False} if branch == "bottleneck" else None
         self.stem = nn.Conv2d(3, stem_channels, 3, padding=1, bias=False)
         nn.init.kaiming_normal_(self.stem.weight, mode="fan_out", nonlinearity="relu")
         units, in_channels = [], stem_channels
@@ -78,12 +77,22 @@ class PreActResNet(nn.Module):
                 stride = 2 if (i > 0 and j == 0) else 1
                 downsample = stride != 1 or in_channels != width
                 first = i == 0 and j == 0
-                units.append(PreActUnit(branch, in_channels, width, stride, downsample,
-                                        shortcut_reads_preact=first or downsample, branch_kwargs=branch_kwargs))
+                units.append(
+                    PreActUnit(
+                        branch,
+                        in_channels,
+                        width,
+                        stride,
+                        downsample,
+                        shortcut_reads_preact=first or downsample,
+                        branch_kwargs=branch_kwargs,
+                    )
+                )
                 in_channels = width
         self.units = nn.Sequential(*units)
-        self.head = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten())
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.output = nn.Linear(in_channels, classes)
 
     def forward(self, x):
@@ -101,8 +110,9 @@ def torch_model(name, classes=10):
     """
     spec = get_spec(name)
     if spec.family != "cifar" or spec.activation != "full_preact":
-        raise ValueError(f"{name!r} has no PyTorch reference: only CIFAR full pre-activation networks "
-                         f"(cifar_resnetN_v2) do")
+        raise ValueError(
+            f"{name!r} has no PyTorch reference: only CIFAR full pre-activation networks (cifar_resnetN_v2) do"
+        )
     return PreActResNet(spec.depth, spec.branch, classes=classes)
 
 
@@ -120,8 +130,14 @@ def copy_from_gluon(gluon_net, torch_net):
     for kind and shape, so a network that is not the twin raises ValueError.  Returns ``torch_net``."""
 
     pairs = {gnn.Conv2D: nn.Conv2d, gnn.BatchNorm: nn.BatchNorm2d, gnn.Dense: nn.Linear}
-    names = {"weight": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "running_mean": "running_mean",
-             "running_var": "running_var"}
+    names = {
+        "weight": "weight",
+        "bias": "bias",
+        "gamma": "weight",
+        "beta": "bias",
+        "running_mean": "running_mean",
+        "running_var": "running_var",
+    }
     ours = _gluon_layers(gluon_net)
     theirs = [m for m in torch_net.modules() if isinstance(m, tuple(pairs.values()))]
     if len(ours) != len(theirs):
@@ -134,7 +150,8 @@ def copy_from_gluon(gluon_net, torch_net):
                 target = getattr(t, names[suffix])
                 value = torch.from_numpy(param.data().asnumpy())
                 if tuple(target.shape) != tuple(value.shape):
-                    raise ValueError(f"layer {i} ({g.name}.{suffix}): shape {tuple(value.shape)} vs "
-                                     f"{tuple(target.shape)}")
+                    raise ValueError(
+                        f"layer {i} ({g.name}.{suffix}): shape {tuple(value.shape)} vs {tuple(target.shape)}"
+                    )
                 target.copy_(value)
     return torch_net

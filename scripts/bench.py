@@ -5,6 +5,7 @@ A thin entry point for people who run files; the same as ``gluon-resnetv2 bench`
 :mod:`gluon_resnetv2.commands.bench` and :func:`gluon_resnetv2.bench.run_benchmark`).  Set speed knobs in
 the environment: ``OMP_NUM_THREADS=2 python scripts/bench.py ...``.
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

@@ -9,6 +9,7 @@ A thin entry point: :mod:`gluon_resnetv2.commands.bench_bf16` and :func:`gluon_r
 
 Figures: README (Training) and docs/bench.md.
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

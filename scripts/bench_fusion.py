@@ -10,6 +10,7 @@ A thin entry point: :mod:`gluon_resnetv2.commands.bench_fusion` and
 
 Figures: docs/deploy.md.
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

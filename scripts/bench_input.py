@@ -8,6 +8,7 @@ fixed batch against the loader.  A thin entry point: :mod:`gluon_resnetv2.comman
 
     python scripts/bench_input.py [--num-workers 2] [--batches 200] [--imagenet]
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

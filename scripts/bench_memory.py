@@ -5,6 +5,7 @@
 
 A thin entry point for people who run files (see :mod:`gluon_resnetv2.commands.bench_memory`).
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

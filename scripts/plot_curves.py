@@ -4,6 +4,7 @@
 A thin entry point for people who run files; the same as ``gluon-resnetv2 plot`` (see
 :mod:`gluon_resnetv2.commands.plot` and :func:`gluon_resnetv2.plot.plot_runs`).
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

@@ -4,6 +4,7 @@
 A thin entry point for people who run files; the same as ``gluon-resnetv2 reproduce`` (see
 :mod:`gluon_resnetv2.commands.reproduce` and :func:`gluon_resnetv2.experiments.run_table`).
 """
+
 import sys
 
 from gluon_resnetv2.cli import run_as_script

@@ -7,6 +7,7 @@ The recipe (SGD 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k and 48k, 64k iteratio
 iterations) comes from :mod:`gluon_resnetv2.train.recipe`; the wrapper is
 :func:`gluon_resnetv2.commands.train_preset.main`.
 """
+
 import sys
 
 from gluon_resnetv2.commands import train_preset

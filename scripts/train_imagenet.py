@@ -6,6 +6,7 @@ A thin wrapper of ``gluon-resnetv2 train`` with ImageNet defaults (``--dataset i
 ``resnet50_v2``): lr 0.1 divided by 10 at epochs 30 and 60, batch 256, 90 epochs (paper, Sec. 5); the
 wrapper is :func:`gluon_resnetv2.commands.train_preset.main`.
 """
+
 import sys
 
 from gluon_resnetv2.commands import train_preset

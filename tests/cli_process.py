@@ -1,8 +1,9 @@
 """Trainer subprocesses for the tests that signal, kill and resume real runs.
 
-    from cli_process import cli, communicate
-    rc, text = communicate(cli("train", "--resume", out), timeout=60)
+from cli_process import cli, communicate
+rc, text = communicate(cli("train", "--resume", out), timeout=60)
 """
+
 import os
 import subprocess
 import sys
@@ -13,8 +14,13 @@ import pytest
 def cli(*args, **kwargs):
     """``python -m gluon_resnetv2.cli ARGS`` with one OpenMP thread, stdout and stderr together."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "gluon_resnetv2.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gluon_resnetv2.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **kwargs,
+    )
 
 
 def communicate(proc, timeout=120, what="did not end"):

@@ -10,6 +10,7 @@ Each returns an object whose ``stop()`` ends the daemons it started (by their pr
 packages come from ``make test`` (Makefile target ``cluster-packages``); when a daemon cannot start the
 test fails with the reason (in CI and as root) or is skipped (not root, outside CI).
 """
+
 import os
 import shlex
 import socket
@@ -87,25 +88,44 @@ def start_sshd(directory):
         unavailable(f"{SSHD} is missing: install openssh-server (make test does)")
     d = str(directory)
     for key in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key)], check=True,
-                       timeout=30)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key)], check=True, timeout=30
+        )
     with open(os.path.join(d, "user_key.pub")) as src, open(os.path.join(d, "authorized_keys"), "w") as dst:
         dst.write(src.read())
     port = free_port()
     config = os.path.join(d, "sshd_config")
     with open(config, "w") as handle:
-        handle.write("\n".join([
-            f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d}/host_key", f"PidFile {d}/sshd.pid",
-            f"AuthorizedKeysFile {d}/authorized_keys", "PubkeyAuthentication yes", "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "UsePAM no",
-            "StrictModes no", "LogLevel INFO", ""]))
+        handle.write(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {d}/host_key",
+                    f"PidFile {d}/sshd.pid",
+                    f"AuthorizedKeysFile {d}/authorized_keys",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "LogLevel INFO",
+                    "",
+                ]
+            )
+        )
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     daemons = Daemons(d)
     proc = daemons.start([SSHD, "-D", "-e", "-f", config], "sshd.log")
     try:
-        _wait(lambda: proc.poll() is not None or _port_open(port), 15, "sshd did not listen",
-              [os.path.join(d, "sshd.log")])
+        _wait(
+            lambda: proc.poll() is not None or _port_open(port),
+            15,
+            "sshd did not listen",
+            [os.path.join(d, "sshd.log")],
+        )
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited with status {proc.returncode}:\n{_tail(os.path.join(d, 'sshd.log'))}")
     except RuntimeError as err:
@@ -113,8 +133,16 @@ def start_sshd(directory):
         unavailable(str(err))
     daemons.port = port
     daemons.log = os.path.join(d, "sshd.log")
-    daemons.ssh_args = ["-F", "/dev/null", "-i", f"{d}/user_key", "-o", "IdentitiesOnly=yes",
-                        "-o", f"UserKnownHostsFile={d}/known_hosts"]
+    daemons.ssh_args = [
+        "-F",
+        "/dev/null",
+        "-i",
+        f"{d}/user_key",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={d}/known_hosts",
+    ]
     daemons.ssh_args_text = " ".join(shlex.quote(a) for a in daemons.ssh_args)
     return daemons
 
@@ -122,18 +150,41 @@ def start_sshd(directory):
 def slurm_conf(d, ctld_port, slurmd_port):
     """A one-node ``slurm.conf``: everything in ``d``, loopback only, 2 CPUs, no cgroups or accounting."""
     host = socket.gethostname().split(".")[0]
-    return "\n".join([
-        "ClusterName=gr2test", f"SlurmctldHost={host}(127.0.0.1)", f"SlurmctldPort={ctld_port}",
-        f"SlurmdPort={slurmd_port}", "SlurmUser=root", "SlurmdUser=root", "AuthType=auth/munge",
-        f"AuthInfo=socket={d}/munge/socket", "CredType=cred/munge", f"StateSaveLocation={d}/ctld",
-        f"SlurmdSpoolDir={d}/slurmd", f"SlurmctldPidFile={d}/slurmctld.pid", f"SlurmdPidFile={d}/slurmd.pid",
-        f"SlurmctldLogFile={d}/slurmctld.log", f"SlurmdLogFile={d}/slurmd.log",
-        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none",
-        "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "SchedulerType=sched/builtin",
-        "MpiDefault=none", "ReturnToService=2", "KillWait=5", "MinJobAge=600", "InactiveLimit=0",
-        "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""])
+    return "\n".join(
+        [
+            "ClusterName=gr2test",
+            f"SlurmctldHost={host}(127.0.0.1)",
+            f"SlurmctldPort={ctld_port}",
+            f"SlurmdPort={slurmd_port}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            f"AuthInfo=socket={d}/munge/socket",
+            "CredType=cred/munge",
+            f"StateSaveLocation={d}/ctld",
+            f"SlurmdSpoolDir={d}/slurmd",
+            f"SlurmctldPidFile={d}/slurmctld.pid",
+            f"SlurmdPidFile={d}/slurmd.pid",
+            f"SlurmctldLogFile={d}/slurmctld.log",
+            f"SlurmdLogFile={d}/slurmd.log",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core",
+            "SchedulerType=sched/builtin",
+            "MpiDefault=none",
+            "ReturnToService=2",
+            "KillWait=5",
+            "MinJobAge=600",
+            "InactiveLimit=0",
+            "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN",
+            "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+            "",
+        ]
+    )
 
 
 def start_slurm(directory):
@@ -155,12 +206,23 @@ def start_slurm(directory):
     env = dict(os.environ, SLURM_CONF=conf)
     daemons = Daemons(d)
     daemons.env_extra = {"SLURM_CONF": conf}
-    logs = [os.path.join(d, name) for name in ("munged.log", "slurmctld.out", "slurmctld.log", "slurmd.out",
-                                               "slurmd.log")]
+    logs = [
+        os.path.join(d, name) for name in ("munged.log", "slurmctld.out", "slurmctld.log", "slurmd.out", "slurmd.log")
+    ]
     try:
-        daemons.start(["/usr/sbin/munged", "-F", "-f", f"--key-file={key}", f"--socket={d}/munge/socket",
-                       f"--pid-file={d}/munge/munged.pid", f"--log-file={d}/munge/munged.log",
-                       f"--seed-file={d}/munge/munged.seed"], "munged.log")
+        daemons.start(
+            [
+                "/usr/sbin/munged",
+                "-F",
+                "-f",
+                f"--key-file={key}",
+                f"--socket={d}/munge/socket",
+                f"--pid-file={d}/munge/munged.pid",
+                f"--log-file={d}/munge/munged.log",
+                f"--seed-file={d}/munge/munged.seed",
+            ],
+            "munged.log",
+        )
         _wait(lambda: os.path.exists(f"{d}/munge/socket"), 15, "munged did not create its socket", logs)
         daemons.start(["/usr/sbin/slurmctld", "-D", "-f", conf], "slurmctld.out", env)
         daemons.start(["/usr/sbin/slurmd", "-D", "-N", "localhost", "-f", conf], "slurmd.out", env)
@@ -168,8 +230,10 @@ def start_slurm(directory):
         def idle():
             for proc in daemons.procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited with status {proc.returncode}\n" +
-                                       "\n".join(f"--- {p}:\n{_tail(p)}" for p in logs))
+                    raise RuntimeError(
+                        f"{proc.args[0]} exited with status {proc.returncode}\n"
+                        + "\n".join(f"--- {p}:\n{_tail(p)}" for p in logs)
+                    )
             result = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30)
             return result.returncode == 0 and result.stdout.strip() == "idle"
 
@@ -185,9 +249,12 @@ def start_slurm(directory):
         if ids:
             subprocess.run(["scancel", *ids], env=env, capture_output=True, timeout=30)
             deadline = time.time() + 20
-            while time.time() < deadline and subprocess.run(
-                    ["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True,
-                    timeout=30).stdout.strip():
+            while (
+                time.time() < deadline
+                and subprocess.run(
+                    ["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True, timeout=30
+                ).stdout.strip()
+            ):
                 time.sleep(0.5)
         Daemons.stop(daemons)
 

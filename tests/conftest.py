@@ -1,4 +1,5 @@
 """Shared pytest set-up: the ``slow`` marker (``make test-fast`` deselects it) and deterministic seeds."""
+
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 threads on 2 busy cores make MXNet 4-10x slower
@@ -11,8 +12,10 @@ import gluon_resnetv2  # noqa: F401  (numpy aliases and the thread count before 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes over ~3 s; deselect with -m 'not slow' (make test-fast)")
-    config.addinivalue_line("markers", "cluster: starts real daemons (sshd, or munged + slurmctld + slurmd) on "
-                                       "loopback; select with -m cluster")
+    config.addinivalue_line(
+        "markers",
+        "cluster: starts real daemons (sshd, or munged + slurmctld + slurmd) on loopback; select with -m cluster",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ back: ``{split: (images uint8 NHWC, labels int)}``.
     expected = write_fashion_mnist(tmp_path, n_train=64, n_test=32)
     train_set = load_dataset('fashion-mnist', data_dir=str(tmp_path))
 """
+
 import gzip
 import os
 import pickle
@@ -79,16 +80,21 @@ def write_cifar(directory, name="cifar10", fmt="binary", n_per_file=8, seed=0):
     for split, stems in files.items():
         parts = []
         for i, stem in enumerate(stems):
-            images, labels = random_images(n_per_file, 32, 32, 3, seed=seed * 100 + i + 10 * (split == "test"),
-                                           num_classes=num_classes)
+            images, labels = random_images(
+                n_per_file, 32, 32, 3, seed=seed * 100 + i + 10 * (split == "test"), num_classes=num_classes
+            )
             if fmt == "binary":
                 label_cols = [labels[:, None]] if name == "cifar10" else [labels[:, None] // 5, labels[:, None]]
                 rows = np.concatenate(label_cols + [_planar(images)], axis=1).astype(np.uint8)
                 write_bytes(os.path.join(out_dir, stem + ".bin"), rows.tobytes())
             else:
                 key = b"labels" if name == "cifar10" else b"fine_labels"
-                batch = {b"batch_label": b"fixture", key: [int(x) for x in labels], b"data": _planar(images),
-                         b"filenames": [b"img%d.png" % j for j in range(n_per_file)]}
+                batch = {
+                    b"batch_label": b"fixture",
+                    key: [int(x) for x in labels],
+                    b"data": _planar(images),
+                    b"filenames": [b"img%d.png" % j for j in range(n_per_file)],
+                }
                 if name == "cifar100":
                     batch[b"coarse_labels"] = [int(x) // 5 for x in labels]
                 with open(os.path.join(out_dir, stem), "wb") as handle:
@@ -103,13 +109,15 @@ def write_recordio(directory, stem, images, labels, quality=100):
     ``mx.recordio.pack_img``, as im2rec.py does (keys 0..n-1, label in the header)."""
 
     os.makedirs(directory, exist_ok=True)
-    record = mx.recordio.MXIndexedRecordIO(os.path.join(directory, stem + ".idx"),
-                                           os.path.join(directory, stem + ".rec"), "w")
+    record = mx.recordio.MXIndexedRecordIO(
+        os.path.join(directory, stem + ".idx"), os.path.join(directory, stem + ".rec"), "w"
+    )
     for key, (image, label) in enumerate(zip(images, labels)):
         header = mx.recordio.IRHeader(0, float(label), key, 0)
         # pack_img encodes with OpenCV, which takes BGR.
-        record.write_idx(key, mx.recordio.pack_img(header, np.ascontiguousarray(image[..., ::-1]),
-                                                   quality=quality, img_fmt=".jpg"))
+        record.write_idx(
+            key, mx.recordio.pack_img(header, np.ascontiguousarray(image[..., ::-1]), quality=quality, img_fmt=".jpg")
+        )
     record.close()
 
 

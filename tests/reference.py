@@ -1,4 +1,5 @@
 """Hand-written NumPy references of the paper's formulas, independent of the Gluon code under test."""
+
 import numpy as np
 
 EPS = 1e-5  # Gluon BatchNorm's default epsilon
@@ -14,7 +15,7 @@ def conv2d(x, w, stride=1, bias=None):
     out = np.zeros((n, w.shape[0], oh, ow), dtype=np.float64)
     for i in range(k):
         for j in range(k):
-            patch = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+            patch = xp[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
             out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
     if bias is not None:
         out += bias[None, :, None, None]

@@ -1,5 +1,6 @@
 """Agreement with the paper (gluon_resnetv2.agreement): ranks with ties, Spearman's rho checked by hand,
 the fail count, the training-loss figures, and report.json / the report's agreement section."""
+
 import json
 import math
 import os
@@ -40,8 +41,10 @@ def test_fails_found_counts_paper_fails_among_our_worst():
 
 
 def test_loss_figures_final_tenth_and_whole_run():
-    log = {"iteration": [10.0 * i for i in range(1, 11)] + [100.0],
-           "train_loss": [float(i) for i in range(1, 11)] + [math.nan]}  # last row: an evaluation row
+    log = {
+        "iteration": [10.0 * i for i in range(1, 11)] + [100.0],
+        "train_loss": [float(i) for i in range(1, 11)] + [math.nan],
+    }  # last row: an evaluation row
     assert A.loss_figures(log, 100) == (10.0, 5.5)
     longer = {"iteration": [10.0 * i for i in range(1, 21)], "train_loss": [float(i) for i in range(1, 21)]}
     assert A.loss_figures(longer, 200) == (19.5, 10.5)  # the rows after iteration 180: 190 and 200
@@ -50,10 +53,12 @@ def test_loss_figures_final_tenth_and_whole_run():
 
 
 def test_table_agreement_spread_and_missing_rows():
-    records = [dict(paper_error=6.61, paper_fail=False, test_error=10.0, train_loss_final=0.3),
-               dict(paper_error=None, paper_fail=True, test_error=INF, train_loss_final=INF),
-               dict(paper_error=12.35, paper_fail=False, test_error=12.0, train_loss_final=0.5),
-               dict(paper_error=None, paper_fail=True, test_error=None, train_loss_final=None)]  # not run yet
+    records = [
+        dict(paper_error=6.61, paper_fail=False, test_error=10.0, train_loss_final=0.3),
+        dict(paper_error=None, paper_fail=True, test_error=INF, train_loss_final=INF),
+        dict(paper_error=12.35, paper_fail=False, test_error=12.0, train_loss_final=0.5),
+        dict(paper_error=None, paper_fail=True, test_error=None, train_loss_final=None),
+    ]  # not run yet
     result = A.table_agreement(records, spread_errors=[10.0, 11.0, 12.0])
     assert result["rows_compared"] == 3
     assert result["spearman_test_error"] == pytest.approx(1.0)
@@ -90,7 +95,7 @@ def test_report_json_and_agreement_section(tmp_path):
     assert list(by_row) == rows.split(",")
     original = by_row["original"]
     assert (original["paper_error"], original["paper_fail"], original["test_error"]) == (6.61, False, 11.0)
-    assert original["train_loss_final"] == pytest.approx(0.2)        # iterations 100 > 90: the last logged loss
+    assert original["train_loss_final"] == pytest.approx(0.2)  # iterations 100 > 90: the last logged loss
     assert original["train_loss_mean"] == pytest.approx(0.79)
     assert (original["iterations"], original["seconds"], original["seeds"]) == (100, 22.5, 3)
     plain = by_row["constant_scaling_0_1"]

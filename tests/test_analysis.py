@@ -4,6 +4,7 @@ Pinned: the shortcut-path term is exactly 1 for identity shortcuts and 0.5^(L-l)
 (within a stage, Eqn. 8), the identity net's lower bound (no unit gets less gradient than x_L), the
 equality of the step-by-step unit with the real one, and the command's files.
 """
+
 import csv
 import os
 
@@ -40,6 +41,7 @@ def _units_to_stage_end(net):
 
 # --------------------------------------------------------------------------------------- variant syntax
 
+
 def test_parse_variant_syntax():
     v = A.parse_variant("constant_scaling:shortcut_scale=0.5,residual-scale=0.5")
     assert v.kwargs == {"shortcut": "constant_scaling", "shortcut_scale": 0.5, "residual_scale": 0.5}
@@ -49,15 +51,18 @@ def test_parse_variant_syntax():
     assert [v.label for v in A.parse_variants(["fig2"])] == list(A.FIG2_VARIANTS)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("bogus", "unknown shortcut 'bogus'"),
-    ("identity:gate_bias=1", "gate_bias"),
-    ("constant_scaling:scale=0.5", "unknown option 'scale'"),
-    ("constant_scaling:shortcut_scale", "is not KEY=VALUE"),
-    ("constant_scaling:shortcut_scale=half", "not a number"),
-    ("constant_scaling:shortcut_scale=0.5,shortcut_scale=0.4", "given twice"),
-    ("", "empty variant"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("bogus", "unknown shortcut 'bogus'"),
+        ("identity:gate_bias=1", "gate_bias"),
+        ("constant_scaling:scale=0.5", "unknown option 'scale'"),
+        ("constant_scaling:shortcut_scale", "is not KEY=VALUE"),
+        ("constant_scaling:shortcut_scale=half", "not a number"),
+        ("constant_scaling:shortcut_scale=0.5,shortcut_scale=0.4", "given twice"),
+        ("", "empty variant"),
+    ],
+)
 def test_parse_variant_errors(text, message):
     with pytest.raises(ValueError, match=message):
         A.parse_variant(text)
@@ -76,6 +81,7 @@ def test_merge_kwargs_conflict():
 
 
 # --------------------------------------------------------------------------------------- the unit
+
 
 @pytest.mark.parametrize("activation", ["original", "full_preact", "bn_after_add"])
 @pytest.mark.parametrize("shortcut", ["identity", "exclusive_gating", "constant_scaling", "conv1x1"])
@@ -106,6 +112,7 @@ def test_retained_graph_matches_fresh_recording():
 
 
 # --------------------------------------------------------------------------------------- Eqns. 5 and 8
+
 
 def test_identity_shortcut_term_is_exactly_one(batch):
     net = _net("cifar_resnet20_v2")
@@ -166,12 +173,12 @@ def test_dropout_shortcut_backward_uses_the_mask(batch):
 
 # --------------------------------------------------------------------------------------- driver and CLI
 
+
 def test_propagation_after_training_changes_the_net():
     variants = A.parse_variants(["identity"])
     init = A.propagation("cifar_resnet20_v2", ["identity"], "synthetic", batch_size=8)  # strings are parsed
     assert init[0].variant == variants[0]
-    trained = A.propagation("cifar_resnet20_v2", variants, "synthetic", batch_size=8, iterations=2,
-                            train_batch_size=16)
+    trained = A.propagation("cifar_resnet20_v2", variants, "synthetic", batch_size=8, iterations=2, train_batch_size=16)
     assert trained[0].iterations == 2
     assert trained[0].rows[0]["grad_norm"] != init[0].rows[0]["grad_norm"]
     assert trained[0].rows[1]["shortcut_path_ratio"] == pytest.approx(1.0, abs=1e-6)
@@ -179,9 +186,23 @@ def test_propagation_after_training_changes_the_net():
 
 def test_analyze_command_writes_csv_and_plot(tmp_path, capsys):
     out = tmp_path / "A"
-    code = main(["analyze", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--batch-size", "4",
-                 "--variant", "identity", "--variant", "constant_scaling:shortcut_scale=0.5,residual_scale=0.5",
-                 "--out", str(out)])
+    code = main(
+        [
+            "analyze",
+            "--model",
+            "cifar_resnet20_v2",
+            "--dataset",
+            "synthetic",
+            "--batch-size",
+            "4",
+            "--variant",
+            "identity",
+            "--variant",
+            "constant_scaling:shortcut_scale=0.5,residual_scale=0.5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     with open(out / "propagation.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -201,18 +222,40 @@ def test_analyze_command_writes_csv_and_plot(tmp_path, capsys):
 
 def test_analyze_command_single_variant_from_model_options(tmp_path):
     out = tmp_path / "B"
-    assert main(["analyze", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--batch-size", "4",
-                 "--shortcut", "constant_scaling", "--shortcut-scale", "0.5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--model",
+                "cifar_resnet20_v2",
+                "--dataset",
+                "synthetic",
+                "--batch-size",
+                "4",
+                "--shortcut",
+                "constant_scaling",
+                "--shortcut-scale",
+                "0.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert list(A.read_csv(out / "propagation.csv")) == ["constant_scaling:shortcut_scale=0.5"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--variant", "bogus"], "unknown shortcut"),
-    (["--variant", "identity", "--shortcut", "identity"], "not both"),
-    (["--batch-size", "1"], "at least 2"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--variant", "bogus"], "unknown shortcut"),
+        (["--variant", "identity", "--shortcut", "identity"], "not both"),
+        (["--batch-size", "1"], "at least 2"),
+    ],
+)
 def test_analyze_command_errors(tmp_path, capsys, argv, message):
-    code = main(["analyze", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--out",
-                 str(tmp_path / "C")] + argv)
+    code = main(
+        ["analyze", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--out", str(tmp_path / "C")] + argv
+    )
     assert code == 2
     assert message in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 Fast: a tiny network, batch 8, one timed step.  The PyTorch tests skip where torch is not installed.
 """
+
 import csv
 from types import SimpleNamespace
 
@@ -33,15 +34,24 @@ def _read(path):
 
 @pytest.mark.slow  # 2.7-6 s measured
 def test_two_modes_two_implementations_write_positive_figures(tmp_path):
-    report = run_benchmark(["cifar_resnet20_v2"], modes=["imperative", "hybrid"],
-                           implementations=["gluon_resnetv2", "gluoncv"], batch_size=8, iterations=1, warmup=1,
-                           log=lambda _: None)
+    report = run_benchmark(
+        ["cifar_resnet20_v2"],
+        modes=["imperative", "hybrid"],
+        implementations=["gluon_resnetv2", "gluoncv"],
+        batch_size=8,
+        iterations=1,
+        warmup=1,
+        log=lambda _: None,
+    )
     path = write_report(report, str(tmp_path))
     columns, rows = _read(path)
     assert tuple(columns) == CSV_COLUMNS
     assert [(r["implementation"], r["mode"]) for r in rows] == [
-        ("gluon_resnetv2", "imperative"), ("gluoncv", "imperative"), ("gluon_resnetv2", "hybrid"),
-        ("gluoncv", "hybrid")]
+        ("gluon_resnetv2", "imperative"),
+        ("gluoncv", "imperative"),
+        ("gluon_resnetv2", "hybrid"),
+        ("gluoncv", "hybrid"),
+    ]
     for row in rows:
         assert row["network"] == "cifar_resnet20_v2" and row["batch_size"] == "8"
         assert float(row["train_images_per_s"]) > 0 and float(row["infer_images_per_s"]) > 0
@@ -64,9 +74,16 @@ def test_inference_only_modes_leave_training_empty(tmp_path):
         calls.append(("quantize", len(calib), num_calib_batches, calib_mode))
         return net
 
-    report = run_benchmark(["cifar_resnet20_v2"], modes=["fused", "int8"], implementations=["gluon_resnetv2"],
-                           batch_size=8, iterations=1, warmup=0, deploy=SimpleNamespace(fuse=fuse, quantize=quantize),
-                           log=lambda _: None)
+    report = run_benchmark(
+        ["cifar_resnet20_v2"],
+        modes=["fused", "int8"],
+        implementations=["gluon_resnetv2"],
+        batch_size=8,
+        iterations=1,
+        warmup=0,
+        deploy=SimpleNamespace(fuse=fuse, quantize=quantize),
+        log=lambda _: None,
+    )
     _, rows = _read(write_report(report, str(tmp_path)))
     assert [r["mode"] for r in rows] == ["fused", "int8"]
     assert all(r["train_images_per_s"] == "" and float(r["infer_images_per_s"]) > 0 for r in rows)
@@ -74,8 +91,9 @@ def test_inference_only_modes_leave_training_empty(tmp_path):
 
 
 def test_plan_orders_bf16_last_and_explains_skips():
-    runs, skipped = plan(["cifar_resnet20_v2", "cifar_resnet56_v2"], ["bf16", "hybrid", "fused"],
-                         ["gluon_resnetv2", "pytorch"])
+    runs, skipped = plan(
+        ["cifar_resnet20_v2", "cifar_resnet56_v2"], ["bf16", "hybrid", "fused"], ["gluon_resnetv2", "pytorch"]
+    )
     assert [mode for _, _, mode in runs[-4:]] == ["bf16"] * 4
     assert ("cifar_resnet20_v2", "pytorch", "eager") in runs
     assert ("cifar_resnet20_v2", "pytorch", "fused", "no PyTorch counterpart") in skipped
@@ -91,11 +109,13 @@ def test_unknown_names_are_refused():
 
 
 def test_headline_ratios():
-    rows = [BenchResult("n", "gluon_resnetv2", "hybrid", 8, 100.0, 400.0, 1.0),
-            BenchResult("n", "gluoncv", "hybrid", 8, 80.0, 400.0, 1.0),
-            BenchResult("n", "gluon_resnetv2", "fused", 8, None, 600.0, 1.0),
-            BenchResult("n", "gluon_resnetv2", "int8", 8, None, 1200.0, 1.0),
-            BenchResult("n", "pytorch", "eager", 8, 200.0, 300.0, 1.0)]
+    rows = [
+        BenchResult("n", "gluon_resnetv2", "hybrid", 8, 100.0, 400.0, 1.0),
+        BenchResult("n", "gluoncv", "hybrid", 8, 80.0, 400.0, 1.0),
+        BenchResult("n", "gluon_resnetv2", "fused", 8, None, 600.0, 1.0),
+        BenchResult("n", "gluon_resnetv2", "int8", 8, None, 1200.0, 1.0),
+        BenchResult("n", "pytorch", "eager", 8, 200.0, 300.0, 1.0),
+    ]
     ratios = {label: value for _, label, value, _ in headline_ratios(BenchReport(results=rows))}
     assert ratios["train ours/gluoncv (hybrid)"] == pytest.approx(1.25)
     assert ratios["infer fused/hybrid"] == pytest.approx(1.5)
@@ -114,14 +134,34 @@ def test_peak_memory_sees_an_allocation():
 
 def test_cli_writes_csv(tmp_path):
     out = tmp_path / "out"
-    assert main(["bench", "--models", "cifar_resnet20_v2", "--modes", "hybrid", "--implementations",
-                 "gluon_resnetv2", "--batch-size", "4", "--iterations", "1", "--warmup", "0",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--models",
+                "cifar_resnet20_v2",
+                "--modes",
+                "hybrid",
+                "--implementations",
+                "gluon_resnetv2",
+                "--batch-size",
+                "4",
+                "--iterations",
+                "1",
+                "--warmup",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     columns, rows = _read(out / "bench.csv")
     assert tuple(columns) == CSV_COLUMNS and len(rows) == 1
 
 
 # --- the PyTorch reference ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["cifar_resnet20_v2", "cifar_resnet56_v2", "cifar_resnet110_v2"])
 def test_pytorch_reference_has_our_parameter_count(name):

@@ -3,6 +3,7 @@
 The configurations run in children (``python -m gluon_resnetv2.bench.depth_memory``), so the end-to-end
 test is slow; the scripts' wrappers are checked through their ``main``.
 """
+
 import json
 import math
 import os
@@ -25,13 +26,36 @@ def test_bench_script_delegates_to_the_command(tmp_path, capsys):
 @pytest.mark.slow
 def test_bench_memory_script_measures_each_engine_in_a_child(tmp_path, capsys):
     out = tmp_path / "memory.json"
-    assert _script_main("bench_memory.py")([
-        "--models", "cifar_resnet20_v2", "cifar_resnet21_v2", "--engines", "gluon", "recompute", "--mirror", "0",
-        "--batch", "2", "--iters", "1", "--warmup", "0", "--json", str(out)]) == 0
+    assert (
+        _script_main("bench_memory.py")(
+            [
+                "--models",
+                "cifar_resnet20_v2",
+                "cifar_resnet21_v2",
+                "--engines",
+                "gluon",
+                "recompute",
+                "--mirror",
+                "0",
+                "--batch",
+                "2",
+                "--iters",
+                "1",
+                "--warmup",
+                "0",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.read_text())
     assert [(r["model"], r["engine"], r["mirror"]) for r in results] == [
-        ("cifar_resnet20_v2", "gluon", False), ("cifar_resnet20_v2", "recompute", False),
-        ("cifar_resnet21_v2", "gluon", False), ("cifar_resnet21_v2", "recompute", False)]
+        ("cifar_resnet20_v2", "gluon", False),
+        ("cifar_resnet20_v2", "recompute", False),
+        ("cifar_resnet21_v2", "gluon", False),
+        ("cifar_resnet21_v2", "recompute", False),
+    ]
     gluon_run, recompute_run = results[:2]
     for r in (gluon_run, recompute_run):
         assert r["returncode"] == 0 and r["batch"] == 2 and r["peak_rss_mib"] > 50

@@ -5,6 +5,7 @@ The plans (srun argv, Slurm's variables, what a second table call does) are test
 tests marked ``cluster`` start sshd or munged + slurmctld + slurmd.  Every subprocess has a timeout, and so
 has every launch.
 """
+
 import json
 import os
 import socket
@@ -52,17 +53,24 @@ def _wait_gone(marker, seconds=15):
 
 # ------------------------------------------------------------------------------------------ plans (no daemons)
 
+
 def test_slurm_plan_places_roles_with_srun():
     nodes = [Host("n1", None, 2), Host("n2", None, 1)]
     command = ["py", "-m", "gluon_resnetv2.cli", "train", "--kvstore", "dist_sync"]
     specs = slurm.plan(command, 4, 2, nodes=nodes, port=1234, python="py", gpus_per_worker=2, env={})
     assert [(s.role, s.host, s.index) for s in specs] == [
-        ("scheduler", "n1", 0), ("server", "n1", 0), ("server", "n2", 1), ("worker", "n1", 0), ("worker", "n1", 1),
-        ("worker", "n2", 2), ("worker", "n1", 3)]
+        ("scheduler", "n1", 0),
+        ("server", "n1", 0),
+        ("server", "n2", 1),
+        ("worker", "n1", 0),
+        ("worker", "n1", 1),
+        ("worker", "n2", 2),
+        ("worker", "n1", 3),
+    ]
     worker = specs[5]
     assert worker.via == "srun" and worker.argv[:4] == ["srun", "--overlap", "--nodes=1", "--ntasks=1"]
     assert "--nodelist=n2" in worker.argv and "--gres=gpu:2" in worker.argv
-    assert worker.argv[worker.argv.index("--") + 1:] == command + ["--gpus", "0,1"]  # Slurm's GPUs count from 0
+    assert worker.argv[worker.argv.index("--") + 1 :] == command + ["--gpus", "0,1"]  # Slurm's GPUs count from 0
     assert worker.env["DMLC_ROLE"] == "worker" and worker.env["GLUON_RESNETV2_WORKER_INDEX"] == "2"
     assert worker.env["DMLC_PS_ROOT_PORT"] == "1234" and worker.env["DMLC_NUM_WORKER"] == "4"
     assert "--gres=gpu:2" not in specs[0].argv and specs[0].argv[-2:] == ["-c", slurm.SERVER_PROGRAM]
@@ -83,8 +91,9 @@ def test_launch_options_are_checked(capsys):
     assert main(["launch", "-n", "1", "--gpus-per-worker", "1", "--", "x"]) != 0
     assert "--gpus-per-worker goes with --slurm" in capsys.readouterr().err
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    result = subprocess.run(CLI + ["launch", "--slurm", "-n", "1", "--", "x"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        CLI + ["launch", "--slurm", "-n", "1", "--", "x"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0 and "SLURM_JOB_ID is not set" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -99,18 +108,22 @@ def test_table_decisions():
     script = slurm_tables.job_script({"seed": 0, "run_dir": "/o/r it"}, "gr2-x", "/o/slurm/x-%j.out", "/w", "py")
     assert "#SBATCH --output=/o/slurm/x-%j.out" in script and "cd /w" in script
     assert script.rstrip().endswith(
-        """exec py -m gluon_resnetv2.experiments --job '{"seed": 0, "run_dir": "/o/r it"}'""")
+        """exec py -m gluon_resnetv2.experiments --job '{"seed": 0, "run_dir": "/o/r it"}'"""
+    )
 
 
 # ------------------------------------------------------------------------------------------ a real sshd
 
+
 def _daemons_fixture(start, name):
     """A module-scoped fixture: the daemons ``start(directory)`` brings up, stopped after the module's tests."""
+
     @pytest.fixture(scope="module")
     def daemons(tmp_path_factory):
         running = start(tmp_path_factory.mktemp(name))
         yield running
         running.stop()
+
     return daemons
 
 
@@ -124,11 +137,28 @@ def test_ssh_launch_two_workers_dist_sync(sshd, tmp_path):
     hosts.write_text(f"# two names for this machine, sshd's port\n127.0.0.1:{sshd.port}\nlocalhost:{sshd.port}\n")
     logins = open(sshd.log).read().count("Accepted publickey")
     out = str(tmp_path / "dist")
-    command = CLI + ["launch", "-n", "2", "-s", "1", "--hosts", str(hosts), "--port", str(free_port()),
-                     f"--ssh-args={sshd.ssh_args_text}", "--timeout", "150", "--", "gluon-resnetv2", *TRAIN,
-                     "--out", out]
-    result = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            timeout=180)
+    command = CLI + [
+        "launch",
+        "-n",
+        "2",
+        "-s",
+        "1",
+        "--hosts",
+        str(hosts),
+        "--port",
+        str(free_port()),
+        f"--ssh-args={sshd.ssh_args_text}",
+        "--timeout",
+        "150",
+        "--",
+        "gluon-resnetv2",
+        *TRAIN,
+        "--out",
+        out,
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 hosts over ssh" in result.stderr
     assert open(sshd.log).read().count("Accepted publickey") - logins == 4  # scheduler, server, 2 workers
@@ -145,19 +175,45 @@ def test_ssh_unreachable_host_stops_the_job(sshd, tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_text(f"127.0.0.1:{sshd.port}\nlocalhost:{port}\n")
     marker = f"gr2-{uuid.uuid4().hex}"
-    command = CLI + ["launch", "-n", "2", "-s", "1", "--hosts", str(hosts), "--port", str(free_port()),
-                     f"--ssh-args={sshd.ssh_args_text}", "--connect-timeout", "3", "--timeout", "60", "--",
-                     sys.executable, "-c", "import time; time.sleep(120)"]
+    command = CLI + [
+        "launch",
+        "-n",
+        "2",
+        "-s",
+        "1",
+        "--hosts",
+        str(hosts),
+        "--port",
+        str(free_port()),
+        f"--ssh-args={sshd.ssh_args_text}",
+        "--connect-timeout",
+        "3",
+        "--timeout",
+        "60",
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(120)",
+    ]
     start = time.time()
-    proc = subprocess.Popen(command, cwd=REPO, env=_env(GLUON_RESNETV2_TEST_MARKER=marker),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=_env(GLUON_RESNETV2_TEST_MARKER=marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         remote = []
         while not remote and proc.poll() is None and time.time() - start < 30:
             # the environment travels over ssh: python processes with the marker were started by sshd
-            remote = [pid for pid, argv in processes_with(marker).items()
-                      if pid != proc.pid and argv and argv[0] == sys.executable]
+            remote = [
+                pid
+                for pid, argv in processes_with(marker).items()
+                if pid != proc.pid and argv and argv[0] == sys.executable
+            ]
             time.sleep(0.1)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -180,31 +236,93 @@ slurm_cluster = _daemons_fixture(start_slurm, "slurm")
 @pytest.mark.cluster
 def test_slurm_launch_dist_sync_and_a_failing_worker(slurm_cluster, tmp_path):
     out = str(tmp_path / "dist")
-    command = ["salloc", "-n", "2", "--time=5", *CLI, "launch", "--slurm", "-n", "2", "-s", "1", "--timeout", "150",
-               "--", "gluon-resnetv2", *TRAIN, "--out", out]
-    result = subprocess.run(command, cwd=REPO, env=_env(**slurm_cluster.env_extra), capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=200)
+    command = [
+        "salloc",
+        "-n",
+        "2",
+        "--time=5",
+        *CLI,
+        "launch",
+        "--slurm",
+        "-n",
+        "2",
+        "-s",
+        "1",
+        "--timeout",
+        "150",
+        "--",
+        "gluon-resnetv2",
+        *TRAIN,
+        "--out",
+        out,
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=_env(**slurm_cluster.env_extra),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=200,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "on 1 Slurm node(s) with srun" in result.stderr
     _same_weights(out)
 
     # worker 1 fails while worker 0 waits: the job ends with its status and rank, nothing is left
     marker = f"gr2-{uuid.uuid4().hex}"
-    failing = ("import os, sys, time; "
-               "time.sleep(120) if os.environ['GLUON_RESNETV2_WORKER_INDEX'] == '0' else sys.exit(3)")
-    command = ["salloc", "-n", "2", "--time=5", *CLI, "launch", "--slurm", "-n", "2", "-s", "1", "--timeout", "60",
-               "--", sys.executable, "-c", failing]
+    failing = (
+        "import os, sys, time; time.sleep(120) if os.environ['GLUON_RESNETV2_WORKER_INDEX'] == '0' else sys.exit(3)"
+    )
+    command = [
+        "salloc",
+        "-n",
+        "2",
+        "--time=5",
+        *CLI,
+        "launch",
+        "--slurm",
+        "-n",
+        "2",
+        "-s",
+        "1",
+        "--timeout",
+        "60",
+        "--",
+        sys.executable,
+        "-c",
+        failing,
+    ]
     start = time.time()
-    result = subprocess.run(command, cwd=REPO, env=_env(GLUON_RESNETV2_TEST_MARKER=marker, **slurm_cluster.env_extra),
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=_env(GLUON_RESNETV2_TEST_MARKER=marker, **slurm_cluster.env_extra),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     assert "worker 1 (of 0-1) on localhost (srun) exited with status 3; stopping the job" in result.stderr
     assert time.time() - start < 45
     assert not _wait_gone(marker), "processes left behind"
 
 
-TABLE = ["reproduce", "table1", "--rows", "original,constant_scaling_0.5_0.5", "--dataset", "synthetic",
-         "--iterations", "120", "--batch-size", "4", "--slurm", "--slurm-args=--time=10"]
+TABLE = [
+    "reproduce",
+    "table1",
+    "--rows",
+    "original,constant_scaling_0.5_0.5",
+    "--dataset",
+    "synthetic",
+    "--iterations",
+    "120",
+    "--batch-size",
+    "4",
+    "--slurm",
+    "--slurm-args=--time=10",
+]
 
 
 def _jobs_over(job_ids, seconds):
@@ -225,8 +343,15 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
     env = _env(**slurm_cluster.env_extra)
 
     def reproduce():
-        result = subprocess.run(CLI + TABLE + ["--out", out], cwd=REPO, env=env, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=120)
+        result = subprocess.run(
+            CLI + TABLE + ["--out", out],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout, {k: v["job"] for k, v in slurm_tables.read_jobs(out).items()}
 
@@ -257,8 +382,9 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
     assert fourth == third and "2 done" in text and "0 submitted" in text
     modes = E.attempts(killed)
     assert [m["mode"] for m in modes] == ["train", "resume"] and 0 < modes[1]["iteration"] < 120
-    iterations = [int(line.split(",")[0]) for line in open(os.path.join(killed, "log.csv")).read().split("\n")[1:]
-                  if line]
+    iterations = [
+        int(line.split(",")[0]) for line in open(os.path.join(killed, "log.csv")).read().split("\n")[1:] if line
+    ]
     assert iterations == sorted(set(iterations)) and iterations[-1] == 120  # one continuous log
     rows = E.parse_report(os.path.join(out, "report.md"))
     assert [r["iterations"] for r in rows] == ["120", "120"] and all(r["our error %"] for r in rows)

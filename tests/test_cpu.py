@@ -1,4 +1,5 @@
 """The OpenMP thread count chosen before mxnet loads (gluon_resnetv2.cpu), on faked topologies."""
+
 import os
 import subprocess
 import sys
@@ -32,8 +33,8 @@ def test_physical_cores_counts_cores_not_hardware_threads():
 
 
 def test_physical_cores_follow_the_affinity_mask():
-    assert cpu.physical_cores({0, 2}, SMT2) == 1       # both threads of one core
-    assert cpu.physical_cores({0, 1}, SMT2) == 2       # one thread of each core
+    assert cpu.physical_cores({0, 2}, SMT2) == 1  # both threads of one core
+    assert cpu.physical_cores({0, 1}, SMT2) == 2  # one thread of each core
     assert cpu.physical_cores({3}, SMT1) == 1
 
 
@@ -44,7 +45,7 @@ def test_read_siblings_from_a_sysfs_tree(tmp_path):
         (topo / "thread_siblings_list").write_text(sib + "\n")
     siblings = cpu.read_siblings({0, 1, 2, 3, 4}, root=str(tmp_path))
     assert siblings[0] == {0, 2} and siblings[3] == {1, 2, 3}
-    assert siblings[4] == {4}                                # unreadable: a core of its own
+    assert siblings[4] == {4}  # unreadable: a core of its own
     assert cpu.physical_cores({0, 2}, siblings) == 1
 
 
@@ -58,31 +59,37 @@ def test_default_is_physical_cores_and_is_put_in_the_environment():
     assert env["OMP_NUM_THREADS"] == "4"
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"OMP_NUM_THREADS": "3"}, (3, "OMP_NUM_THREADS")),
-    ({"OMP_NUM_THREADS": "4,2"}, (4, "OMP_NUM_THREADS")),
-    ({"MXNET_OMP_MAX_THREADS": "5", "OMP_NUM_THREADS": "3"}, (5, "MXNET_OMP_MAX_THREADS")),
-    ({"OMP_NUM_THREADS": "zero"}, (2, "physical cores")),   # MXNet ignores it too (not an integer)
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"OMP_NUM_THREADS": "3"}, (3, "OMP_NUM_THREADS")),
+        ({"OMP_NUM_THREADS": "4,2"}, (4, "OMP_NUM_THREADS")),
+        ({"MXNET_OMP_MAX_THREADS": "5", "OMP_NUM_THREADS": "3"}, (5, "MXNET_OMP_MAX_THREADS")),
+        ({"OMP_NUM_THREADS": "zero"}, (2, "physical cores")),  # MXNet ignores it too (not an integer)
+    ],
+)
 def test_the_users_variable_wins(env, expected):
     assert cpu.choose(env, {0, 1, 2, 3}, SMT2) == expected
     before = dict(env)
     cpu.configure(env, mxnet_loaded=False, affinity={0, 1, 2, 3}, siblings=SMT2)
     if expected[1] != "physical cores":
-        assert env == before                                 # untouched
+        assert env == before  # untouched
     assert cpu.in_use()["threads"] == expected[0]
 
 
 def test_mxnet_imported_first_warns_once_and_reports_its_default():
     cpu._state["warned"] = False
-    with pytest.warns(RuntimeWarning, match=r"mxnet was imported before gluon_resnetv2 and runs 2 OpenMP "
-                                            r"thread\(s\) on this machine's 4 physical core\(s\).*"
-                                            r"OMP_NUM_THREADS=4"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"mxnet was imported before gluon_resnetv2 and runs 2 OpenMP "
+        r"thread\(s\) on this machine's 4 physical core\(s\).*"
+        r"OMP_NUM_THREADS=4",
+    ):
         used = cpu.configure({}, mxnet_loaded=True, affinity={0, 1, 2, 3}, siblings=SMT1)
     assert used == 2 and cpu.in_use()["source"].startswith("mxnet default")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cpu.configure({}, mxnet_loaded=True, affinity={0, 1, 2, 3}, siblings=SMT1)   # no second warning
+        cpu.configure({}, mxnet_loaded=True, affinity={0, 1, 2, 3}, siblings=SMT1)  # no second warning
 
 
 @pytest.mark.parametrize("preset", [None, "1"])
@@ -92,10 +99,12 @@ def test_mxnet_runs_the_chosen_count(preset):
     env = {k: v for k, v in os.environ.items() if k not in cpu.USER_VARIABLES}
     if preset:
         env["OMP_NUM_THREADS"] = preset
-    code = ("import ctypes, gluon_resnetv2, mxnet; from gluon_resnetv2 import cpu; "
-            "mxnet.nd.ones((2,)).asnumpy(); "
-            "print(ctypes.CDLL('libgomp.so.1').omp_get_max_threads(), cpu.in_use()['threads'], "
-            "cpu.physical_cores())")
+    code = (
+        "import ctypes, gluon_resnetv2, mxnet; from gluon_resnetv2 import cpu; "
+        "mxnet.nd.ones((2,)).asnumpy(); "
+        "print(ctypes.CDLL('libgomp.so.1').omp_get_max_threads(), cpu.in_use()['threads'], "
+        "cpu.physical_cores())"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     omp, used, cores = map(int, out.stdout.split())

@@ -1,4 +1,5 @@
 """Tests of gluon_resnetv2.data: file formats, augmentation, loaders."""
+
 import gc
 import os
 import pickle
@@ -35,15 +36,13 @@ from gluon_resnetv2.data.imagenet import IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVE
 
 
 def as_nchw_normalised(images, dataset):
-    return (images.transpose(0, 3, 1, 2).astype(np.float32) - dataset.mean[:, None, None]) / \
-        dataset.std[:, None, None]
+    return (images.transpose(0, 3, 1, 2).astype(np.float32) - dataset.mean[:, None, None]) / dataset.std[:, None, None]
 
 
 def indexed_dataset(n=40, shape=(8, 8, 3), augment=True):
     """A dataset whose label is the sample's index, so loaders reveal which samples they yield."""
     images, _ = random_images(n, *shape, seed=3)
-    return ArrayDataset(images, np.arange(n), n, *channel_stats(images), "indexed", "train",
-                        default_augment=augment)
+    return ArrayDataset(images, np.arange(n), n, *channel_stats(images), "indexed", "train", default_augment=augment)
 
 
 def collect(loader, **kwargs):
@@ -51,6 +50,7 @@ def collect(loader, **kwargs):
 
 
 # -- Fashion-MNIST / IDX ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_round_trip(tmp_path, gz):
@@ -115,8 +115,10 @@ def test_fashion_mnist_missing_directory(tmp_path, monkeypatch):
         load_dataset("fashion-mnist", data_dir=str(tmp_path / "other"))
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(fashion_mnist.DEFAULT_DIR, "train-images-idx3-ubyte.gz")),
-                    reason="dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not os.path.isfile(os.path.join(fashion_mnist.DEFAULT_DIR, "train-images-idx3-ubyte.gz")),
+    reason="dataset-fashion-mnist is not installed",
+)
 def test_real_fashion_mnist():
     train = load_dataset("fashion-mnist", split="train")
     test = load_dataset("fashion-mnist", split="test")
@@ -131,6 +133,7 @@ def test_real_fashion_mnist():
 
 
 # -- CIFAR --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 @pytest.mark.parametrize("fmt", ["binary", "python"])
@@ -158,8 +161,8 @@ def test_cifar_pixel_layout(tmp_path):
     out = tmp_path / "cifar-10-batches-bin"
     out.mkdir()
     planes = np.zeros((3, 32, 32), np.uint8)
-    planes[0, 0, 1] = 11   # red, row 0, column 1
-    planes[1, 2, 0] = 22   # green, row 2, column 0
+    planes[0, 0, 1] = 11  # red, row 0, column 1
+    planes[1, 2, 0] = 22  # green, row 2, column 0
     planes[2, 31, 31] = 33  # blue, last pixel
     record = bytes([7]) + planes.tobytes()
     for i in range(1, 6):
@@ -183,8 +186,11 @@ def test_cifar_errors(tmp_path, monkeypatch):
     written = write_cifar(tmp_path, "cifar10", "binary", n_per_file=2)
     batch3 = os.path.join(written["dir"], "data_batch_3.bin")
     write_bytes(batch3, b"\0" * 1000)
-    with pytest.raises(ValueError, match=r"data_batch_3.bin: expected a multiple of 3073 bytes \(1 label byte "
-                                         r"\+ 32x32x3 pixels\), got 1000 bytes; is this the CIFAR-10 binary"):
+    with pytest.raises(
+        ValueError,
+        match=r"data_batch_3.bin: expected a multiple of 3073 bytes \(1 label byte "
+        r"\+ 32x32x3 pixels\), got 1000 bytes; is this the CIFAR-10 binary",
+    ):
         load_dataset("cifar10", data_dir=str(tmp_path))
     write_bytes(batch3, b"\0" * 3074 * 2)  # CIFAR-100 records
     with pytest.raises(ValueError, match=r"it would fit CIFAR-100"):
@@ -215,6 +221,7 @@ def test_unknown_names():
 
 # -- ImageNet RecordIO ------------------------------------------------------------------------------
 
+
 def test_imagenet_recordio(tmp_path):
     sizes = [(40, 48), (48, 40), (36, 36), (44, 60), (40, 40)]
     images = [smooth_images(1, h, w, seed=i)[0] for i, (h, w) in enumerate(sizes)]
@@ -223,8 +230,7 @@ def test_imagenet_recordio(tmp_path):
     write_recordio(tmp_path, "val", images, labels)
 
     # Test transform with resize == crop == image size: the decoded pixels themselves.
-    val = load_dataset("imagenet", data_dir=str(tmp_path), split="val", crop_size=40, resize=40,
-                       num_classes=5)
+    val = load_dataset("imagenet", data_dir=str(tmp_path), split="val", crop_size=40, resize=40, num_classes=5)
     assert len(val) == 5 and val.image_shape == (3, 40, 40)
     decoded, label = val[4]
     assert decoded.shape == (40, 40, 3) and label == 2
@@ -236,8 +242,15 @@ def test_imagenet_recordio(tmp_path):
 
     # Training: random crops of the requested size, deterministic per (seed, epoch).
     for aspect_ratio in (False, True):
-        train = load_dataset("imagenet", data_dir=str(tmp_path), split="train", crop_size=32, scale=(36, 50),
-                             aspect_ratio=aspect_ratio, num_classes=5)
+        train = load_dataset(
+            "imagenet",
+            data_dir=str(tmp_path),
+            split="train",
+            crop_size=32,
+            scale=(36, 50),
+            aspect_ratio=aspect_ratio,
+            num_classes=5,
+        )
         loader = make_loader(train, batch_size=2, train=True, seed=1)
         first, again = collect(loader), collect(loader)
         assert len(first) == 2 and first[0][0].shape == (2, 3, 32, 32)
@@ -251,8 +264,7 @@ def test_colour_augmentation_is_mxnets_color_jitter_and_lighting(monkeypatch):
     """color_augment = mx.image.ColorJitterAug(0.4, 0.4, 0.4) then mx.image.LightingAug(0.1, ImageNet PCA),
     image by image, when MXNet's augmenters are handed the same random draws."""
     images = np.random.default_rng(0).uniform(0, 255, size=(6, 5, 7, 3)).astype(np.float32)
-    ours = color_augment(images.copy(), np.random.default_rng(1), 0.4, 0.1, IMAGENET_PCA_EIGVAL,
-                         IMAGENET_PCA_EIGVEC)
+    ours = color_augment(images.copy(), np.random.default_rng(1), 0.4, 0.1, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC)
     orders, factors, alphas = color_params(np.random.default_rng(1), len(images), 0.4, 0.1)
     assert ((factors >= 0.6) & (factors <= 1.4)).all() and sorted(orders[0]) == [0, 1, 2]
     jitter = mx.image.ColorJitterAug(0.4, 0.4, 0.4)
@@ -310,7 +322,7 @@ def test_imagenet_errors(tmp_path):
     write_recordio(tmp_path, "train", smooth_images(3, 30, 30), [0, 1, 2])
     rec = tmp_path / "train.rec"
     data = rec.read_bytes()
-    rec.write_bytes(data[:len(data) // 2])
+    rec.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"train.rec: truncated: train.idx points at byte"):
         load_dataset("imagenet", data_dir=str(tmp_path))
     rec.write_bytes(data[:-40])  # the last record cut short: found when it is read
@@ -328,6 +340,7 @@ def test_imagenet_errors(tmp_path):
 
 
 # -- synthetic ----------------------------------------------------------------------------------------
+
 
 def test_synthetic_is_deterministic_and_learnable():
     a = load_dataset("synthetic", split="train", num_samples=200, seed=5)
@@ -350,6 +363,7 @@ def test_synthetic_is_deterministic_and_learnable():
 
 # -- augmentation -------------------------------------------------------------------------------------
 
+
 def test_crop_flip_matches_reference():
     images, _ = random_images(64, 6, 7, 2, seed=1)
     rng = np.random.default_rng(0)
@@ -357,7 +371,7 @@ def test_crop_flip_matches_reference():
     crops, valid = crop_flip(images, oy, ox, flips, pad=4)
     padded = np.pad(images.astype(int) + 1, ((0, 0), (4, 4), (4, 4), (0, 0)))  # 0 marks padding
     for i in range(len(images)):
-        ref = padded[i, oy[i]:oy[i] + 6, ox[i]:ox[i] + 7]
+        ref = padded[i, oy[i] : oy[i] + 6, ox[i] : ox[i] + 7]
         if flips[i]:
             ref = ref[:, ::-1]
         np.testing.assert_array_equal(valid[i], ref[..., 0] > 0)
@@ -370,12 +384,13 @@ def test_augmentation_statistics_and_normalisation():
     mean, std = channel_stats(images)
     rng = np.random.default_rng(7)
     oy, ox, flips = crop_flip_params(rng, len(images))
-    assert 0.45 < flips.mean() < 0.55                        # flip half of the time
+    assert 0.45 < flips.mean() < 0.55  # flip half of the time
     assert set(np.unique(oy)) == set(range(9)) == set(np.unique(ox))  # every shift of [-4, 4]
     # Without augmentation: exactly (x - mean) / std in NCHW; over the set, mean 0 and std 1.
     out = normalize(images, mean, std)
-    np.testing.assert_allclose(out, (images.transpose(0, 3, 1, 2) - mean[:, None, None]) / std[:, None, None],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        out, (images.transpose(0, 3, 1, 2) - mean[:, None, None]) / std[:, None, None], rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, atol=1e-4)
     # With it: a crop of the normalised image zero-padded by 4 (zero = the mean colour), maybe mirrored.
@@ -384,11 +399,12 @@ def test_augmentation_statistics_and_normalisation():
     oy, ox, flips = crop_flip_params(np.random.default_rng(0), 50)  # the draws augment_normalize made
     padded = np.pad(out[:50], ((0, 0), (0, 0), (4, 4), (4, 4)))
     for i in range(50):
-        ref = padded[i, :, oy[i]:oy[i] + 4, ox[i]:ox[i] + 4]
+        ref = padded[i, :, oy[i] : oy[i] + 4, ox[i] : ox[i] + 4]
         np.testing.assert_allclose(aug[i], ref[:, :, ::-1] if flips[i] else ref, atol=1e-6)
 
 
 # -- loaders ------------------------------------------------------------------------------------------
+
 
 def test_loader_contract_and_epoch_determinism():
     ds = indexed_dataset(40)
@@ -456,7 +472,7 @@ def test_last_batch_modes():
         seen.extend(int(x) for _, lab in batches for x in lab)
     assert sizes == [3, 4, 4, 4] and len(seen) == 120
     for epoch in range(4):  # the stream is each epoch's permutation in turn
-        assert sorted(seen[30 * epoch:30 * (epoch + 1)]) == list(range(30))
+        assert sorted(seen[30 * epoch : 30 * (epoch + 1)]) == list(range(30))
     with pytest.raises(ValueError, match="exceeds the 30 samples"):
         make_loader(ds, batch_size=32, train=True)
 
@@ -483,8 +499,12 @@ def test_sharding():
     everything = np.concatenate(shards)
     assert len(set(everything.tolist())) == 40  # disjoint and equal-sized
     # Test shards cover every sample exactly once.
-    covered = [int(x) for rank in range(4)
-               for _, lab in collect(make_loader(ds, batch_size=4, train=False, shard=(rank, 4))) for x in lab]
+    covered = [
+        int(x)
+        for rank in range(4)
+        for _, lab in collect(make_loader(ds, batch_size=4, train=False, shard=(rank, 4)))
+        for x in lab
+    ]
     assert sorted(covered) == list(range(43))
 
 

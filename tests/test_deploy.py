@@ -4,6 +4,7 @@ Networks are tiny (CIFAR layout with one unit per stage, 8x8 or 12x12 inputs) so
 under a minute on two cores; BatchNorm parameters and statistics are randomised so that a wrongly
 exported BatchNorm cannot hide behind gamma = 1, beta = 0, mean = 0, var = 1.
 """
+
 import json
 import os
 import re
@@ -82,6 +83,7 @@ def bundle(tmp_path_factory):
 
 # -- export + Predictor ----------------------------------------------------------------------------------
 
+
 def test_export_writes_files_and_preprocessing(bundle):
     _, prefix = bundle
     for suffix in ("-symbol.json", "-0000.params", "-preprocess.json"):
@@ -126,8 +128,9 @@ def test_preprocessing_matches_training_loader(bundle, tmp_path):
     np.testing.assert_array_equal(batch[3], loader_batch[0])
     names, probs = predictor.predict(paths)
     expected = net(mx.nd.array(loader_batch)).asnumpy()
-    np.testing.assert_allclose(np.log(probs) - np.log(probs).mean(1, keepdims=True),
-                               expected - expected.mean(1, keepdims=True), atol=1e-4)
+    np.testing.assert_allclose(
+        np.log(probs) - np.log(probs).mean(1, keepdims=True), expected - expected.mean(1, keepdims=True), atol=1e-4
+    )
 
 
 def test_rgb_and_resize_are_converted(bundle, tmp_path):
@@ -166,6 +169,7 @@ def test_predict_cli_prints_top_k(bundle, tmp_path, capsys):
 
 # -- errors -----------------------------------------------------------------------------------------------
 
+
 def test_missing_export_files(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="incomplete"):
         Predictor(str(tmp_path / "nothing"))
@@ -184,15 +188,18 @@ def test_missing_preprocessing_is_reported(bundle, tmp_path):
         predictor.load([str(tmp_path / "x.png")])
 
 
-@pytest.mark.parametrize("content, name, message", [
-    (b"this is not a png", "bad.png", "cannot read as an image"),
-    (None, "missing.png", "no such file"),
-    (np.zeros(7), "flat.npy", "not an image"),
-    (np.zeros((12, 12, 5)), "five.npy", "not an image"),
-    (np.zeros((2, 2, 3, 12, 12)), "five_d.npy", "not an image"),
-    (b"garbage", "bad.npy", "cannot read as a numpy"),
-    (np.array(["a", "b"]), "text.npy", "dtype"),
-])
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (b"this is not a png", "bad.png", "cannot read as an image"),
+        (None, "missing.png", "no such file"),
+        (np.zeros(7), "flat.npy", "not an image"),
+        (np.zeros((12, 12, 5)), "five.npy", "not an image"),
+        (np.zeros((2, 2, 3, 12, 12)), "five_d.npy", "not an image"),
+        (b"garbage", "bad.npy", "cannot read as a numpy"),
+        (np.array(["a", "b"]), "text.npy", "dtype"),
+    ],
+)
 def test_bad_inputs(bundle, tmp_path, capsys, content, name, message):
     _, prefix = bundle
     path = tmp_path / name
@@ -228,34 +235,83 @@ def test_export_cli(tmp_path, capsys):
     net = tiny()
     net.save_parameters(str(tmp_path / "net.params"))
     out = str(tmp_path / "cli")
-    code = cli.main(["export", "--model", "cifar_resnet20_v2", "--params", str(tmp_path / "net.params"), "--out",
-                     out, "--input-shape", "1,1,12,12", "--mean", "73", "--std", "90"])
+    code = cli.main(
+        [
+            "export",
+            "--model",
+            "cifar_resnet20_v2",
+            "--params",
+            str(tmp_path / "net.params"),
+            "--out",
+            out,
+            "--input-shape",
+            "1,1,12,12",
+            "--mean",
+            "73",
+            "--std",
+            "90",
+        ]
+    )
     # cifar_resnet20_v2 has 3 units per stage, the tiny net 1: the mismatch is reported, not a traceback.
     assert code == 2 and re.search("does not (fit|match)", capsys.readouterr().err)
     net20 = cifar_resnet(20, classes=10)
     net20.initialize()
     net20(mx.nd.zeros((1,) + SHAPE))
     net20.save_parameters(str(tmp_path / "net20.params"))
-    assert cli.main(["export", "--model", "cifar_resnet20_v2", "--params", str(tmp_path / "net20.params"),
-                     "--out", out, "--input-shape", "1,1,12,12", "--mean", "73", "--std", "90"]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--model",
+                "cifar_resnet20_v2",
+                "--params",
+                str(tmp_path / "net20.params"),
+                "--out",
+                out,
+                "--input-shape",
+                "1,1,12,12",
+                "--mean",
+                "73",
+                "--std",
+                "90",
+            ]
+        )
+        == 0
+    )
     pre = Preprocess.load(out + "-preprocess.json")
     assert pre.input_shape == SHAPE and pre.mean == MEAN and pre.classes is None
-    assert cli.main(["export", "--model", "cifar_resnet20_v2", "--params", str(tmp_path / "net20.params"),
-                     "--out", out, "--input-shape", "1,1,12,12"]) == 2
+    assert (
+        cli.main(
+            [
+                "export",
+                "--model",
+                "cifar_resnet20_v2",
+                "--params",
+                str(tmp_path / "net20.params"),
+                "--out",
+                out,
+                "--input-shape",
+                "1,1,12,12",
+            ]
+        )
+        == 2
+    )
     assert "--dataset" in capsys.readouterr().err
 
 
 # -- ONNX -------------------------------------------------------------------------------------------------
 
 VARIANTS = [dict(activation=a) for a in ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")]
-VARIANTS += [dict(activation="original", shortcut="constant_scaling", shortcut_scale=0.5, residual_scale=0.5),
-             dict(activation="original", shortcut="exclusive_gating", gate_bias=-2.0),
-             dict(activation="original", shortcut="shortcut_only_gating", gate_bias=-2.0),
-             dict(activation="full_preact", shortcut="conv1x1"),
-             dict(activation="original", shortcut="dropout", shortcut_dropout=0.5),
-             dict(activation="full_preact", projection="zero_pad"),
-             dict(activation="full_preact", branch="bottleneck", depth=11),
-             dict(activation="original", branch="single", depth=5)]
+VARIANTS += [
+    dict(activation="original", shortcut="constant_scaling", shortcut_scale=0.5, residual_scale=0.5),
+    dict(activation="original", shortcut="exclusive_gating", gate_bias=-2.0),
+    dict(activation="original", shortcut="shortcut_only_gating", gate_bias=-2.0),
+    dict(activation="full_preact", shortcut="conv1x1"),
+    dict(activation="original", shortcut="dropout", shortcut_dropout=0.5),
+    dict(activation="full_preact", projection="zero_pad"),
+    dict(activation="full_preact", branch="bottleneck", depth=11),
+    dict(activation="original", branch="single", depth=5),
+]
 
 
 def _onnx_round_trip(net, tmp_path, shape):
@@ -310,6 +366,7 @@ def test_incompatible_onnx_is_reported(monkeypatch):
 
 # -- CPU fast paths ---------------------------------------------------------------------------------------
 
+
 def test_fuse_gives_same_outputs():
     net = tiny(input_shape=(4,) + SHAPE)
     net.hybridize()
@@ -343,14 +400,17 @@ def test_quantize_runs_and_keeps_top1(activation, renamed):
 
 # -- memory: recomputation ------------------------------------------------------------------------------
 
+
 def _grads(net):
     # Keys without the auto-generated network prefix (residualnetwork0_, residualnetwork1_ ...).
-    return {name.split("_", 1)[1]: p.grad().asnumpy().copy() for name, p in net.collect_params().items()
-            if p.grad_req != "null"}
+    return {
+        name.split("_", 1)[1]: p.grad().asnumpy().copy()
+        for name, p in net.collect_params().items()
+        if p.grad_req != "null"
+    }
 
 
 def test_recompute_gives_the_same_loss_gradients_and_statistics():
-
 
     shape = (4, 3, 8, 8)
     x = mx.nd.array(np.random.default_rng(5).standard_normal(shape))
@@ -410,8 +470,9 @@ def test_export_from_training_run(tmp_path, capsys):
     net.save_parameters(str(run / "model.params"))
     with zipfile.ZipFile(run / "checkpoint.zip", "w") as archive:
         archive.write(run / "model.params", "net.params")
-    (run / "config.json").write_text(json.dumps({"model": "cifar_resnet20_v2", "dataset": "synthetic",
-                                                 "model_kwargs": {"shortcut": "conv1x1"}}))
+    (run / "config.json").write_text(
+        json.dumps({"model": "cifar_resnet20_v2", "dataset": "synthetic", "model_kwargs": {"shortcut": "conv1x1"}})
+    )
     for params in ("model.params", "checkpoint.zip"):
         out = str(tmp_path / params.split(".")[0])
         assert cli.main(["export", "--params", str(run / params), "--out", out]) == 0, capsys.readouterr().err

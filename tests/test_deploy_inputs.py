@@ -1,5 +1,6 @@
 """What ``predict`` and ``export`` do with inputs a new user gives: stacks of grey images, 0..1 batches,
 one bad file among good ones, malformed shapes, existing bundles, run directories, broken parameter files."""
+
 import os
 import re
 import stat
@@ -40,11 +41,26 @@ def params(tmp_path_factory):
 
 
 def _export_args(params, out, *extra):
-    return ["export", "--model", "cifar_resnet20_v2", "--params", params, "--out", out, "--input-shape",
-            "1,1,12,12", "--mean", "73", "--std", "90", *extra]
+    return [
+        "export",
+        "--model",
+        "cifar_resnet20_v2",
+        "--params",
+        params,
+        "--out",
+        out,
+        "--input-shape",
+        "1,1,12,12",
+        "--mean",
+        "73",
+        "--std",
+        "90",
+        *extra,
+    ]
 
 
 # -- point 5: layouts of .npy arrays --------------------------------------------------------------------
+
 
 def test_a_stack_of_grey_images_is_n_images(bundle, tmp_path):
     """(N, H, W) with the export's H, W: N grey images, each classified as on its own."""
@@ -60,22 +76,36 @@ def test_a_stack_of_grey_images_is_n_images(bundle, tmp_path):
         np.testing.assert_allclose(probs[i], single[0], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("shape, count, layout", [
-    ((5, 12, 12), 5, "NHW"), ((1, 12, 12), 1, "CHW"), ((12, 12, 3), 1, "HWC"), ((3, 20, 20), 1, "CHW"),
-    ((6, 1, 12, 12), 6, "NCHW"), ((6, 12, 12, 1), 6, "NHWC"), ((2, 12, 12, 3), 2, "NHWC"),
-])
+@pytest.mark.parametrize(
+    "shape, count, layout",
+    [
+        ((5, 12, 12), 5, "NHW"),
+        ((1, 12, 12), 1, "CHW"),
+        ((12, 12, 3), 1, "HWC"),
+        ((3, 20, 20), 1, "CHW"),
+        ((6, 1, 12, 12), 6, "NCHW"),
+        ((6, 12, 12, 1), 6, "NHWC"),
+        ((2, 12, 12, 3), 2, "NHWC"),
+    ],
+)
 def test_array_layouts(shape, count, layout):
     array = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) % 200 + 2
     items = array_images(array, "a.npy", SHAPE)
     assert len(items) == count
     first = items[0][1]
-    expected = {"NHW": lambda: array[0][:, :, None], "CHW": lambda: array.transpose(1, 2, 0), "HWC": lambda: array,
-                "NCHW": lambda: array[0].transpose(1, 2, 0), "NHWC": lambda: array[0]}[layout]()
+    expected = {
+        "NHW": lambda: array[0][:, :, None],
+        "CHW": lambda: array.transpose(1, 2, 0),
+        "HWC": lambda: array,
+        "NCHW": lambda: array[0].transpose(1, 2, 0),
+        "NHWC": lambda: array[0],
+    }[layout]()
     np.testing.assert_array_equal(first, expected)
 
 
-@pytest.mark.parametrize("shape, input_shape", [((4, 12, 12), (3, 12, 12)), ((3, 12, 3), (3, 12, 12)),
-                                                ((2, 3, 12, 3), (3, 12, 12))])
+@pytest.mark.parametrize(
+    "shape, input_shape", [((4, 12, 12), (3, 12, 12)), ((3, 12, 3), (3, 12, 12)), ((2, 3, 12, 3), (3, 12, 12))]
+)
 def test_ambiguous_arrays_are_refused_naming_shape_and_layouts(shape, input_shape):
     with pytest.raises(ValueError) as info:
         array_images(np.ones(shape, np.uint8), "x.npy", input_shape)
@@ -85,6 +115,7 @@ def test_ambiguous_arrays_are_refused_naming_shape_and_layouts(shape, input_shap
 
 # -- point 6: the 0..1 warning for batches ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(3, 12, 12), (3, 12, 12, 1), (12, 12)])
 def test_zero_one_floats_warn_for_batches_too(shape):
     with pytest.warns(UserWarning, match="within \\[0, 1\\]"):
@@ -93,21 +124,26 @@ def test_zero_one_floats_warn_for_batches_too(shape):
 
 # -- point 16: one bad file among good ones ----------------------------------------------------------------
 
+
 def test_predict_prints_the_good_inputs_and_names_the_bad_one(bundle, tmp_path, capsys):
     _, prefix = bundle
     np.save(tmp_path / "a.npy", np.full((12, 12), 100, np.uint8))
     (tmp_path / "bad.png").write_bytes(b"not a png")
     np.save(tmp_path / "c.npy", np.full((12, 12), 7, np.uint8))
-    code = cli.main(["predict", prefix, str(tmp_path / "a.npy"), str(tmp_path / "bad.png"), str(tmp_path / "c.npy"),
-                     "--top-k", "1"])
+    code = cli.main(
+        ["predict", prefix, str(tmp_path / "a.npy"), str(tmp_path / "bad.png"), str(tmp_path / "c.npy"), "--top-k", "1"]
+    )
     out, err = capsys.readouterr()
     assert code == 2
-    assert [line for line in out.splitlines() if not line.startswith(" ")] == [str(tmp_path / "a.npy"),
-                                                                             str(tmp_path / "c.npy")]
+    assert [line for line in out.splitlines() if not line.startswith(" ")] == [
+        str(tmp_path / "a.npy"),
+        str(tmp_path / "c.npy"),
+    ]
     assert "bad.png: cannot read as an image" in err and len(err.strip().splitlines()) == 1
 
 
 # -- point 7: --input-shape --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", ["1,3,32", "1,1,12,12,1", "0,1,12,12", "1,-1,12,12", "a,b"])
 def test_input_shape_must_be_four_positive_integers(params, tmp_path, capsys, shape):
@@ -119,6 +155,7 @@ def test_input_shape_must_be_four_positive_integers(params, tmp_path, capsys, sh
 
 
 # -- point 8: existing bundles --------------------------------------------------------------------------
+
 
 def test_export_refuses_to_overwrite_without_force_and_replaces_every_file_with_it(params, tmp_path, capsys):
     out = str(tmp_path / "bundle")
@@ -143,6 +180,7 @@ def _umask():
 
 # -- point 11: what --params names --------------------------------------------------------------------------
 
+
 def test_params_may_be_a_run_directory(params, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -152,12 +190,15 @@ def test_params_may_be_a_run_directory(params, tmp_path):
     assert os.path.isfile(tmp_path / "e-0000.params")
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: str(d / "absent.params"), "absent.params: no such file"),
-    (lambda d: (d / "empty").mkdir() or str(d / "empty"), "a directory without model.params or checkpoint.zip"),
-    (lambda d: (d / "junk.params").write_bytes(os.urandom(600)) and str(d / "junk.params"), "not a parameter file"),
-    (lambda d: _truncated_checkpoint(d), "checkpoint is corrupt"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: str(d / "absent.params"), "absent.params: no such file"),
+        (lambda d: (d / "empty").mkdir() or str(d / "empty"), "a directory without model.params or checkpoint.zip"),
+        (lambda d: (d / "junk.params").write_bytes(os.urandom(600)) and str(d / "junk.params"), "not a parameter file"),
+        (lambda d: _truncated_checkpoint(d), "checkpoint is corrupt"),
+    ],
+)
 def test_params_errors_each_say_what_is_wrong(tmp_path, capsys, make, message):
     path = make(tmp_path)
     assert cli.main(_export_args(path, str(tmp_path / "out"))) == 2
@@ -172,7 +213,7 @@ def _truncated_checkpoint(directory):
         archive.writestr("net.params", os.urandom(4000))
         archive.writestr("state.json", "{}")
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     return str(path)
 
 
@@ -185,6 +226,7 @@ def test_params_of_another_network_does_not_fit(params, tmp_path, capsys):
 
 
 # -- point 10: unwritable output --------------------------------------------------------------------------------
+
 
 def test_export_to_an_unwritable_place_is_one_line(params, tmp_path, capsys):
     (tmp_path / "file").write_text("a file where a directory should be")

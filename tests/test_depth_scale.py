@@ -1,5 +1,6 @@
 """The depth scale of ``reproduce`` (gluon_resnetv2.experiments): the paper's own networks on Fashion-MNIST
 averaged down (the ``image_size`` data option), per-table settings, the spread row's seeds, the list."""
+
 import numpy as np
 import pytest
 
@@ -32,8 +33,7 @@ def test_depth_scale_overrides_plan_and_errors():
     exp = E.experiment_for(P.get_row("table1", "dropout"), "depth", iterations=300, image_size=8)
     assert (exp.iterations, exp.dataset_options, exp.eval_interval) == (300, {"image_size": 8}, 30)
     jobs, _ = scheduler._plan(E.get_experiments("table1", "depth", rows="original,conv1x1"), 1, "o")
-    assert [(e.key, seed) for e, seed, _ in jobs] == [("original", 0), ("original", 1), ("original", 2),
-                                                    ("conv1x1", 0)]
+    assert [(e.key, seed) for e, seed, _ in jobs] == [("original", 0), ("original", 1), ("original", 2), ("conv1x1", 0)]
     with pytest.raises(ValueError, match="no depth setting"):
         E.get_experiments("table4", "depth")
     with pytest.raises(ValueError, match="runs none of the selected rows"):

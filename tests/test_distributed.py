@@ -3,6 +3,7 @@
 Every process is bounded: the launcher's own ``--timeout`` and the test's subprocess timeout, and the
 launcher stops all of its processes before it returns.
 """
+
 import os
 import subprocess
 import sys
@@ -19,9 +20,30 @@ from gluon_resnetv2.train.launcher import Host, launch, plan, read_hosts
 from gluon_resnetv2.train.loop import Run, forward_backward
 
 G = 16  # global batch: 8 images per worker
-TRAIN = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=64",
-         "--data-option", "image_shape=[3,8,8]", "--batch-size", str(G), "--iterations", "2", "--log-interval", "1",
-         "--num-workers", "0", "--seed", "5", "--kvstore", "dist_sync", "--no-progress"]
+TRAIN = [
+    "train",
+    "--model",
+    "cifar_resnet20_v2",
+    "--dataset",
+    "synthetic",
+    "--data-option",
+    "num_samples=64",
+    "--data-option",
+    "image_shape=[3,8,8]",
+    "--batch-size",
+    str(G),
+    "--iterations",
+    "2",
+    "--log-interval",
+    "1",
+    "--num-workers",
+    "0",
+    "--seed",
+    "5",
+    "--kvstore",
+    "dist_sync",
+    "--no-progress",
+]
 
 
 def test_plan_local_roles_and_environment():
@@ -40,12 +62,24 @@ def test_plan_over_ssh(tmp_path):
     hosts_file.write_text("# cluster\nnode-a\nnode-b:2222 slots=2  # two workers here\n\n")
     hosts = read_hosts(str(hosts_file))
     assert hosts == [Host("node-a", None, 1), Host("node-b", 2222, 2)]
-    specs = plan(["gluon-resnetv2", "train", "--out", "a b"], 4, 1, hosts=hosts, cwd="/work", python="py",
-                 env={"PYTHONPATH": "/src", "HOME": "/root", "MXNET_ENGINE_TYPE": "NaiveEngine"})
+    specs = plan(
+        ["gluon-resnetv2", "train", "--out", "a b"],
+        4,
+        1,
+        hosts=hosts,
+        cwd="/work",
+        python="py",
+        env={"PYTHONPATH": "/src", "HOME": "/root", "MXNET_ENGINE_TYPE": "NaiveEngine"},
+    )
     # workers fill node-a's one slot, then node-b's two, then wrap around
     assert [(s.role, s.host.name, s.index) for s in specs] == [
-        ("scheduler", "node-a", 0), ("server", "node-a", 0), ("worker", "node-a", 0), ("worker", "node-b", 1),
-        ("worker", "node-b", 2), ("worker", "node-a", 3)]
+        ("scheduler", "node-a", 0),
+        ("server", "node-a", 0),
+        ("worker", "node-a", 0),
+        ("worker", "node-b", 1),
+        ("worker", "node-b", 2),
+        ("worker", "node-a", 3),
+    ]
     argv = specs[3].argv
     assert argv[0] == "ssh" and argv[-2] == "node-b" and argv[argv.index("-p") + 1] == "2222"
     assert "BatchMode=yes" in argv and "ConnectTimeout=10" in argv
@@ -73,8 +107,11 @@ def test_plan_over_ssh(tmp_path):
 @pytest.mark.slow  # 3.2 s measured
 def test_launch_stops_everything_on_timeout_and_on_failure(tmp_path):
     pid_file = tmp_path / "pid"
-    sleeper = [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-                                     "time.sleep(300)"]
+    sleeper = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(300)",
+    ]
     start = time.time()
     assert launch(sleeper, 1, 1, timeout=3, verbose=False) == 124
     assert time.time() - start < 30
@@ -89,13 +126,22 @@ def _reference_weights(tmp_path):
     """Single-process emulation: each worker's shard is forwarded on its own (its own BatchNorm batch), the
     gradients are summed and SGD divides by the global batch, as the kvstore does across workers."""
 
-    cfg = TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", out=str(tmp_path / "ref"), batch_size=G,
-                      iterations=2, num_workers=0, seed=5, progress=False,
-                      dataset_options={"num_samples": 64, "image_shape": [3, 8, 8]})
+    cfg = TrainConfig(
+        model="cifar_resnet20_v2",
+        dataset="synthetic",
+        out=str(tmp_path / "ref"),
+        batch_size=G,
+        iterations=2,
+        num_workers=0,
+        seed=5,
+        progress=False,
+        dataset_options={"num_samples": 64, "image_shape": [3, 8, 8]},
+    )
     run = Run(cfg)
     train_set = run.train_loader.dataset
-    loaders = [make_loader(train_set, G // 2, train=True, seed=cfg.seed, num_workers=0, shard=(rank, 2))
-               for rank in range(2)]
+    loaders = [
+        make_loader(train_set, G // 2, train=True, seed=cfg.seed, num_workers=0, shard=(rank, 2)) for rank in range(2)
+    ]
     batches = [list(loader.iterate(epoch=0)) for loader in loaders]
     params = run.net.collect_params()
     for p in params.values():
@@ -109,15 +155,31 @@ def _reference_weights(tmp_path):
             forward_backward(run.net, run.loss_fn, data, label, run.contexts)
         run.trainer.step(G)
     # the structural names that save_parameters writes
-    return {name: p.data().asnumpy() for name, p in run.net._collect_params_with_prefix().items()
-            if p.grad_req != "null"}
+    return {
+        name: p.data().asnumpy() for name, p in run.net._collect_params_with_prefix().items() if p.grad_req != "null"
+    }
 
 
 @pytest.mark.slow
 def test_two_workers_dist_sync(tmp_path):
     out = str(tmp_path / "dist")
-    command = [sys.executable, "-m", "gluon_resnetv2.cli", "launch", "-n", "2", "-s", "1", "--timeout", "150",
-               "--", "gluon-resnetv2", *TRAIN, "--out", out]
+    command = [
+        sys.executable,
+        "-m",
+        "gluon_resnetv2.cli",
+        "launch",
+        "-n",
+        "2",
+        "-s",
+        "1",
+        "--timeout",
+        "150",
+        "--",
+        "gluon-resnetv2",
+        *TRAIN,
+        "--out",
+        out,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -148,8 +210,12 @@ def test_local_workers_share_the_default_cores(tmp_path, monkeypatch):
     """With the package's own thread default (every physical core), local workers split the cores instead of
     each taking all of them; a user's OMP_NUM_THREADS is passed through unchanged."""
 
-    record = [sys.executable, "-c", f"import os; open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w')"
-                                    ".write(os.environ['DMLC_ROLE'] + ' ' + os.environ.get('OMP_NUM_THREADS', '-'))"]
+    record = [
+        sys.executable,
+        "-c",
+        f"import os; open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w')"
+        ".write(os.environ['DMLC_ROLE'] + ' ' + os.environ.get('OMP_NUM_THREADS', '-'))",
+    ]
 
     def roles():
         seen = sorted(p.read_text() for p in tmp_path.iterdir())

@@ -4,6 +4,7 @@ End to end on a tiny table (2 rows of Table 1, a few iterations, synthetic data)
 of finished rows, the resume of a killed row, the figure; plus the paper's numbers, the row selection,
 the median over seeds and the errors people see.
 """
+
 import dataclasses
 import json
 import math
@@ -32,20 +33,54 @@ ROWS = "original,constant_scaling_0.5_0.5"
 
 # Every number of paper.md, written out independently of paper_results.py.
 PAPER_MD = {
-    "table1": {"original": 6.61, "constant_scaling_0_1": "fail", "constant_scaling_0.5_1": "fail",
-               "constant_scaling_0.5_0.5": 12.35, "exclusive_gating_b0": "fail", "exclusive_gating_b-5": "fail",
-               "exclusive_gating_b-6": 8.70, "exclusive_gating_b-7": 9.81, "shortcut_only_gating_b0": 12.86,
-               "shortcut_only_gating_b-6": 6.91, "conv1x1": 12.22, "dropout": "fail"},
-    "table2": {"original_110": 6.61, "bn_after_add_110": 8.17, "relu_before_add_110": 7.84, "relu_preact_110": 6.71,
-               "full_preact_110": 6.37, "original_164": 5.93, "bn_after_add_164": 6.50, "relu_before_add_164": 6.14,
-               "relu_preact_164": 5.91, "full_preact_164": 5.46},
-    "table3": {"resnet110_1layer_v1": 9.90, "resnet110_1layer_v2": 8.91, "resnet110_v1": 6.61, "resnet110_v2": 6.37,
-               "resnet164_v1": 5.93, "resnet164_v2": 5.46, "resnet1001_v1": 7.61, "resnet1001_v2": 4.92,
-               "resnet164_v1_cifar100": 25.16, "resnet164_v2_cifar100": 24.33, "resnet1001_v1_cifar100": 27.82,
-               "resnet1001_v2_cifar100": 22.71},
+    "table1": {
+        "original": 6.61,
+        "constant_scaling_0_1": "fail",
+        "constant_scaling_0.5_1": "fail",
+        "constant_scaling_0.5_0.5": 12.35,
+        "exclusive_gating_b0": "fail",
+        "exclusive_gating_b-5": "fail",
+        "exclusive_gating_b-6": 8.70,
+        "exclusive_gating_b-7": 9.81,
+        "shortcut_only_gating_b0": 12.86,
+        "shortcut_only_gating_b-6": 6.91,
+        "conv1x1": 12.22,
+        "dropout": "fail",
+    },
+    "table2": {
+        "original_110": 6.61,
+        "bn_after_add_110": 8.17,
+        "relu_before_add_110": 7.84,
+        "relu_preact_110": 6.71,
+        "full_preact_110": 6.37,
+        "original_164": 5.93,
+        "bn_after_add_164": 6.50,
+        "relu_before_add_164": 6.14,
+        "relu_preact_164": 5.91,
+        "full_preact_164": 5.46,
+    },
+    "table3": {
+        "resnet110_1layer_v1": 9.90,
+        "resnet110_1layer_v2": 8.91,
+        "resnet110_v1": 6.61,
+        "resnet110_v2": 6.37,
+        "resnet164_v1": 5.93,
+        "resnet164_v2": 5.46,
+        "resnet1001_v1": 7.61,
+        "resnet1001_v2": 4.92,
+        "resnet164_v1_cifar100": 25.16,
+        "resnet164_v2_cifar100": 24.33,
+        "resnet1001_v1_cifar100": 27.82,
+        "resnet1001_v2_cifar100": 22.71,
+    },
     "table4": {"resnet1001_v2": 4.92, "resnet1001_v2_batch64": 4.62, "resnet1001_v2_cifar100": 22.71},
-    "table5": {"resnet152_v1": (21.3, 5.5), "resnet152_v2": (21.1, 5.5), "resnet200_v1": (21.8, 6.0),
-               "resnet200_v2": (20.7, 5.3), "resnet200_v2_aspect": (20.1, 4.8)},
+    "table5": {
+        "resnet152_v1": (21.3, 5.5),
+        "resnet152_v2": (21.1, 5.5),
+        "resnet200_v1": (21.8, 6.0),
+        "resnet200_v2": (20.7, 5.3),
+        "resnet200_v2_aspect": (20.1, 4.8),
+    },
 }
 
 
@@ -68,8 +103,13 @@ def test_paper_rows_describe_buildable_networks():
             spec = get_spec(row.model)
             kwargs = dict(row.model_kwargs)
             get_ordering(kwargs.get("activation", spec.activation))
-            ShortcutSpec(kwargs.get("shortcut", "identity"), kwargs.get("shortcut_scale"),
-                         kwargs.get("residual_scale"), kwargs.get("gate_bias"), kwargs.get("shortcut_dropout"))
+            ShortcutSpec(
+                kwargs.get("shortcut", "identity"),
+                kwargs.get("shortcut_scale"),
+                kwargs.get("residual_scale"),
+                kwargs.get("gate_bias"),
+                kwargs.get("shortcut_dropout"),
+            )
     # Table 2's and Table 3's units are what their rows say.
     assert P.get_row("table2", "bn_after_add_164").model == "cifar_resnet164_v1"
     assert P.get_row("table2", "bn_after_add_164").model_kwargs == {"activation": "bn_after_add"}
@@ -87,10 +127,16 @@ def test_get_table_and_row_errors():
 
 # ------------------------------------------------------------------------------------- experiments
 
+
 def test_paper_scale_is_the_paper_recipe():
     exp = E.experiment_for(P.get_row("table3", "resnet1001_v2_cifar100"), "paper")
-    assert (exp.model, exp.dataset, exp.iterations, exp.batch_size, exp.warmup) == \
-        ("cifar_resnet1001_v2", "cifar100", 64000, 128, 400)
+    assert (exp.model, exp.dataset, exp.iterations, exp.batch_size, exp.warmup) == (
+        "cifar_resnet1001_v2",
+        "cifar100",
+        64000,
+        128,
+        400,
+    )
     assert E.experiment_for(P.get_row("table4", "resnet1001_v2_batch64"), "paper").batch_size == 64
     config = exp.config("/tmp/x").resolved()
     assert (config.lr, config.momentum, config.wd, config.warmup_lr) == (0.1, 0.9, 1e-4, 0.01)
@@ -117,8 +163,12 @@ def test_table4_batch64_is_the_authors_readme_run():
     # the other rows, and every row at quick scale, keep the paper's recipe
     for other in ("resnet1001_v2", "resnet1001_v2_cifar100"):
         paper_exp = E.experiment_for(P.get_row("table4", other), "paper")
-        assert (paper_exp.iterations, paper_exp.warmup, paper_exp.optimizer, paper_exp.lr_steps) == \
-            (64000, 400, "sgd", None)
+        assert (paper_exp.iterations, paper_exp.warmup, paper_exp.optimizer, paper_exp.lr_steps) == (
+            64000,
+            400,
+            "sgd",
+            None,
+        )
     quick = E.experiment_for(row, "quick")
     assert (quick.optimizer, quick.lr_steps, quick.batch_size) == ("sgd", None, 64)
     # an Experiment round-trips through the JSON of a --parallel child
@@ -138,8 +188,10 @@ def test_table4_list_says_where_each_recipe_comes_from(capsys):
 
 def test_report_names_the_rows_with_their_own_recipe(tmp_path):
     text = open(E.write_report(str(tmp_path), E.get_experiments("table4", "paper"))).read()
-    assert ("Rows with their own recipe: resnet1001_v2_batch64: 156200 iterations of mini-batch 64, lr /10 at "
-            "iterations 62480, 94501, warm-up 0, optimizer nag (KaimingHe/resnet-1k-layers README") in text
+    assert (
+        "Rows with their own recipe: resnet1001_v2_batch64: 156200 iterations of mini-batch 64, lr /10 at "
+        "iterations 62480, 94501, warm-up 0, optimizer nag (KaimingHe/resnet-1k-layers README"
+    ) in text
 
 
 def test_runs_from_before_the_optimizer_setting_are_the_same_run(tmp_path):
@@ -163,28 +215,37 @@ def test_quick_scale_shrinks_every_network():
             assert spec.depth < paper_spec.depth
             assert (exp.dataset, exp.iterations) == ("fashion-mnist", E.QUICK_ITERATIONS)
             assert exp.batch_size == (exp.paper.batch_size or 128)  # Table 4 keeps its mini-batch of 64
-    assert get_spec(E.experiment_for(P.get_row("table3", "resnet1001_v1"), "quick").model).depth > \
-        get_spec(E.experiment_for(P.get_row("table3", "resnet164_v1"), "quick").model).depth
+    assert (
+        get_spec(E.experiment_for(P.get_row("table3", "resnet1001_v1"), "quick").model).depth
+        > get_spec(E.experiment_for(P.get_row("table3", "resnet164_v1"), "quick").model).depth
+    )
 
 
 def test_rows_that_are_one_run_share_it():
     experiments = E.get_experiments("table3", **TINY)
     jobs, alias = scheduler._plan(experiments, seeds=2, out="o")
-    assert alias == {"resnet164_v1_cifar100": "resnet164_v1", "resnet164_v2_cifar100": "resnet164_v2",
-                     "resnet1001_v1_cifar100": "resnet1001_v1", "resnet1001_v2_cifar100": "resnet1001_v2"}
+    assert alias == {
+        "resnet164_v1_cifar100": "resnet164_v1",
+        "resnet164_v2_cifar100": "resnet164_v2",
+        "resnet1001_v1_cifar100": "resnet1001_v1",
+        "resnet1001_v2_cifar100": "resnet1001_v2",
+    }
     assert len(jobs) == 2 * 8
     assert jobs[1][2] == os.path.join("o", "resnet110_1layer_v1", "seed1")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: E.select_rows("table1", "original,nope"), "no row"),
-    (lambda: E.select_rows("table1", "original,original"), "twice"),
-    (lambda: E.get_experiments("table5"), "reference only"),
-    (lambda: E.get_experiments("table1", scale="huge"), "unknown scale"),
-    (lambda: E.run_table("table1", "/tmp/never", seeds=0), "--seeds"),
-    (lambda: E.run_table("table1", "/tmp/never", threads=0), "--threads must be at least 1"),
-    (lambda: E.run_table("table1", "/tmp/never", parallel=2, gpus="0"), "--parallel 2 needs"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: E.select_rows("table1", "original,nope"), "no row"),
+        (lambda: E.select_rows("table1", "original,original"), "twice"),
+        (lambda: E.get_experiments("table5"), "reference only"),
+        (lambda: E.get_experiments("table1", scale="huge"), "unknown scale"),
+        (lambda: E.run_table("table1", "/tmp/never", seeds=0), "--seeds"),
+        (lambda: E.run_table("table1", "/tmp/never", threads=0), "--threads must be at least 1"),
+        (lambda: E.run_table("table1", "/tmp/never", parallel=2, gpus="0"), "--parallel 2 needs"),
+    ],
+)
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -202,6 +263,7 @@ def test_list_command_prints_every_row_with_its_paper_number(capsys):
 
 
 # ------------------------------------------------------------------------------------- the report
+
 
 def _fake_run(run_dir, status, test_error=None, iteration=6):
     os.makedirs(run_dir, exist_ok=True)
@@ -237,11 +299,12 @@ def test_run_state_sees_a_live_run_elsewhere(tmp_path):
         json.dump({"status": "running", "pid": os.getppid()}, handle)
     assert E.run_state(run_dir) == "running"
     with open(os.path.join(run_dir, "status.json"), "w") as handle:
-        json.dump({"status": "running", "pid": 2 ** 22 + 12345}, handle)  # no such process: it was killed
+        json.dump({"status": "running", "pid": 2**22 + 12345}, handle)  # no such process: it was killed
     assert E.run_state(run_dir) == "restart"
 
 
 # ------------------------------------------------------------------------------------- end to end
+
 
 @pytest.mark.slow
 def test_tiny_table_end_to_end_and_skip(tmp_path):
@@ -280,16 +343,39 @@ def test_tiny_table_end_to_end_and_skip(tmp_path):
     assert os.path.getmtime(os.path.join(out, "original", "seed0", "log.csv")) == log_mtime
     # Other settings in the same directory are refused rather than mixed.
     with pytest.raises(ValueError, match="other settings"):
-        E.run_table("table1", out, rows="original", scale="quick", dataset="synthetic", iterations=7,
-                    batch_size=16, log=lambda _: None)
+        E.run_table(
+            "table1",
+            out,
+            rows="original",
+            scale="quick",
+            dataset="synthetic",
+            iterations=7,
+            batch_size=16,
+            log=lambda _: None,
+        )
 
 
 @pytest.mark.slow
 def test_killed_row_is_resumed(tmp_path):
     out = str(tmp_path / "k")
     run_dir = os.path.join(out, "original", "seed0")
-    argv = [sys.executable, "-m", "gluon_resnetv2.cli", "reproduce", "table1", "--rows", "original", "--dataset",
-            "synthetic", "--iterations", "400", "--batch-size", "4", "--out", out]
+    argv = [
+        sys.executable,
+        "-m",
+        "gluon_resnetv2.cli",
+        "reproduce",
+        "table1",
+        "--rows",
+        "original",
+        "--dataset",
+        "synthetic",
+        "--iterations",
+        "400",
+        "--batch-size",
+        "4",
+        "--out",
+        out,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -304,15 +390,24 @@ def test_killed_row_is_resumed(tmp_path):
     assert json.load(open(os.path.join(run_dir, "status.json")))["status"] == "running"
     assert E.run_state(run_dir) == "resumable"
 
-    E.run_table("table1", out, rows="original", scale="quick", dataset="synthetic", iterations=400, batch_size=4,
-                log=lambda _: None)
+    E.run_table(
+        "table1",
+        out,
+        rows="original",
+        scale="quick",
+        dataset="synthetic",
+        iterations=400,
+        batch_size=4,
+        log=lambda _: None,
+    )
     modes = E.attempts(run_dir)
     assert [a["mode"] for a in modes] == ["train", "resume"]
     assert 0 < modes[1]["iteration"] < 400
     status = json.load(open(os.path.join(run_dir, "status.json")))
     assert status["status"] == "finished" and status["iteration"] == 400
-    iterations = [int(line.split(",")[0]) for line in open(os.path.join(run_dir, "log.csv")).read().split("\n")[1:]
-                  if line]
+    iterations = [
+        int(line.split(",")[0]) for line in open(os.path.join(run_dir, "log.csv")).read().split("\n")[1:] if line
+    ]
     assert iterations == sorted(set(iterations)) and iterations[-1] == 400  # one continuous log
     assert E.parse_report(os.path.join(out, "report.md"))[0]["iterations"] == "400"
 

@@ -1,4 +1,5 @@
 """oneDNN fusion of the whole network (deploy.fuse): what is fused, BatchNorm+ReLU, same outputs."""
+
 import json
 
 import mxnet as mx
@@ -44,9 +45,12 @@ def test_breakdown_of_a_preactivation_resnet20():
     head's) become BatchNormWithReLU."""
     net = _net("cifar_resnet20_v2")
     fused = fusion_breakdown(fuse(net, SHAPE))
-    assert fused["fused"] == {CONV_BN_RELU: 10, "_sg_mkldnn_conv(Convolution+elemwise_add)": 9,
-                              "_sg_mkldnn_conv(Convolution)": 2,
-                              "_sg_mkldnn_fully_connected(FullyConnected)": 1}
+    assert fused["fused"] == {
+        CONV_BN_RELU: 10,
+        "_sg_mkldnn_conv(Convolution+elemwise_add)": 9,
+        "_sg_mkldnn_conv(Convolution)": 2,
+        "_sg_mkldnn_fully_connected(FullyConnected)": 1,
+    }
     assert fused["apart"] == {"_contrib_BatchNormWithReLU": 9, "Pooling": 1, "Flatten": 1}
     plain = fusion_breakdown(fuse(net, SHAPE, bn_relu=False))
     assert plain["apart"] == {"BatchNorm": 9, "Activation": 9, "Pooling": 1, "Flatten": 1}

@@ -1,4 +1,5 @@
 """Tests of gluon_resnetv2.plot (paper Figure 1), the ``plot`` command and scripts/plot_curves.py."""
+
 import importlib.util
 import json
 import math
@@ -31,8 +32,7 @@ def make_rows(scale=1.0, iterations=2000, log_every=100, test_every=500, iters_p
         tested = it % test_every == 0 and it > 0
         test_loss = round(loss * 1.1 + 0.05, 6) if tested else None
         test_err = round(min(0.9, train_err + 0.05), 6) if tested else None
-        rows.append([it, round(it / iters_per_epoch, 4), lr, loss, train_err, test_loss, test_err,
-                     round(0.05 * it, 3)])
+        rows.append([it, round(it / iters_per_epoch, 4), lr, loss, train_err, test_loss, test_err, round(0.05 * it, 3)])
     return rows
 
 
@@ -59,9 +59,14 @@ def runs(tmp_path):
     rows_v1 = make_rows(scale=1.0)
     rows_v2 = make_rows(scale=0.8, iterations=1200)
     v1 = write_run(tmp_path, "r110_v1", rows_v1, {"model": "cifar_resnet110_v1"})
-    v2 = write_run(tmp_path, "r110_v2", rows_v2,
-                   {"model": "cifar_resnet110_v2", "activation": "full_preact", "shortcut": "identity"},
-                   partial="1300,3.3248,0.1,0.31", status="running")
+    v2 = write_run(
+        tmp_path,
+        "r110_v2",
+        rows_v2,
+        {"model": "cifar_resnet110_v2", "activation": "full_preact", "shortcut": "identity"},
+        partial="1300,3.3248,0.1,0.31",
+        status="running",
+    )
     return {"v1": (v1, rows_v1), "v2": (v2, rows_v2)}
 
 
@@ -158,7 +163,9 @@ def test_figure1_axes_lines_data_colours_legend(runs, tmp_path):
 
     legend = err_ax.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
-        "cifar_resnet110_v1", "cifar_resnet110_v2 activation=full_preact shortcut=identity"]
+        "cifar_resnet110_v1",
+        "cifar_resnet110_v2 activation=full_preact shortcut=identity",
+    ]
     handles = getattr(legend, "legend_handles", None) or legend.legendHandles  # matplotlib < 3.7
     assert [h.get_color() for h in handles] == colours
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -168,23 +175,30 @@ def test_default_labels(tmp_path):
     rows = make_rows(iterations=500)
     a = write_run(tmp_path, "labelled", rows, {"model": "m", "label": "Proposed ResNet-1001"})
     b = write_run(tmp_path, "no_config", rows)
-    c = write_run(tmp_path, "gated", rows, {"model": "cifar_resnet110_v1", "shortcut": "exclusive_gating",
-                                             "gate_bias": -6, "activation": None})
+    c = write_run(
+        tmp_path,
+        "gated",
+        rows,
+        {"model": "cifar_resnet110_v1", "shortcut": "exclusive_gating", "gate_bias": -6, "activation": None},
+    )
     assert P.run_label(a) == "Proposed ResNet-1001"
     assert P.run_label(b) == "no_config"
     assert P.run_label(c) == "cifar_resnet110_v1 shortcut=exclusive_gating gate_bias=-6"
     d = write_run(tmp_path, "twin", rows, {"model": "m", "label": "Proposed ResNet-1001"})
     fig = P.plot_runs([a, d])
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == [
-        "Proposed ResNet-1001 [labelled]", "Proposed ResNet-1001 [twin]"]
+        "Proposed ResNet-1001 [labelled]",
+        "Proposed ResNet-1001 [twin]",
+    ]
 
 
-@pytest.mark.parametrize("ext, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<?xml"),
-                                        (".SVG", b"<?xml")])
+@pytest.mark.parametrize(
+    "ext, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<?xml"), (".SVG", b"<?xml")]
+)
 def test_output_format_follows_extension(runs, tmp_path, ext, magic):
     out = tmp_path / "sub" / f"figure{ext}"
     P.plot_runs([runs["v2"][0]], out)
-    assert out.read_bytes()[:len(magic)] == magic
+    assert out.read_bytes()[: len(magic)] == magic
 
 
 def test_bad_extension_and_label_count(runs, tmp_path):
@@ -223,8 +237,22 @@ def test_run_still_going_without_any_test_yet(tmp_path):
 
 def test_cli_plot(runs, tmp_path, capsys):
     out = tmp_path / "cli.pdf"
-    assert main(["plot", str(runs["v1"][0]), str(runs["v2"][0]), "-o", str(out),
-                 "--labels", "original,proposed", "--title", "ResNet-110"]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(runs["v1"][0]),
+                str(runs["v2"][0]),
+                "-o",
+                str(out),
+                "--labels",
+                "original,proposed",
+                "--title",
+                "ResNet-110",
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:4] == b"%PDF"
     assert str(out) in capsys.readouterr().out
 
@@ -245,8 +273,20 @@ def test_cli_labels_reach_the_legend(runs, monkeypatch, tmp_path):
         return seen["fig"]
 
     monkeypatch.setattr(P, "plot_runs", spy)
-    assert cli.main(["plot", str(runs["v1"][0]), str(runs["v2"][0]), "-o", str(tmp_path / "f.svg"),
-                     "--labels", "original, proposed"]) == 0
+    assert (
+        cli.main(
+            [
+                "plot",
+                str(runs["v1"][0]),
+                str(runs["v2"][0]),
+                "-o",
+                str(tmp_path / "f.svg"),
+                "--labels",
+                "original, proposed",
+            ]
+        )
+        == 0
+    )
     assert [t.get_text() for t in seen["fig"].axes[1].get_legend().get_texts()] == ["original", "proposed"]
 
 

@@ -1,5 +1,6 @@
 """README.md and docs/deploy.md say what the code does (the statements a new user acts on first), and the
 README's measured figures are those of the files committed in docs/."""
+
 import json
 import os
 import re
@@ -62,18 +63,23 @@ def _raw(*path):
 def test_propagation_tables_quote_the_committed_csv_files():
     """The README's Eqn. 5/8 tables are the summaries of docs/propagation/*/propagation.csv, cell for cell."""
     readme = _raw("README.md")
-    section = readme[readme.index("### Results at initialisation"):readme.index("### What the numbers say")]
+    section = readme[readme.index("### Results at initialisation") : readme.index("### What the numbers say")]
     pre_activation, original = section.split("On the original unit (Fig. 4(a)")
     for text, kind in ((pre_activation, "v2"), (original, "v1")):
-        quoted = {m.group(1): m.group(2).split(" | ")
-                  for m in re.finditer(r"^\| .* \(`([^`]+)`\) \| (.*) \|$", text, re.M) if m.group(1) != "--variant"}
+        quoted = {
+            m.group(1): m.group(2).split(" | ")
+            for m in re.finditer(r"^\| .* \(`([^`]+)`\) \| (.*) \|$", text, re.M)
+            if m.group(1) != "--variant"
+        }
         expected = {}
         for depth in ("110", "1001"):
-            for result in results_from_csv(os.path.join(ROOT, "docs", "propagation", f"resnet{depth}_{kind}",
-                                                        "propagation.csv")):
+            for result in results_from_csv(
+                os.path.join(ROOT, "docs", "propagation", f"resnet{depth}_{kind}", "propagation.csv")
+            ):
                 summary = result.summary()
                 expected.setdefault(summary["variant"], []).extend(
-                    f"{summary[key]:.3g}" for key in ("ratio_first", "ratio_min", "shortcut_term_unit1"))
+                    f"{summary[key]:.3g}" for key in ("ratio_first", "ratio_min", "shortcut_term_unit1")
+                )
         assert len(quoted) == 10 and quoted == expected, kind
 
 
@@ -83,7 +89,7 @@ def test_depth_scale_agreement_quoted_as_report_json_has_it(table):
         agreement = json.load(f)["agreement"]
     readme = _read("README.md")
     start = readme.index(f"**Measured: Table {table} at depth scale**")
-    paragraph = re.split(r"\*\*(?:Measured: |Figure 1 at)", readme[start + 2:])[0]
+    paragraph = re.split(r"\*\*(?:Measured: |Figure 1 at)", readme[start + 2 :])[0]
     assert f"Spearman {agreement['spearman_test_error']:.2f}" in paragraph
     assert f"{agreement['spearman_train_loss']:.2f}" in paragraph
     if agreement["fails_total"]:

@@ -1,5 +1,6 @@
 """``reproduce`` as a new user meets it: the networks it lists are trainable by name, ``--threads`` (not
 ``--cpus``) for CPU threads, readable help, skipped rows said, no empty ``figures/``."""
+
 import inspect
 import json
 import os
@@ -21,15 +22,17 @@ def test_every_listed_network_is_trainable_by_name_in_a_fresh_process():
     """In a process that never imported the experiments: get_model and `train --model` know them."""
     names = _quick_models()
     assert {"cifar_resnet29_bottleneck_v1", "cifar_resnet20_1layer_v1"} <= set(names)
-    code = ("import json, sys\nfrom gluon_resnetv2 import get_model, list_models\n"
-            "names = json.loads(sys.argv[1])\n"
-            "assert set(names) <= set(list_models()), set(names) - set(list_models())\n"
-            "for name in names:\n    get_model(name)\n"
-            "assert 'gluon_resnetv2.experiments' not in sys.modules\n"
-            "from gluon_resnetv2.cli import build_parser\nfrom gluon_resnetv2.commands.train import config_from_args\n"
-            "for name in names:\n"
-            "    config_from_args(build_parser().parse_args(['train', '--model', name, '--out', 'x'])).resolved()\n"
-            "print('ok')\n")
+    code = (
+        "import json, sys\nfrom gluon_resnetv2 import get_model, list_models\n"
+        "names = json.loads(sys.argv[1])\n"
+        "assert set(names) <= set(list_models()), set(names) - set(list_models())\n"
+        "for name in names:\n    get_model(name)\n"
+        "assert 'gluon_resnetv2.experiments' not in sys.modules\n"
+        "from gluon_resnetv2.cli import build_parser\nfrom gluon_resnetv2.commands.train import config_from_args\n"
+        "for name in names:\n"
+        "    config_from_args(build_parser().parse_args(['train', '--model', name, '--out', 'x'])).resolved()\n"
+        "print('ok')\n"
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(names)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -1,4 +1,5 @@
 """--dtype bfloat16: AMP casts in the graph, float32 parameters shared, exact resume, refusal elsewhere."""
+
 import dataclasses
 
 import mxnet as mx
@@ -12,8 +13,14 @@ from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
-TINY = dict(model="cifar_resnet20_v2", dataset="synthetic", num_workers=0, progress=False, batch_size=32,
-            dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]})
+TINY = dict(
+    model="cifar_resnet20_v2",
+    dataset="synthetic",
+    num_workers=0,
+    progress=False,
+    batch_size=32,
+    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
+)
 needs_bf16 = pytest.mark.skipif(not cpu.has_avx512_bf16(), reason="this CPU has no AVX-512 BF16")
 
 
@@ -34,14 +41,14 @@ def test_bf16_forward_shares_parameters_and_computes_in_bfloat16():
     out = block(x)
     assert out.dtype == np.float32
     diff = np.abs(out.asnumpy() - fp32).max()
-    assert 0 < diff < 0.05 * np.abs(fp32).max()          # bfloat16 rounding (8-bit mantissa), not float32
-    assert set(block.collect_params().values()) <= set(net.collect_params().values())   # the same objects
+    assert 0 < diff < 0.05 * np.abs(fp32).max()  # bfloat16 rounding (8-bit mantissa), not float32
+    assert set(block.collect_params().values()) <= set(net.collect_params().values())  # the same objects
     internals = block(mx.sym.var("data")).get_internals()
     types = dict(zip(internals.list_outputs(), internals.infer_type(data="float32")[1]))
     conv_types = {str(t) for n, t in types.items() if n.endswith("_fwd_output") and "conv" in n}
     assert conv_types == {str(mx.contrib.amp.amp.bfloat16)}
     assert all(types[p] == np.float32 for p in block.collect_params())
-    np.testing.assert_array_equal(net(x).asnumpy(), fp32)   # nothing patched globally: float32 unchanged
+    np.testing.assert_array_equal(net(x).asnumpy(), fp32)  # nothing patched globally: float32 unchanged
 
 
 @needs_bf16
@@ -57,8 +64,9 @@ def test_bf16_training_runs_and_stays_close_to_float32(tmp_path):
 
 @needs_bf16
 def test_bf16_resume_is_exact(tmp_path, monkeypatch):
-    config = dict(iterations=9, checkpoint_interval=4, log_interval=2, seed=5, dtype="bfloat16",
-                  eval_interval=3, **TINY)
+    config = dict(
+        iterations=9, checkpoint_interval=4, log_interval=2, seed=5, dtype="bfloat16", eval_interval=3, **TINY
+    )
     train(TrainConfig(out=str(tmp_path / "full"), **config))
     save = ckpt.save_checkpoint
     calls = []
@@ -76,7 +84,7 @@ def test_bf16_resume_is_exact(tmp_path, monkeypatch):
     assert resume(str(tmp_path / "cut"))["status"] == "finished"
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
     full, cut = strip(read_log_rows(str(tmp_path / "full"))), strip(read_log_rows(str(tmp_path / "cut")))
-    assert len(full) == 6 and cut == full                 # bit-identical losses and errors
+    assert len(full) == 6 and cut == full  # bit-identical losses and errors
     assert read_status(str(tmp_path / "cut"))["test_error"] == read_status(str(tmp_path / "full"))["test_error"]
 
 

@@ -1,4 +1,5 @@
 """Atomic checkpoint files, RNG state round trips, log.csv truncation on resume and status.json."""
+
 import json
 import os
 import random
@@ -51,8 +52,9 @@ def test_missing_checkpoint_message(tmp_path):
 def test_runlog_columns_and_truncation(tmp_path):
     log = runlog.RunLog(str(tmp_path))
     log.write(iteration=10, epoch=0.5, lr=0.1, train_loss=2.0, train_error=0.9, time=1.0)
-    log.write(iteration=20, epoch=1.0, lr=0.1, train_loss=1.5, train_error=0.5, test_loss=1.4, test_error=0.45,
-              time=2.0)
+    log.write(
+        iteration=20, epoch=1.0, lr=0.1, train_loss=1.5, train_error=0.5, test_loss=1.4, test_error=0.45, time=2.0
+    )
     log.write(iteration=30, epoch=1.5, lr=0.1, train_loss=1.0, train_error=0.3, time=3.0)
     log.close()
     lines = (tmp_path / "log.csv").read_text().splitlines()

@@ -1,4 +1,5 @@
 """``gluon-resnetv2 train`` / ``launch``: bad input gives one clear line, never a traceback."""
+
 import os
 import runpy
 
@@ -8,9 +9,24 @@ from gluon_resnetv2.cli import main
 from gluon_resnetv2.train import TrainConfig
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
-BASE = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=32",
-        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0",
-        "--no-progress"]
+BASE = [
+    "train",
+    "--model",
+    "cifar_resnet20_v2",
+    "--dataset",
+    "synthetic",
+    "--data-option",
+    "num_samples=32",
+    "--data-option",
+    "image_shape=[3,8,8]",
+    "--batch-size",
+    "8",
+    "--iterations",
+    "1",
+    "--num-workers",
+    "0",
+    "--no-progress",
+]
 
 
 def _error(capsys, argv):
@@ -20,17 +36,20 @@ def _error(capsys, argv):
     return err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--cpus", "2", "--gpus", "0"], "either --cpus or --gpus"),
-    (["--cpus", "4", "--batch-size", "2"], "every device needs at least one image"),
-    (["--kvstore", "horovod"], "--kvstore horovod is not supported"),
-    (["--kvstore", "byteps"], "falls back to a local store"),
-    (["--kvstore", "dist_sync"], "gluon-resnetv2 launch"),
-    (["--gpus", "0"], "without CUDA"),  # this machine's MXNet is the CPU build: the preflight stops it
-    (["--batch-size", "64"], "larger than the 32 training images"),
-    (["--lr", "-1"], "--lr must be positive"),
-    (["--dtype", "float16"], "float16 needs GPUs"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--cpus", "2", "--gpus", "0"], "either --cpus or --gpus"),
+        (["--cpus", "4", "--batch-size", "2"], "every device needs at least one image"),
+        (["--kvstore", "horovod"], "--kvstore horovod is not supported"),
+        (["--kvstore", "byteps"], "falls back to a local store"),
+        (["--kvstore", "dist_sync"], "gluon-resnetv2 launch"),
+        (["--gpus", "0"], "without CUDA"),  # this machine's MXNet is the CPU build: the preflight stops it
+        (["--batch-size", "64"], "larger than the 32 training images"),
+        (["--lr", "-1"], "--lr must be positive"),
+        (["--dtype", "float16"], "float16 needs GPUs"),
+    ],
+)
 def test_bad_options(capsys, tmp_path, extra, message):
     err = _error(capsys, BASE + ["--out", str(tmp_path / "run")] + extra)
     assert message in err
@@ -38,8 +57,20 @@ def test_bad_options(capsys, tmp_path, extra, message):
 
 def test_missing_things(capsys, tmp_path):
     assert "needs --model" in _error(capsys, ["train", "--dataset", "cifar10", "--out", str(tmp_path)])
-    err = _error(capsys, ["train", "--model", "cifar_resnet20_v2", "--dataset", "cifar10", "--data-dir",
-                          str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    err = _error(
+        capsys,
+        [
+            "train",
+            "--model",
+            "cifar_resnet20_v2",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert "nowhere" in err
     assert "no such directory" in _error(capsys, ["train", "--resume", str(tmp_path / "absent")])
     (tmp_path / "half").mkdir()
@@ -79,9 +110,16 @@ def test_resume_without_a_checkpoint_starts_over_from_config_json(capsys, tmp_pa
 
     out = tmp_path / "early"
     out.mkdir()
-    TrainConfig(model="cifar_resnet20_v2", dataset="synthetic", out=str(out), batch_size=8, iterations=2,
-                num_workers=0, log_interval=1, dataset_options={"num_samples": 32, "image_shape": [3, 8, 8]}
-                ).save(str(out / "config.json"))
+    TrainConfig(
+        model="cifar_resnet20_v2",
+        dataset="synthetic",
+        out=str(out),
+        batch_size=8,
+        iterations=2,
+        num_workers=0,
+        log_interval=1,
+        dataset_options={"num_samples": 32, "image_shape": [3, 8, 8]},
+    ).save(str(out / "config.json"))
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert f"gluon-resnetv2 train: warning: {out} has no checkpoint yet" in err and "starting it over" in err

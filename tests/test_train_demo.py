@@ -1,4 +1,5 @@
 """The demo (``make demo``): its time budget arithmetic, and (slow) a miniature end-to-end run."""
+
 import json
 import os
 
@@ -30,12 +31,32 @@ def test_epochs_fit_the_budget():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isfile(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
-                    reason="Fashion-MNIST not installed (make dataset)")
+@pytest.mark.skipif(
+    not os.path.isfile(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
+    reason="Fashion-MNIST not installed (make dataset)",
+)
 def test_demo_end_to_end(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--pair", "resnet20", "--epochs", "1", "--train-subset", "512",
-                 "--log-interval", "1",
-                 "--eval-interval", "2", "--eval-subset", "64"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--pair",
+                "resnet20",
+                "--epochs",
+                "1",
+                "--train-subset",
+                "512",
+                "--log-interval",
+                "1",
+                "--eval-interval",
+                "2",
+                "--eval-subset",
+                "64",
+            ]
+        )
+        == 0
+    )
     assert os.path.getsize(tmp_path / "figure1.png") > 10_000
     out = capsys.readouterr().out
     assert "figure1.png" in out and "original ResNet-20 (v1)" in out and "pre-activation ResNet-20 (v2)" in out
@@ -64,8 +85,10 @@ def test_loss_gap_reads_both_runs(tmp_path):
     for (model, _), losses in zip(pair.models, ([2.3, 2.3], [1.0, 0.5])):
         run = tmp_path / "runs" / model
         run.mkdir(parents=True)
-        (run / "log.csv").write_text("iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time\n" +
-                                     "".join(f"{10 * (i + 1)},0.1,0.1,{x},0.5,,,1\n" for i, x in enumerate(losses)))
+        (run / "log.csv").write_text(
+            "iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time\n"
+            + "".join(f"{10 * (i + 1)},0.1,0.1,{x},0.5,,,1\n" for i, x in enumerate(losses))
+        )
     assert loss_gap(str(tmp_path), pair) == (pytest.approx(2.3), pytest.approx(0.75))
     assert loss_gap(str(tmp_path / "elsewhere"), pair) is None
 

@@ -1,4 +1,5 @@
 """Contexts, batch splitting, refused kvstores and the GPU preflight (a pure function fed fake GPUs)."""
+
 import mxnet as mx
 import pytest
 
@@ -50,8 +51,18 @@ def test_split_batch_smaller_than_devices():
 
 def test_preflight_hopper_refused_with_a_useful_message():
     message = check_gpu_support([0], True, [H100], PIP_ARCHS)
-    for part in ("GPU 0", "NVIDIA H100 80GB HBM3", "9.0", "sm_90", "Hopper", "sm_50", "sm_86", "no PTX",
-                 "build MXNet from source", "--cpus"):
+    for part in (
+        "GPU 0",
+        "NVIDIA H100 80GB HBM3",
+        "9.0",
+        "sm_90",
+        "Hopper",
+        "sm_50",
+        "sm_86",
+        "no PTX",
+        "build MXNet from source",
+        "--cpus",
+    ):
         assert part in message, part
 
 
@@ -73,8 +84,9 @@ def test_preflight_other_failures():
     assert "GPU 3" in missing and "NVIDIA A100" in missing
     old = check_gpu_support([0], True, [GpuInfo(0, "Tesla K80", (3, 7))], PIP_ARCHS)
     assert "sm_37" in old and "Kepler" in old and "older" in old
-    assert "GPU 1 (NVIDIA A100" in check_gpu_support([0, 1], True, [H100._replace(capability=(8, 6)),
-                                                                    A100._replace(capability=(7, 0))], (86,))
+    assert "GPU 1 (NVIDIA A100" in check_gpu_support(
+        [0, 1], True, [H100._replace(capability=(8, 6)), A100._replace(capability=(7, 0))], (86,)
+    )
 
 
 def test_nvidia_smi_parsing_and_archs_override(monkeypatch):

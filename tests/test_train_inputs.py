@@ -1,5 +1,6 @@
 """``train`` with what a new user types: the default data set, nonsense values, unwritable outputs, a full
 disk, the progress bar of a short run and the summary of a resumed one."""
+
 import errno
 import json
 import os
@@ -15,9 +16,24 @@ from gluon_resnetv2.train.recipe import DEFAULT_DATASET
 from gluon_resnetv2.train.runlog import read_status
 
 # 32 images / batch 8: 4 iterations per epoch; the test split has 32 images too.
-BASE = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=32",
-        "--data-option", "image_shape=[3,8,8]", "--batch-size", "8", "--iterations", "1", "--num-workers", "0",
-        "--no-progress"]
+BASE = [
+    "train",
+    "--model",
+    "cifar_resnet20_v2",
+    "--dataset",
+    "synthetic",
+    "--data-option",
+    "num_samples=32",
+    "--data-option",
+    "image_shape=[3,8,8]",
+    "--batch-size",
+    "8",
+    "--iterations",
+    "1",
+    "--num-workers",
+    "0",
+    "--no-progress",
+]
 
 
 def _error(capsys, argv, prog="train"):
@@ -37,6 +53,7 @@ def _with(extra, replace=None):
 
 # -- point 9: Fashion-MNIST is the default; synthetic runs say what they are ------------------------------
 
+
 def test_fashion_mnist_is_the_default_data_set_of_python_and_cli():
     assert DEFAULT_DATASET == "fashion-mnist" and TrainConfig().dataset == DEFAULT_DATASET
     args = cli.build_parser().parse_args(["train", "--model", "cifar_resnet20_v2", "--out", "x"])
@@ -54,22 +71,36 @@ def test_a_synthetic_run_says_so_in_its_summary_and_status(capsys, tmp_path):
 
 # -- points 12, 13: options ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("extra, replace, message", [
-    (["--data-option", "foo=1"], None, "unknown option(s) foo for data set synthetic (--data-option KEY=VALUE); "
-                                       "it takes num_samples, num_classes, image_shape"),
-    (["--eval-subset", "0"], None, "--eval-subset must be at least 1 image, got 0"),
-    (["--eval-subset", "33"], None, "--eval-subset 33 is larger than the 32 test images of synthetic: give 1..32"),
-    (["--momentum", "2"], None, "--momentum must be in [0, 1) (paper: 0.9), got 2.0"),
-    (["--wd", "-1"], None, "--wd must be >= 0 (paper: 1e-4), got -1.0"),
-    (["--lr", "0"], None, "--lr must be positive, got 0.0"),
-    (["--lr", "-0.1"], None, "--lr must be positive, got -0.1"),
-    (["--checkpoint-interval", "0"], None, "--checkpoint-interval must be at least 1 iteration, got 0"),
-    (["--lr-steps", "5"], {"--iterations": "4"}, "--lr-steps 5 reach beyond the run: milestones must be below its "
-                                                 "4 iterations"),
-    (["--lr-steps", "2,5"], {"--iterations": "4"}, "reach beyond the run"),
-    (["--lr-steps", "2", "--lr-schedule", "cosine"], {"--iterations": "4"},
-     "--lr-steps are the milestones of --lr-schedule step; cosine has none"),
-])
+
+@pytest.mark.parametrize(
+    "extra, replace, message",
+    [
+        (
+            ["--data-option", "foo=1"],
+            None,
+            "unknown option(s) foo for data set synthetic (--data-option KEY=VALUE); "
+            "it takes num_samples, num_classes, image_shape",
+        ),
+        (["--eval-subset", "0"], None, "--eval-subset must be at least 1 image, got 0"),
+        (["--eval-subset", "33"], None, "--eval-subset 33 is larger than the 32 test images of synthetic: give 1..32"),
+        (["--momentum", "2"], None, "--momentum must be in [0, 1) (paper: 0.9), got 2.0"),
+        (["--wd", "-1"], None, "--wd must be >= 0 (paper: 1e-4), got -1.0"),
+        (["--lr", "0"], None, "--lr must be positive, got 0.0"),
+        (["--lr", "-0.1"], None, "--lr must be positive, got -0.1"),
+        (["--checkpoint-interval", "0"], None, "--checkpoint-interval must be at least 1 iteration, got 0"),
+        (
+            ["--lr-steps", "5"],
+            {"--iterations": "4"},
+            "--lr-steps 5 reach beyond the run: milestones must be below its 4 iterations",
+        ),
+        (["--lr-steps", "2,5"], {"--iterations": "4"}, "reach beyond the run"),
+        (
+            ["--lr-steps", "2", "--lr-schedule", "cosine"],
+            {"--iterations": "4"},
+            "--lr-steps are the milestones of --lr-schedule step; cosine has none",
+        ),
+    ],
+)
 def test_nonsense_values_are_refused_with_the_valid_range(capsys, tmp_path, extra, replace, message):
     err = _error(capsys, _with(extra + ["--out", str(tmp_path / "run")], replace))
     assert message in err
@@ -78,14 +109,16 @@ def test_nonsense_values_are_refused_with_the_valid_range(capsys, tmp_path, extr
 
 def test_epoch_lr_steps_beyond_the_run(capsys, tmp_path):
     args = _with(["--lr-steps", "3", "--out", str(tmp_path / "r")])
-    args[args.index("--iterations"):args.index("--iterations") + 2] = ["--epochs", "2"]
+    args[args.index("--iterations") : args.index("--iterations") + 2] = ["--epochs", "2"]
     assert "milestones must be below its 2 epochs" in _error(capsys, args)
 
 
 def test_an_uneven_split_over_devices_says_how_it_is_split(capsys, tmp_path):
     assert cli.main(_with(["--cpus", "3", "--out", str(tmp_path / "run")])) == 0
-    assert ("gluon-resnetv2 train: warning: --batch-size 8 does not split evenly over 3 devices: each iteration is "
-            "split 3+3+2 images") in capsys.readouterr().err
+    assert (
+        "gluon-resnetv2 train: warning: --batch-size 8 does not split evenly over 3 devices: each iteration is "
+        "split 3+3+2 images"
+    ) in capsys.readouterr().err
 
 
 def test_launch_errors_name_the_command_not_a_list(capsys):
@@ -94,6 +127,7 @@ def test_launch_errors_name_the_command_not_a_list(capsys):
 
 
 # -- point 10: unwritable or missing outputs, a full disk -------------------------------------------------
+
 
 def test_an_output_directory_that_cannot_be_made_is_one_line(capsys, tmp_path):
     (tmp_path / "file").write_text("a file where a directory should be")
@@ -132,11 +166,14 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(capsys, tmp_path, monkeypatc
     assert read_status(out)["status"] == "error"
 
 
-@pytest.mark.parametrize("command", [
-    lambda out: ["plot", "RUN", "-o", os.path.join(out, "fig.png")],
-    lambda out: ["analyze", "--model", "cifar_resnet20_v2", "--out", out],
-    lambda out: ["reproduce", "table2", "--rows", "original_110", "--out", out],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda out: ["plot", "RUN", "-o", os.path.join(out, "fig.png")],
+        lambda out: ["analyze", "--model", "cifar_resnet20_v2", "--out", out],
+        lambda out: ["reproduce", "table2", "--rows", "original_110", "--out", out],
+    ],
+)
 def test_other_commands_report_unwritable_outputs_in_one_line(capsys, tmp_path, command):
     run = str(tmp_path / "run")
     assert cli.main(BASE + ["--out", run]) == 0
@@ -148,6 +185,7 @@ def test_other_commands_report_unwritable_outputs_in_one_line(capsys, tmp_path, 
 
 
 # -- point 16: progress of a short run, the summary after a resume, file modes ----------------------------
+
 
 def test_the_progress_bar_counts_to_the_run_not_the_epoch(capsys, tmp_path):
     argv = [a for a in _with(["--out", str(tmp_path / "r")], {"--iterations": "3"}) if a != "--no-progress"]

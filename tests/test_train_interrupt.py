@@ -1,5 +1,6 @@
 """SIGINT / SIGTERM mid-epoch: a checkpoint after the current iteration, status ``interrupted``, exit 130 / 143,
 and ``--resume`` writes the log of an uninterrupted run; one trainer per run directory (an OS lock)."""
+
 import csv
 import os
 import signal
@@ -15,9 +16,30 @@ from gluon_resnetv2.train.runlog import lock_run_dir, read_status
 
 # One epoch of 60 iterations (1920 images / batch 32): the only scheduled checkpoint is the final one, so
 # whatever checkpoint exists after the signal was written because of it.
-ARGS = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=1920",
-        "--data-option", "image_shape=[3,12,12]", "--batch-size", "32", "--iterations", "60", "--log-interval",
-        "3", "--num-workers", "0", "--seed", "5", "--cpus", "1", "--no-progress"]
+ARGS = [
+    "train",
+    "--model",
+    "cifar_resnet20_v2",
+    "--dataset",
+    "synthetic",
+    "--data-option",
+    "num_samples=1920",
+    "--data-option",
+    "image_shape=[3,12,12]",
+    "--batch-size",
+    "32",
+    "--iterations",
+    "60",
+    "--log-interval",
+    "3",
+    "--num-workers",
+    "0",
+    "--seed",
+    "5",
+    "--cpus",
+    "1",
+    "--no-progress",
+]
 
 
 def _wait_for_rows(proc, out, rows, timeout=90):
@@ -91,8 +113,10 @@ def test_a_second_trainer_is_refused_with_the_holders_pid(tmp_path):
 def test_lock_is_exclusive_between_processes(tmp_path):
     handle = lock_run_dir(str(tmp_path))
     try:
-        code = ("import sys; from gluon_resnetv2.train.runlog import lock_run_dir\n"
-                "try:\n    lock_run_dir(sys.argv[1])\nexcept RuntimeError as err:\n    print(err); sys.exit(3)\n")
+        code = (
+            "import sys; from gluon_resnetv2.train.runlog import lock_run_dir\n"
+            "try:\n    lock_run_dir(sys.argv[1])\nexcept RuntimeError as err:\n    print(err); sys.exit(3)\n"
+        )
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
         assert proc.returncode == 3 and f"(pid {os.getpid()})" in proc.stdout
     finally:

@@ -1,4 +1,5 @@
 """The training loop: multi-device gradients, evaluation of uneven batches, logs, status, divergence."""
+
 import json
 import os
 
@@ -14,8 +15,14 @@ from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import evaluate, forward_backward
 from gluon_resnetv2.train.runlog import LOG_COLUMNS, read_log_rows, read_status
 
-TINY = dict(model="cifar_resnet20_v2", dataset="synthetic", num_workers=0, progress=False, batch_size=32,
-            dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]})
+TINY = dict(
+    model="cifar_resnet20_v2",
+    dataset="synthetic",
+    num_workers=0,
+    progress=False,
+    batch_size=32,
+    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
+)
 
 
 def _dense_net(ctxs, seed=0):
@@ -34,8 +41,13 @@ def test_two_cpu_contexts_make_the_same_update_as_one():
     weights = []
     for ctxs in ([mx.cpu(0)], make_contexts(cpus=2)):
         net = _dense_net(ctxs)
-        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5, "momentum": 0.0, "wd": 0.0},
-                                kvstore="device", update_on_kvstore=False)
+        trainer = gluon.Trainer(
+            net.collect_params(),
+            "sgd",
+            {"learning_rate": 0.5, "momentum": 0.0, "wd": 0.0},
+            kvstore="device",
+            update_on_kvstore=False,
+        )
         forward_backward(net, gluon.loss.SoftmaxCrossEntropyLoss(), data, label, ctxs)
         trainer.step(10)
         params = [p.list_data() for p in net.collect_params().values()]
@@ -59,8 +71,9 @@ def test_resnet_gradient_over_two_contexts_is_the_sum_of_the_halves():
     net = get_model("cifar_resnet20_v2", classes=10)
     net.initialize(ctx=ctxs)
     net(mx.nd.zeros((1, 3, 8, 8), ctx=ctxs[0]))
-    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore="device",
-                            update_on_kvstore=False)
+    trainer = gluon.Trainer(
+        net.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore="device", update_on_kvstore=False
+    )
     forward_backward(net, loss_fn, data, label, ctxs)
     trainer.allreduce_grads()
     name, param = next((n, p) for n, p in net.collect_params().items() if p.grad_req != "null")
@@ -94,8 +107,11 @@ def test_run_writes_log_config_status_and_checkpoint(tmp_path):
     status = train(TrainConfig(out=out, epochs=2, log_interval=2, cpus=2, seed=1, **TINY))
     assert status["status"] == "finished"
     with open(os.path.join(out, "log.csv")) as handle:
-        assert handle.readline().strip() == ",".join(LOG_COLUMNS) == \
-            "iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time"
+        assert (
+            handle.readline().strip()
+            == ",".join(LOG_COLUMNS)
+            == "iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time"
+        )
     rows = read_log_rows(out)
     # 96 images / 32 = 3 iterations per epoch; training rows every 2 and at the end, tests every epoch
     assert [r["iteration"] for r in rows] == [2, 3, 4, 6]
@@ -111,7 +127,7 @@ def test_run_writes_log_config_status_and_checkpoint(tmp_path):
         config = json.load(handle)
     assert config["model"] == "cifar_resnet20_v2" and config["cpus"] == 2 and config["lr"] == 0.1
     assert config["momentum"] == 0.9 and config["wd"] == 1e-4
-    assert config["omp_threads"] == int(os.environ["OMP_NUM_THREADS"]) == 1   # conftest: 1 thread per process
+    assert config["omp_threads"] == int(os.environ["OMP_NUM_THREADS"]) == 1  # conftest: 1 thread per process
     assert {"checkpoint.zip", "model.params"} <= set(os.listdir(out))
     with pytest.raises(ValueError, match="--resume"):
         train(TrainConfig(out=out, epochs=2, **TINY))
@@ -119,8 +135,17 @@ def test_run_writes_log_config_status_and_checkpoint(tmp_path):
 
 def test_resume_on_other_threads_warns_that_it_will_not_be_bit_identical(tmp_path):
     out = str(tmp_path / "r")
-    train(model="cifar_resnet20_v2", dataset="synthetic", dataset_options=dict(num_samples=64, image_shape=[3, 8, 8]),
-          batch_size=16, iterations=4, checkpoint_interval=2, num_workers=0, out=out, progress=False)
+    train(
+        model="cifar_resnet20_v2",
+        dataset="synthetic",
+        dataset_options=dict(num_samples=64, image_shape=[3, 8, 8]),
+        batch_size=16,
+        iterations=4,
+        checkpoint_interval=2,
+        num_workers=0,
+        out=out,
+        progress=False,
+    )
     path = os.path.join(out, "config.json")
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)

@@ -1,5 +1,6 @@
 """``--optimizer {sgd,nag}``: Nesterov momentum (the authors' Torch code) as MXNet's ``nag`` computes it,
 recorded in config.json, resumed with its momentum state, refused when unknown."""
+
 import json
 
 import mxnet as mx
@@ -13,9 +14,17 @@ from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.runlog import read_log_rows
 
 LR, MOMENTUM, WD = 0.1, 0.9, 1e-4
-TINY = dict(model="cifar_resnet20_v2", dataset="synthetic", num_workers=0, progress=False, batch_size=32,
-            dataset_options={"num_samples": 64, "image_shape": [3, 8, 8]}, epochs=2, log_interval=1,
-            lr_schedule="constant")
+TINY = dict(
+    model="cifar_resnet20_v2",
+    dataset="synthetic",
+    num_workers=0,
+    progress=False,
+    batch_size=32,
+    dataset_options={"num_samples": 64, "image_shape": [3, 8, 8]},
+    epochs=2,
+    log_interval=1,
+    lr_schedule="constant",
+)
 
 
 def _steps(trainer_of, grads):
@@ -53,8 +62,9 @@ def test_nag_makes_mxnet_nesterov_update():
     config = TrainConfig(dataset="cifar10", optimizer="nag").resolved()
     assert (config.lr, config.momentum, config.wd) == (LR, MOMENTUM, WD)
     ours = _steps(lambda params: steps.make_trainer(params, config), grads)
-    mxnet_nag = _steps(lambda params: gluon.Trainer(params, mx.optimizer.NAG(
-        learning_rate=LR, momentum=MOMENTUM, wd=WD)), grads)
+    mxnet_nag = _steps(
+        lambda params: gluon.Trainer(params, mx.optimizer.NAG(learning_rate=LR, momentum=MOMENTUM, wd=WD)), grads
+    )
     np.testing.assert_allclose(ours, mxnet_nag, rtol=1e-6)
     # MXNet's kernel updates the weight in place and then reads the new weight for the momentum's decay
     # term: a difference of order lr * wd * |dw| (1e-5 here) from Torch's formula, nothing more.
@@ -97,9 +107,24 @@ def test_nag_is_recorded_and_survives_a_resume(tmp_path, monkeypatch):
 
 
 def test_cli_optimizer_option(capsys, tmp_path):
-    base = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", "num_samples=32",
-            "--data-option", "image_shape=[3,8,8]", "--batch-size", "16", "--iterations", "1", "--num-workers",
-            "0", "--no-progress"]
+    base = [
+        "train",
+        "--model",
+        "cifar_resnet20_v2",
+        "--dataset",
+        "synthetic",
+        "--data-option",
+        "num_samples=32",
+        "--data-option",
+        "image_shape=[3,8,8]",
+        "--batch-size",
+        "16",
+        "--iterations",
+        "1",
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     assert main(base + ["--out", str(tmp_path / "nag"), "--optimizer", "nag"]) == 0
     assert json.loads((tmp_path / "nag" / "config.json").read_text())["optimizer"] == "nag"
     with pytest.raises(SystemExit) as info:

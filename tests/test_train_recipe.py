@@ -1,4 +1,5 @@
 """The paper's recipe (Sec. 3.1 / Appendix) and the learning-rate schedules, at their boundaries."""
+
 import math
 
 import pytest
@@ -64,22 +65,26 @@ def test_constant_schedule_and_unknown():
         LRSchedule("linear", 0.1, 10)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(dataset="mnist"), "unknown dataset"),
-    (dict(epochs=1, iterations=10), "either --epochs or --iterations"),
-    (dict(cpus=2, gpus=[0]), "either --cpus or --gpus"),
-    (dict(batch_size=0), "--batch-size"),
-    (dict(lr_schedule="poly"), "--lr-schedule"),
-    (dict(dtype="int8"), "--dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dataset="mnist"), "unknown dataset"),
+        (dict(epochs=1, iterations=10), "either --epochs or --iterations"),
+        (dict(cpus=2, gpus=[0]), "either --cpus or --gpus"),
+        (dict(batch_size=0), "--batch-size"),
+        (dict(lr_schedule="poly"), "--lr-schedule"),
+        (dict(dtype="int8"), "--dtype"),
+    ],
+)
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs).resolved()
 
 
 def test_config_round_trip(tmp_path):
-    cfg = TrainConfig(model="cifar_resnet110_v1", dataset="cifar10", model_kwargs={"shortcut": "exclusive_gating",
-                                                                                   "gate_bias": -6.0})
+    cfg = TrainConfig(
+        model="cifar_resnet110_v1", dataset="cifar10", model_kwargs={"shortcut": "exclusive_gating", "gate_bias": -6.0}
+    )
     cfg.save(tmp_path / "config.json")
     back = TrainConfig.load(tmp_path / "config.json")
     assert back == cfg

@@ -1,4 +1,5 @@
 """Kill a run after its first checkpoint, resume it, and get the log of an uninterrupted run."""
+
 import os
 import signal
 import time
@@ -11,10 +12,32 @@ from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
 # 96 images / batch 32 = 3 iterations per epoch, 4 epochs; log every 2 iterations so that the checkpoint at
 # the end of epoch 1 falls inside a log interval; dropout shortcuts so that mx.random matters.
-ARGS = ["train", "--model", "cifar_resnet20_v2", "--shortcut", "dropout", "--dataset", "synthetic",
-        "--data-option", "num_samples=96", "--data-option", "image_shape=[3,8,8]", "--batch-size", "32",
-        "--epochs", "4", "--log-interval", "2", "--num-workers", "0", "--seed", "7", "--cpus", "2",
-        "--no-progress"]
+ARGS = [
+    "train",
+    "--model",
+    "cifar_resnet20_v2",
+    "--shortcut",
+    "dropout",
+    "--dataset",
+    "synthetic",
+    "--data-option",
+    "num_samples=96",
+    "--data-option",
+    "image_shape=[3,8,8]",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "4",
+    "--log-interval",
+    "2",
+    "--num-workers",
+    "0",
+    "--seed",
+    "7",
+    "--cpus",
+    "2",
+    "--no-progress",
+]
 
 
 def _finish(proc, timeout=60):

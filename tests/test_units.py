@@ -1,5 +1,6 @@
 """Each unit variant computes exactly the formula of its figure (Figs. 2 and 4), checked against a
 hand-written NumPy reference, and hybridizes/exports to the same numbers."""
+
 import itertools
 
 import mxnet as mx
@@ -38,12 +39,30 @@ def _randomise(unit, seed=1):
         p.set_data(mx.nd.array(value))
 
 
-def build(branch="basic", activation="full_preact", shortcut="identity", downsample=False, source=None,
-          in_channels=4, channels=4, projection="conv", **opts):
+def build(
+    branch="basic",
+    activation="full_preact",
+    shortcut="identity",
+    downsample=False,
+    source=None,
+    in_channels=4,
+    channels=4,
+    projection="conv",
+    **opts,
+):
     stride = 2 if downsample else 1
-    unit = ResidualUnit(channels, stride, downsample or in_channels != channels, in_channels, branch=branch,
-                        activation=activation, shortcut=shortcut, shortcut_source=source, projection=projection,
-                        **opts)
+    unit = ResidualUnit(
+        channels,
+        stride,
+        downsample or in_channels != channels,
+        in_channels,
+        branch=branch,
+        activation=activation,
+        shortcut=shortcut,
+        shortcut_source=source,
+        projection=projection,
+        **opts,
+    )
     unit.initialize()
     x = mx.nd.array(np.random.RandomState(0).normal(0, 1, (2, in_channels, 6, 6)))
     unit(x)
@@ -87,12 +106,14 @@ def reference(unit, x, branch, activation, shortcut, stride, downsample, trainin
             h = norm(h, _bn_params(next(b for b in walk_blocks(unit.shortcut) if isinstance(b, nn.BatchNorm))))
     if shortcut in ("exclusive_gating", "shortcut_only_gating"):
         g = sigmoid(conv2d(source, _np(unit.merge.gate.weight), stride, _np(unit.merge.gate.bias)))
-    y = {"identity": lambda: h + f,
-         "constant_scaling": lambda: spec.shortcut_scale * h + spec.residual_scale * f,
-         "exclusive_gating": lambda: (1 - g) * h + g * f,
-         "shortcut_only_gating": lambda: (1 - g) * h + f,
-         "conv1x1": lambda: h + f,
-         "dropout": lambda: h + f}[shortcut]()
+    y = {
+        "identity": lambda: h + f,
+        "constant_scaling": lambda: spec.shortcut_scale * h + spec.residual_scale * f,
+        "exclusive_gating": lambda: (1 - g) * h + g * f,
+        "shortcut_only_gating": lambda: (1 - g) * h + f,
+        "conv1x1": lambda: h + f,
+        "dropout": lambda: h + f,
+    }[shortcut]()
     # post-activation (Fig. 4(a): ReLU, (b): BN-ReLU)
     if activation == "original":
         y = relu(y)
@@ -114,18 +135,30 @@ def test_every_activation_and_shortcut_matches_the_formula(activation, shortcut)
 def test_other_branches_match_the_formula(branch, stride_on, activation):
     opts = {"branch_kwargs": {"stride_on": stride_on}} if stride_on else {}
     for downsample in (False, True):
-        unit, x = build(branch, activation, downsample=downsample, channels=16 if downsample else 4,
-                        in_channels=4, **opts)
-        expected = reference(unit, x, branch, activation, "identity", 2 if downsample else 1, downsample,
-                             **({"stride_on": stride_on} if stride_on else {}))
+        unit, x = build(
+            branch, activation, downsample=downsample, channels=16 if downsample else 4, in_channels=4, **opts
+        )
+        expected = reference(
+            unit,
+            x,
+            branch,
+            activation,
+            "identity",
+            2 if downsample else 1,
+            downsample,
+            **({"stride_on": stride_on} if stride_on else {}),
+        )
         np.testing.assert_allclose(unit(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_bottleneck_strides_the_first_1x1_by_default():
     unit = ResidualUnit(16, 2, True, 4, branch="bottleneck")
     convs = [b for b in unit.branch if isinstance(b, nn.Conv2D)]
-    assert [(c._kwargs["kernel"], c._kwargs["stride"]) for c in convs] == [((1, 1), (2, 2)), ((3, 3), (1, 1)),
-                                                                          ((1, 1), (1, 1))]
+    assert [(c._kwargs["kernel"], c._kwargs["stride"]) for c in convs] == [
+        ((1, 1), (2, 2)),
+        ((3, 3), (1, 1)),
+        ((1, 1), (1, 1)),
+    ]
 
 
 @pytest.mark.parametrize("activation", ["relu_preact", "full_preact"])
@@ -134,18 +167,29 @@ def test_unit_without_preactivation_feeds_its_input_to_both_paths(activation):
     assert len(unit.preact) == 0
     np.testing.assert_allclose(unit(x).asnumpy(), (unit.shortcut(x) + unit.branch(x)).asnumpy(), rtol=1e-5, atol=1e-5)
     with_preact, _ = build("bottleneck", activation, downsample=True, channels=16, in_channels=4)
-    trainable = [sum(p.data().size for p in u.collect_params().values() if p.grad_req != "null")
-                 for u in (with_preact, unit)]
+    trainable = [
+        sum(p.data().size for p in u.collect_params().values() if p.grad_req != "null") for u in (with_preact, unit)
+    ]
     assert trainable[0] - trainable[1] == (2 * 4 if activation == "full_preact" else 0)  # the BN's gamma, beta
 
 
 @pytest.mark.parametrize("scales", [(0.5, 1.0), (0.5, 0.5), (0.0, 1.0)])
 def test_constant_scaling_rows_of_table1(scales):
     shortcut_scale, residual_scale = scales
-    unit, x = build(activation="original", shortcut="constant_scaling", shortcut_scale=shortcut_scale,
-                    residual_scale=residual_scale)
-    expected = reference(unit, x, "basic", "original", "constant_scaling", 1, False,
-                         shortcut_scale=shortcut_scale, residual_scale=residual_scale)
+    unit, x = build(
+        activation="original", shortcut="constant_scaling", shortcut_scale=shortcut_scale, residual_scale=residual_scale
+    )
+    expected = reference(
+        unit,
+        x,
+        "basic",
+        "original",
+        "constant_scaling",
+        1,
+        False,
+        shortcut_scale=shortcut_scale,
+        residual_scale=residual_scale,
+    )
     np.testing.assert_allclose(unit(x).asnumpy(), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -199,23 +243,29 @@ def test_shortcut_source_rule():
     assert ResidualUnit(4, 1, False, 4, shortcut_source="preact").shortcut_source == "preact"
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"activation": "preact"}, "activation='preact' is not a Fig. 4 variant; expected one of original"),
-    ({"shortcut": "gate"}, "shortcut='gate' is not a Fig. 2 variant"),
-    ({"shortcut": "identity", "gate_bias": -6}, "gate_bias=-6 applies to shortcut='exclusive_gating'"),
-    ({"shortcut": "dropout", "shortcut_dropout": 1.5}, "expected a probability in [0, 1)"),
-    ({"branch": "triple"}, "branch='triple': expected one of basic, bottleneck, single"),
-    ({"shortcut_source": "both"}, "shortcut_source='both'"),
-    ({"projection": "pad"}, "projection='pad'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"activation": "preact"}, "activation='preact' is not a Fig. 4 variant; expected one of original"),
+        ({"shortcut": "gate"}, "shortcut='gate' is not a Fig. 2 variant"),
+        ({"shortcut": "identity", "gate_bias": -6}, "gate_bias=-6 applies to shortcut='exclusive_gating'"),
+        ({"shortcut": "dropout", "shortcut_dropout": 1.5}, "expected a probability in [0, 1)"),
+        ({"branch": "triple"}, "branch='triple': expected one of basic, bottleneck, single"),
+        ({"shortcut_source": "both"}, "shortcut_source='both'"),
+        ({"projection": "pad"}, "projection='pad'"),
+    ],
+)
 def test_bad_variants_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError) as err:
         ResidualUnit(4, 1, False, 4, **kwargs)
     assert message in str(err.value)
 
 
-VARIANTS = [(a, "identity") for a in ACTIVATIONS] + [("original", s) for s in SHORTCUTS] + [
-    ("full_preact", s) for s in SHORTCUTS]
+VARIANTS = (
+    [(a, "identity") for a in ACTIVATIONS]
+    + [("original", s) for s in SHORTCUTS]
+    + [("full_preact", s) for s in SHORTCUTS]
+)
 
 
 @pytest.mark.parametrize("activation,shortcut", VARIANTS)

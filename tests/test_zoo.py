@@ -1,5 +1,6 @@
 """The model zoo: registry, the paper's networks (parameter counts, pre-activation rules), hybridize,
 export, save/load, and gluoncv compatibility."""
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ def built(name, shape=CIFAR_X, **kwargs):
 
 # --- registry -----------------------------------------------------------------------------------
 
+
 def test_registered_names():
     names = set(g.list_models())
     for v in ("v1", "v2"):
@@ -31,8 +33,9 @@ def test_registered_names():
         assert f"cifar_resnet110_1layer_{v}" in names
         for d in (18, 34, 50, 101, 152, 200):
             assert f"resnet{d}_{v}" in names
-    assert set(g.list_models("imagenet")) == {f"resnet{d}_{v}" for d in (18, 34, 50, 101, 152, 200)
-                                              for v in ("v1", "v2")}
+    assert set(g.list_models("imagenet")) == {
+        f"resnet{d}_{v}" for d in (18, 34, 50, 101, 152, 200) for v in ("v1", "v2")
+    }
 
 
 def test_unknown_name_lists_valid_names_and_suggests():
@@ -70,26 +73,41 @@ def test_version_suffix_selects_the_ordering_and_can_be_overridden():
 
 # --- the paper's networks -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,classes,count", [
-    ("cifar_resnet110_v2", 10, 1_730_522),
-    ("cifar_resnet164_v2", 10, 1_703_258),
-    pytest.param("cifar_resnet1001_v2", 10, 10_327_706, marks=pytest.mark.slow),  # 3.7-4.1 s measured
-    ("resnet18_v2", 1000, 11_687_720),
-    ("resnet34_v2", 1000, 21_795_880),
-    ("resnet50_v2", 1000, 25_549_352),
-    pytest.param("resnet101_v2", 1000, 44_541_480, marks=pytest.mark.slow),  # large random inits: seconds of async work
-    pytest.param("resnet152_v2", 1000, 60_185_128, marks=pytest.mark.slow),  # large random inits: seconds of async work
-    pytest.param("resnet200_v2", 1000, 64_666_152, marks=pytest.mark.slow),  # large random inits: seconds of async work
-])
+
+@pytest.mark.parametrize(
+    "name,classes,count",
+    [
+        ("cifar_resnet110_v2", 10, 1_730_522),
+        ("cifar_resnet164_v2", 10, 1_703_258),
+        pytest.param("cifar_resnet1001_v2", 10, 10_327_706, marks=pytest.mark.slow),  # 3.7-4.1 s measured
+        ("resnet18_v2", 1000, 11_687_720),
+        ("resnet34_v2", 1000, 21_795_880),
+        ("resnet50_v2", 1000, 25_549_352),
+        pytest.param(
+            "resnet101_v2", 1000, 44_541_480, marks=pytest.mark.slow
+        ),  # large random inits: seconds of async work
+        pytest.param(
+            "resnet152_v2", 1000, 60_185_128, marks=pytest.mark.slow
+        ),  # large random inits: seconds of async work
+        pytest.param(
+            "resnet200_v2", 1000, 64_666_152, marks=pytest.mark.slow
+        ),  # large random inits: seconds of async work
+    ],
+)
 def test_trainable_parameter_counts_equal_the_paper(name, classes, count):
     net = built(name, CIFAR_X if name.startswith("cifar") else IMAGENET_X, classes=classes)
     assert net.num_trainable_parameters() == count
 
 
 # The ImageNet nets of the original ResNet paper's Table 1 (and [3, 24, 36, 3] for ResNet-200).
-_IMAGENET_STAGES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-                    101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
-                    200: ("bottleneck", (3, 24, 36, 3))}
+_IMAGENET_STAGES = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
 
 
 def _hand_count_preresnet(depth, classes=1000, first_unit_preact=False):
@@ -146,8 +164,12 @@ def test_cifar_bottleneck_halving_units_stride_the_first_1x1(name):
 @pytest.mark.parametrize("activation", ["original", "bn_after_add", "relu_before_add", "relu_preact"])
 def test_cifar_bottleneck_stride_is_the_same_for_every_ordering(activation):
     net = g.get_model("cifar_resnet164_v2", activation=activation)
-    strided = [(c._kwargs["kernel"], c.weight.shape[1]) for u in net.residual_units() for c in _convs(u.branch)
-               if c._kwargs["stride"] == (2, 2)]
+    strided = [
+        (c._kwargs["kernel"], c.weight.shape[1])
+        for u in net.residual_units()
+        for c in _convs(u.branch)
+        if c._kwargs["stride"] == (2, 2)
+    ]
     assert strided == [((1, 1), 64), ((1, 1), 128)]
 
 
@@ -186,10 +208,15 @@ def test_imagenet_v2_first_unit_reads_the_max_pool_output_numerically():
     np.testing.assert_allclose(first(pooled).asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,units,branch", [("cifar_resnet20_v2", 9, "basic"),
-                                               ("cifar_resnet164_v2", 54, "bottleneck"),
-                                               ("cifar_resnet110_1layer_v2", 108, "single"),
-                                               ("resnet200_v2", 66, "bottleneck")])
+@pytest.mark.parametrize(
+    "name,units,branch",
+    [
+        ("cifar_resnet20_v2", 9, "basic"),
+        ("cifar_resnet164_v2", 54, "bottleneck"),
+        ("cifar_resnet110_1layer_v2", 108, "single"),
+        ("resnet200_v2", 66, "bottleneck"),
+    ],
+)
 def test_depths(name, units, branch):
     net = g.get_model(name)
     assert len(net.residual_units()) == units
@@ -309,11 +336,20 @@ def test_every_network_hybridizes_and_exports(name, tmp_path):
     _check_hybridize_and_export(name, tmp_path)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"activation": "bn_after_add"}, {"activation": "relu_before_add"}, {"activation": "relu_preact"},
-    {"shortcut": "constant_scaling", "residual_scale": 0.5}, {"shortcut": "exclusive_gating", "gate_bias": -6},
-    {"shortcut": "shortcut_only_gating"}, {"shortcut": "conv1x1"}, {"shortcut": "dropout"},
-    {"projection": "zero_pad"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"activation": "bn_after_add"},
+        {"activation": "relu_before_add"},
+        {"activation": "relu_preact"},
+        {"shortcut": "constant_scaling", "residual_scale": 0.5},
+        {"shortcut": "exclusive_gating", "gate_bias": -6},
+        {"shortcut": "shortcut_only_gating"},
+        {"shortcut": "conv1x1"},
+        {"shortcut": "dropout"},
+        {"projection": "zero_pad"},
+    ],
+)
 def test_network_variants_hybridize_and_export(kwargs, tmp_path):
     _check_hybridize_and_export("cifar_resnet20_v1", tmp_path, **kwargs)
 
@@ -353,6 +389,7 @@ def test_mismatched_parameter_file_lists_missing_and_unexpected_names(tmp_path):
 
 # --- gluoncv ------------------------------------------------------------------------------------
 
+
 def _random_gluoncv(name, shape, path):
     from gluoncv.model_zoo import get_model as gluoncv_model  # raises on import beside some torch versions
 
@@ -369,8 +406,11 @@ def _random_gluoncv(name, shape, path):
     return ref
 
 
-@pytest.mark.parametrize("name", [f"cifar_resnet{d}_{v}" for d in (20, 56, 110) for v in ("v1", "v2")]
-                         + [f"resnet{d}_{v}" for d in (18, 50) for v in ("v1", "v2")])
+@pytest.mark.parametrize(
+    "name",
+    [f"cifar_resnet{d}_{v}" for d in (20, 56, 110) for v in ("v1", "v2")]
+    + [f"resnet{d}_{v}" for d in (18, 50) for v in ("v1", "v2")],
+)
 def test_from_gluoncv_gives_gluoncv_outputs(name, tmp_path):
     shape = CIFAR_X if name.startswith("cifar") else IMAGENET_X
     path = str(tmp_path / f"{name}.params")
@@ -396,8 +436,10 @@ def test_from_gluoncv_errors(tmp_path):
 
 def test_units_are_public_and_compose_into_a_user_network():
     net = nn.HybridSequential()
-    net.add(nn.Conv2D(16, 3, padding=1),
-            ResidualUnit(16, 1, False, 16, branch="bottleneck", activation="relu_preact", shortcut="dropout"),
-            ResidualUnit(32, 2, True, 16, activation="full_preact", shortcut="shortcut_only_gating"))
+    net.add(
+        nn.Conv2D(16, 3, padding=1),
+        ResidualUnit(16, 1, False, 16, branch="bottleneck", activation="relu_preact", shortcut="dropout"),
+        ResidualUnit(32, 2, True, 16, activation="full_preact", shortcut="shortcut_only_gating"),
+    )
     net.initialize()
     assert net(mx.nd.zeros((1, 3, 8, 8))).shape == (1, 32, 4, 4)

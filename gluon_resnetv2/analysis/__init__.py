@@ -10,6 +10,7 @@ and how is in :mod:`.measure`.
 - :mod:`.report`: the figure and the Markdown summary;
 - :mod:`.driver`: :func:`propagation` (measure variants) and :func:`analyze` (and write the files).
 """
+
 from .driver import analyze, propagation
 from .measure import measure_propagation, shortcut_lambda, shortcut_ops, unit_forward
 from .report import plot_propagation, summary_markdown
@@ -26,7 +27,28 @@ from .variants import (
     variant_from_kwargs,
 )
 
-__all__ = ["analyze", "propagation", "measure_propagation", "shortcut_lambda", "shortcut_ops", "unit_forward",
-           "plot_propagation", "summary_markdown", "CSV_COLUMNS", "PropagationResult", "read_csv",
-           "results_from_csv", "write_csv", "load_batch", "train_iterations", "FIG2_VARIANTS", "VARIANT_GROUPS",
-           "VARIANT_OPTIONS", "Variant", "merge_kwargs", "parse_variant", "parse_variants", "variant_from_kwargs"]
+__all__ = [
+    "analyze",
+    "propagation",
+    "measure_propagation",
+    "shortcut_lambda",
+    "shortcut_ops",
+    "unit_forward",
+    "plot_propagation",
+    "summary_markdown",
+    "CSV_COLUMNS",
+    "PropagationResult",
+    "read_csv",
+    "results_from_csv",
+    "write_csv",
+    "load_batch",
+    "train_iterations",
+    "FIG2_VARIANTS",
+    "VARIANT_GROUPS",
+    "VARIANT_OPTIONS",
+    "Variant",
+    "merge_kwargs",
+    "parse_variant",
+    "parse_variants",
+    "variant_from_kwargs",
+]

@@ -1,5 +1,6 @@
 """Measure variants end to end: build, optionally train, measure (:func:`propagation`) and write the files
 (:func:`analyze`)."""
+
 import os
 import time
 
@@ -16,8 +17,18 @@ from .training import load_batch, train_iterations
 from .variants import Variant, merge_kwargs, parse_variants
 
 
-def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir=None, batch_size=16,
-                iterations=0, seed=0, base_kwargs=None, train_batch_size=128, log=None):
+def propagation(
+    model,
+    variants=("identity",),
+    dataset="fashion-mnist",
+    data_dir=None,
+    batch_size=16,
+    iterations=0,
+    seed=0,
+    base_kwargs=None,
+    train_batch_size=128,
+    log=None,
+):
     """Measure every variant on the same batch, at initialisation or after ``iterations`` SGD steps.
 
     ``variants``: :class:`Variant` objects or ``--variant`` strings (see :func:`parse_variant`);
@@ -57,23 +68,36 @@ def propagation(model, variants=("identity",), dataset="fashion-mnist", data_dir
         results.append(result)
         if log:
             s = result.summary()
-            log(f"{variant.label}: first unit {s['ratio_first']:.3g} x the last's gradient, min {s['ratio_min']:.3g} "
+            log(
+                f"{variant.label}: first unit {s['ratio_first']:.3g} x the last's gradient, min {s['ratio_min']:.3g} "
                 f"(unit {s['argmin']}), shortcut-path term at unit 1 {s['shortcut_term_unit1']:.3g} "
-                f"[{result.seconds:.0f} s]")
+                f"[{result.seconds:.0f} s]"
+            )
     return results
 
 
-
-def analyze(model, variants, out, dataset="fashion-mnist", data_dir=None, batch_size=16, iterations=0, seed=0,
-            base_kwargs=None, log=print):
+def analyze(
+    model,
+    variants,
+    out,
+    dataset="fashion-mnist",
+    data_dir=None,
+    batch_size=16,
+    iterations=0,
+    seed=0,
+    base_kwargs=None,
+    log=print,
+):
     """Measure ``variants`` of ``model`` and write ``<out>/propagation.csv``, ``<out>/propagation.png`` and
     ``<out>/summary.md``.  Returns the list of :class:`PropagationResult`."""
     os.makedirs(out, exist_ok=True)
     results = propagation(model, variants, dataset, data_dir, batch_size, iterations, seed, base_kwargs, log=log)
     write_csv(results, os.path.join(out, "propagation.csv"))
     plot_propagation(results, os.path.join(out, "propagation.png"))
-    header = (f"# Signal propagation: {model}, {dataset}, batch {batch_size}, seed {seed}, "
-              f"{'at initialisation' if not iterations else f'after {iterations} iterations'}\n\n")
+    header = (
+        f"# Signal propagation: {model}, {dataset}, batch {batch_size}, seed {seed}, "
+        f"{'at initialisation' if not iterations else f'after {iterations} iterations'}\n\n"
+    )
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as handle:
         handle.write(header + summary_markdown(results))
     return results

@@ -49,6 +49,7 @@ a forward pass keeps each unit's input; the backward pass then recomputes one un
 so memory stays that of one unit's graph even for ResNet-1001.  Dropout masks are made identical in the
 two passes by seeding the generator per unit.
 """
+
 import math
 
 import mxnet as mx
@@ -99,14 +100,15 @@ def _describe_block(block):
 
 def shortcut_ops(unit):
     """What the shortcut path of ``unit`` does to x_l, e.g. ``identity``, ``preact>conv1x1``, ``scale(0.5)``."""
-    ops = (["preact"] if unit.shortcut_source == "preact" and len(unit.preact) else [])
+    ops = ["preact"] if unit.shortcut_source == "preact" and len(unit.preact) else []
     ops += _describe_block(unit.shortcut)
     merge = type(unit.merge).__name__
     if merge in ("ExclusiveGate", "ShortcutOnlyGate"):
         ops.append("gate(1-g)")
     if len(unit.postact):
-        ops.append("post(" + "-".join(type(b).__name__.lower().replace("activation", "relu")
-                                      for b in unit.postact) + ")")
+        ops.append(
+            "post(" + "-".join(type(b).__name__.lower().replace("activation", "relu") for b in unit.postact) + ")"
+        )
     return ">".join(ops) if ops else "identity"
 
 
@@ -125,7 +127,6 @@ def shortcut_lambda(unit):
     if isinstance(unit.shortcut, Scale):
         return unit.shortcut._factor
     return None
-
 
 
 def _norm(array):
@@ -169,7 +170,7 @@ class _Scaled:
 
 def _unit_seed(seed, index):
     # One generator state per unit, so that recomputing a unit draws the same dropout mask.
-    return (int(seed) * 1000003 + 7919 * (index + 1)) % (2 ** 31 - 1)
+    return (int(seed) * 1000003 + 7919 * (index + 1)) % (2**31 - 1)
 
 
 def measure_propagation(net, data, label, seed=0, check=True):
@@ -204,13 +205,23 @@ def measure_propagation(net, data, label, seed=0, check=True):
     total = _Scaled.of(x_last.grad)
     log_last = total.log
     if not math.isfinite(log_last):
-        raise RuntimeError(f"dE/dx_L has norm {math.exp(log_last) if log_last < 700 else 'inf'}: the loss gives no "
-                           f"usable gradient (loss {float(loss.asscalar())})")
+        raise RuntimeError(
+            f"dE/dx_L has norm {math.exp(log_last) if log_last < 700 else 'inf'}: the loss gives no "
+            f"usable gradient (loss {float(loss.asscalar())})"
+        )
 
     rows = [None] * (len(units) + 1)
-    rows[-1] = dict(unit=len(units), stage=stage_of[-1], shortcut_ops="output", forward_norm=_norm(x_last),
-                    grad_norm=_exp(log_last), grad_ratio=1.0, shortcut_path_ratio=1.0, shortcut_path_ratio_net=1.0,
-                    expected_shortcut_ratio=1.0)
+    rows[-1] = dict(
+        unit=len(units),
+        stage=stage_of[-1],
+        shortcut_ops="output",
+        forward_norm=_norm(x_last),
+        grad_norm=_exp(log_last),
+        grad_ratio=1.0,
+        shortcut_path_ratio=1.0,
+        shortcut_path_ratio_net=1.0,
+        expected_shortcut_ratio=1.0,
+    )
     stage = net_path = total
     stage_ref = log_last
     expected = 1.0
@@ -221,15 +232,28 @@ def measure_propagation(net, data, label, seed=0, check=True):
             # Eqn. 8 is taken within a stage: restart the shortcut-only term from the total gradient at
             # the stage's output.
             stage, stage_ref, expected = total, total.log, 1.0
-        vjps = _unit_vjps(unit, inputs[index], _unit_seed(seed, index), [total.vec, stage.vec, net_path.vec],
-                          following if check else None, index)
+        vjps = _unit_vjps(
+            unit,
+            inputs[index],
+            _unit_seed(seed, index),
+            [total.vec, stage.vec, net_path.vec],
+            following if check else None,
+            index,
+        )
         total, stage, net_path = total.then(vjps[0]), stage.then(vjps[1]), net_path.then(vjps[2])
         lam = shortcut_lambda(unit)
         expected = None if (expected is None or lam is None) else expected * lam
-        rows[index] = dict(unit=index, stage=stage_of[index], shortcut_ops=shortcut_ops(unit),
-                           forward_norm=_norm(inputs[index]), grad_norm=_exp(total.log),
-                           grad_ratio=_exp(total.log - log_last), shortcut_path_ratio=_exp(stage.log - stage_ref),
-                           shortcut_path_ratio_net=_exp(net_path.log - log_last), expected_shortcut_ratio=expected)
+        rows[index] = dict(
+            unit=index,
+            stage=stage_of[index],
+            shortcut_ops=shortcut_ops(unit),
+            forward_norm=_norm(inputs[index]),
+            grad_norm=_exp(total.log),
+            grad_ratio=_exp(total.log - log_last),
+            shortcut_path_ratio=_exp(stage.log - stage_ref),
+            shortcut_path_ratio_net=_exp(net_path.log - log_last),
+            expected_shortcut_ratio=expected,
+        )
         following = inputs[index]
         inputs[index] = None  # free memory as we go
     return rows
@@ -261,10 +285,11 @@ def _unit_vjps(unit, x_in, seed, head_grads, expected_output=None, index=0, fres
                 ref = _norm(expected_output)
                 diff = _norm(y - expected_output)
                 if not diff <= 1e-4 * max(ref, 1e-12):
-                    raise RuntimeError(f"unit {index}: recomputing the unit did not reproduce the forward pass "
-                                       f"(relative difference {diff / max(ref, 1e-12):.3g})")
+                    raise RuntimeError(
+                        f"unit {index}: recomputing the unit did not reproduce the forward pass "
+                        f"(relative difference {diff / max(ref, 1e-12):.3g})"
+                    )
         x, y, y_short = graph
         last = fresh or k == len(head_grads) - 1
         out.append(autograd.grad(y if k == 0 else y_short, [x], head_grads=head, retain_graph=not last)[0])
     return out
-

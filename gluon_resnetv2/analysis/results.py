@@ -1,4 +1,5 @@
 """A measured variant (:class:`PropagationResult`) and its ``propagation.csv``, written and read back."""
+
 import csv
 from dataclasses import dataclass
 
@@ -7,8 +8,20 @@ import numpy as np
 from .variants import Variant
 
 #: Columns of ``propagation.csv``.
-CSV_COLUMNS = ("variant", "model", "iterations", "unit", "stage", "shortcut_ops", "forward_norm", "grad_norm",
-               "grad_ratio", "shortcut_path_ratio", "shortcut_path_ratio_net", "expected_shortcut_ratio")
+CSV_COLUMNS = (
+    "variant",
+    "model",
+    "iterations",
+    "unit",
+    "stage",
+    "shortcut_ops",
+    "forward_norm",
+    "grad_norm",
+    "grad_ratio",
+    "shortcut_path_ratio",
+    "shortcut_path_ratio_net",
+    "expected_shortcut_ratio",
+)
 
 
 @dataclass
@@ -27,13 +40,20 @@ class PropagationResult:
         minimum and maximum ratio over units, and the shortcut-path term at unit 1 (the longest span within
         stage 1)."""
         ratios = [r["grad_ratio"] for r in self.rows[:-1]]
-        return dict(variant=self.variant.label, model=self.model, iterations=self.iterations,
-                    units=len(self.rows) - 1, ratio_first=ratios[0], ratio_min=min(ratios), ratio_max=max(ratios),
-                    argmin=int(np.argmin(ratios)), shortcut_term_unit1=self.rows[1]["shortcut_path_ratio"]
-                    if len(self.rows) > 2 else float("nan"),
-                    shortcut_term_net_unit0=self.rows[0]["shortcut_path_ratio_net"], loss=self.loss,
-                    seconds=self.seconds)
-
+        return dict(
+            variant=self.variant.label,
+            model=self.model,
+            iterations=self.iterations,
+            units=len(self.rows) - 1,
+            ratio_first=ratios[0],
+            ratio_min=min(ratios),
+            ratio_max=max(ratios),
+            argmin=int(np.argmin(ratios)),
+            shortcut_term_unit1=self.rows[1]["shortcut_path_ratio"] if len(self.rows) > 2 else float("nan"),
+            shortcut_term_net_unit0=self.rows[0]["shortcut_path_ratio_net"],
+            loss=self.loss,
+            seconds=self.seconds,
+        )
 
 
 def write_csv(results, path):
@@ -78,4 +98,3 @@ def results_from_csv(path):
         rows = [{k: v for k, v in r.items() if k not in ("variant", "model", "iterations")} for r in rows]
         out.append(PropagationResult(Variant(label, {}), first["model"], first["iterations"], rows))
     return out
-

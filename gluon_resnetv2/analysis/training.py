@@ -31,8 +31,9 @@ def train_iterations(net, dataset, iterations, batch_size=128, seed=0, lr=None):
     """
 
     recipe = CIFAR_RECIPE
-    schedule = LRSchedule("constant", lr if lr is not None else recipe.lr, iterations, warmup=recipe.warmup,
-                          warmup_lr=recipe.warmup_lr)
+    schedule = LRSchedule(
+        "constant", lr if lr is not None else recipe.lr, iterations, warmup=recipe.warmup, warmup_lr=recipe.warmup_lr
+    )
     trainer = make_trainer(net.collect_params(), TrainConfig(lr=schedule(0), momentum=recipe.momentum, wd=recipe.wd))
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loader = make_loader(dataset, min(batch_size, len(dataset)), train=True, seed=seed + 1, num_workers=1)

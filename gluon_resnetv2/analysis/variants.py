@@ -3,13 +3,20 @@
 He et al. 2016, Sec. 3.1 and Fig. 2: each variant is a shortcut (identity, constant scaling, exclusive and
 shortcut-only gating, 1x1 convolution, dropout) with its Table 1 options.
 """
+
 from dataclasses import dataclass, field
 
 from ..units.shortcuts import SHORTCUTS, ShortcutSpec
 
 #: Options a ``--variant`` may set (see :func:`parse_variant`), with their types.
-VARIANT_OPTIONS = {"shortcut_scale": float, "residual_scale": float, "gate_bias": float, "shortcut_dropout": float,
-                   "activation": str, "projection": str}
+VARIANT_OPTIONS = {
+    "shortcut_scale": float,
+    "residual_scale": float,
+    "gate_bias": float,
+    "shortcut_dropout": float,
+    "activation": str,
+    "projection": str,
+}
 
 #: The shortcut variants of Fig. 2 / Table 1, as ``--variant`` specs; ``--variant fig2`` expands to these.
 FIG2_VARIANTS = (
@@ -25,7 +32,6 @@ FIG2_VARIANTS = (
     "dropout:shortcut_dropout=0.5",
 )
 VARIANT_GROUPS = {"fig2": FIG2_VARIANTS}
-
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,10 @@ def parse_variant(text):
     text = "".join(text.split())
     name, _, options = text.partition(":")
     if name not in SHORTCUTS:
-        raise ValueError(f"variant {text!r}: unknown shortcut {name!r}; expected NAME[:KEY=VALUE,...] with NAME "
-                         f"one of {', '.join(SHORTCUTS)} (or a group: {', '.join(VARIANT_GROUPS)})")
+        raise ValueError(
+            f"variant {text!r}: unknown shortcut {name!r}; expected NAME[:KEY=VALUE,...] with NAME "
+            f"one of {', '.join(SHORTCUTS)} (or a group: {', '.join(VARIANT_GROUPS)})"
+        )
     kwargs = {"shortcut": name}
     if options:
         for item in options.split(","):
@@ -67,14 +75,20 @@ def parse_variant(text):
             if not eq or not value:
                 raise ValueError(f"variant {text!r}: {item!r} is not KEY=VALUE")
             if key not in VARIANT_OPTIONS:
-                raise ValueError(f"variant {text!r}: unknown option {key!r}; expected one of "
-                                 f"{', '.join(VARIANT_OPTIONS)}")
+                raise ValueError(
+                    f"variant {text!r}: unknown option {key!r}; expected one of {', '.join(VARIANT_OPTIONS)}"
+                )
             if key in kwargs:
                 raise ValueError(f"variant {text!r}: {key} given twice")
             kwargs[key] = _convert(key, value, text)
     # Build the spec now so that an option given to the wrong shortcut fails before any computation.
-    ShortcutSpec(name, kwargs.get("shortcut_scale"), kwargs.get("residual_scale"), kwargs.get("gate_bias"),
-                 kwargs.get("shortcut_dropout"))
+    ShortcutSpec(
+        name,
+        kwargs.get("shortcut_scale"),
+        kwargs.get("residual_scale"),
+        kwargs.get("gate_bias"),
+        kwargs.get("shortcut_dropout"),
+    )
     return Variant(text, kwargs)
 
 
@@ -95,8 +109,11 @@ def variant_from_kwargs(kwargs):
     """A :class:`Variant` for model keyword arguments (e.g. from ``--shortcut --shortcut-scale``)."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     name = kwargs.get("shortcut", "identity")
-    opts = [f"{k}={kwargs[k]:g}" if isinstance(kwargs[k], float) else f"{k}={kwargs[k]}"
-            for k in VARIANT_OPTIONS if k in kwargs]
+    opts = [
+        f"{k}={kwargs[k]:g}" if isinstance(kwargs[k], float) else f"{k}={kwargs[k]}"
+        for k in VARIANT_OPTIONS
+        if k in kwargs
+    ]
     return Variant(name + (":" + ",".join(opts) if opts else ""), dict(kwargs, shortcut=name))
 
 
@@ -105,8 +122,8 @@ def merge_kwargs(base, variant):
     merged = dict(base)
     for key, value in variant.kwargs.items():
         if key in merged and merged[key] != value:
-            raise ValueError(f"variant {variant.label!r} sets {key}={value!r} but the model options give "
-                             f"{key}={merged[key]!r}")
+            raise ValueError(
+                f"variant {variant.label!r} sets {key}={value!r} but the model options give {key}={merged[key]!r}"
+            )
         merged[key] = value
     return merged
-

@@ -20,28 +20,58 @@ The modules::
     depth_memory  peak memory and step time of training deep networks with recomputation / mirroring
                   (``gluon-resnetv2 bench-memory``; not imported here, it runs as ``python -m``)
 """
+
 from .machine import KNOBS_PREFIXES, conditions, gemm_gflops
 from .mxnet_side import build_mxnet_net, deploy_functions, import_gluoncv, measure_mxnet
 from .peak_memory import PeakMemory, release_free_memory, reset_peak_rss
 from .pytorch_side import measure_pytorch, torch_available
 from .report import (
-                     CSV_COLUMNS,
-                     BenchReport,
-                     BenchResult,
-                     format_ratios,
-                     format_row,
-                     format_table,
-                     headline_ratios,
-                     write_csv,
-                     write_report,
+    CSV_COLUMNS,
+    BenchReport,
+    BenchResult,
+    format_ratios,
+    format_row,
+    format_table,
+    headline_ratios,
+    write_csv,
+    write_report,
 )
 from .runner import add_flops, plan, prewarm, run_benchmark
 from .timing import Rate, time_steps
 from .workload import IMPLEMENTATIONS, INFERENCE_ONLY_MODES, MODES, PYTORCH_MODES, SGD, input_shape
 
-__all__ = ["KNOBS_PREFIXES", "conditions", "gemm_gflops", "build_mxnet_net", "deploy_functions",
-           "import_gluoncv", "measure_mxnet", "PeakMemory", "release_free_memory", "reset_peak_rss",
-           "measure_pytorch", "torch_available", "CSV_COLUMNS", "BenchReport", "BenchResult", "format_ratios",
-           "format_row", "format_table", "headline_ratios", "write_csv", "write_report", "add_flops", "plan",
-           "prewarm", "run_benchmark", "Rate", "time_steps", "IMPLEMENTATIONS", "INFERENCE_ONLY_MODES", "MODES",
-           "PYTORCH_MODES", "SGD", "input_shape"]
+__all__ = [
+    "KNOBS_PREFIXES",
+    "conditions",
+    "gemm_gflops",
+    "build_mxnet_net",
+    "deploy_functions",
+    "import_gluoncv",
+    "measure_mxnet",
+    "PeakMemory",
+    "release_free_memory",
+    "reset_peak_rss",
+    "measure_pytorch",
+    "torch_available",
+    "CSV_COLUMNS",
+    "BenchReport",
+    "BenchResult",
+    "format_ratios",
+    "format_row",
+    "format_table",
+    "headline_ratios",
+    "write_csv",
+    "write_report",
+    "add_flops",
+    "plan",
+    "prewarm",
+    "run_benchmark",
+    "Rate",
+    "time_steps",
+    "IMPLEMENTATIONS",
+    "INFERENCE_ONLY_MODES",
+    "MODES",
+    "PYTORCH_MODES",
+    "SGD",
+    "input_shape",
+]

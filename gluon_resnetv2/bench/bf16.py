@@ -7,6 +7,7 @@ step); then ``rounds`` rounds run ``iterations`` steps of each, interleaved, aft
 steps, and the best round counts (images/s and images per process CPU-second).  Figures: README (Training)
 and docs/bench.md.
 """
+
 import dataclasses
 import os
 import tempfile
@@ -27,9 +28,13 @@ def run_bf16_bench(models="cifar_resnet20_v1,cifar_resnet20_v2", iterations=30, 
     ratios; returns 0."""
     models = [m for m in models.split(",") if m]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {(m, d): Run(dataclasses.replace(demo_config(m, m, os.path.join(tmp, d), data_dir=data_dir,
-                                                            progress=False), dtype=d))
-                for m in models for d in ("float32", "bfloat16")}
+        runs = {
+            (m, d): Run(
+                dataclasses.replace(demo_config(m, m, os.path.join(tmp, d), data_dir=data_dir, progress=False), dtype=d)
+            )
+            for m in models
+            for d in ("float32", "bfloat16")
+        }
         best = {}
         for r in range(rounds):
             for key, run in runs.items():
@@ -44,12 +49,16 @@ def run_bf16_bench(models="cifar_resnet20_v1,cifar_resnet20_v2", iterations=30, 
                 mx.nd.waitall()
                 images = iterations * run.config.batch_size
                 rates = (images / (time.perf_counter() - wall), images / (time.process_time() - cpu))
-                print(f"round {r + 1} {key[0]} {key[1]}: {rates[0]:.1f} images/s, {rates[1]:.1f} per CPU-second",
-                      flush=True)
+                print(
+                    f"round {r + 1} {key[0]} {key[1]}: {rates[0]:.1f} images/s, {rates[1]:.1f} per CPU-second",
+                    flush=True,
+                )
                 best[key] = tuple(max(a, b) for a, b in zip(best.get(key, (0, 0)), rates))
     print(f"threads: {in_use()}")
     for m in models:
         fp32, bf16 = best[m, "float32"], best[m, "bfloat16"]
-        print(f"{m}: float32 {fp32[0]:.1f}, bfloat16 {bf16[0]:.1f} images/s: {bf16[0] / fp32[0]:.2f}x "
-              f"({bf16[1] / fp32[1]:.2f}x per CPU-second)")
+        print(
+            f"{m}: float32 {fp32[0]:.1f}, bfloat16 {bf16[0]:.1f} images/s: {bf16[0] / fp32[0]:.2f}x "
+            f"({bf16[1] / fp32[1]:.2f}x per CPU-second)"
+        )
     return 0

@@ -17,6 +17,7 @@ configuration =
 :func:`run_depth_memory` runs the configurations (``gluon-resnetv2 bench-memory``,
 ``scripts/bench_memory.py``); the child is this module run as ``python -m``.
 """
+
 import argparse
 import json
 import os
@@ -84,13 +85,19 @@ def train_steps(model, engine, batch, iters, warmup, segment=None):
         loss = step()
         mx.nd.waitall()
         times.append(time.perf_counter() - t0)
-    return {"model": model, "engine": engine, "mirror": mirroring_enabled(),
-            "segment": segment if engine == "recompute" else None,
-            "batch": batch, "warmup_s": warm, "step_s": times, "loss": loss}
+    return {
+        "model": model,
+        "engine": engine,
+        "mirror": mirroring_enabled(),
+        "segment": segment if engine == "recompute" else None,
+        "batch": batch,
+        "warmup_s": warm,
+        "step_s": times,
+        "loss": loss,
+    }
 
 
-def measure_in_child(model, engine, mirror, batch=64, iters=2, warmup=1, segment=None, threads=None,
-                     mem_limit_gb=None):
+def measure_in_child(model, engine, mirror, batch=64, iters=2, warmup=1, segment=None, threads=None, mem_limit_gb=None):
     """One configuration in a subprocess; returns a result dict with the child's own peak RSS (MiB), or
     ``error``: the last line the child wrote to stderr.  ``threads``: the child's ``OMP_NUM_THREADS``
     (default inherited); ``mem_limit_gb``: its address-space cap."""
@@ -98,13 +105,33 @@ def measure_in_child(model, engine, mirror, batch=64, iters=2, warmup=1, segment
     env[MIRROR_ENV] = "1" if mirror else "0"
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", __name__, "--model", model, "--engine", engine,
-           "--batch", str(batch), "--iters", str(iters), "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        "-m",
+        __name__,
+        "--model",
+        model,
+        "--engine",
+        engine,
+        "--batch",
+        str(batch),
+        "--iters",
+        str(iters),
+        "--warmup",
+        str(warmup),
+    ]
     if segment:
         cmd += ["--segment", str(segment)]
     returncode, stdout, stderr, peak_kib, wall = run_child(cmd, env, mem_limit_gb, cwd=_PACKAGE_PARENT)
-    result = {"model": model, "engine": engine, "mirror": mirror, "batch": batch, "wall_s": round(wall, 1),
-              "returncode": returncode, "peak_rss_mib": round(peak_kib / 1024)}
+    result = {
+        "model": model,
+        "engine": engine,
+        "mirror": mirror,
+        "batch": batch,
+        "wall_s": round(wall, 1),
+        "returncode": returncode,
+        "peak_rss_mib": round(peak_kib / 1024),
+    }
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if returncode == 0 and lines:
         result.update(json.loads(lines[-1]))
@@ -113,8 +140,18 @@ def measure_in_child(model, engine, mirror, batch=64, iters=2, warmup=1, segment
     return result
 
 
-def run_depth_memory(models, engines=ENGINES, mirror=(0, 1), batch=64, iters=2, warmup=1, segment=None,
-                     threads=None, mem_limit_gb=None, log=print):
+def run_depth_memory(
+    models,
+    engines=ENGINES,
+    mirror=(0, 1),
+    batch=64,
+    iters=2,
+    warmup=1,
+    segment=None,
+    threads=None,
+    mem_limit_gb=None,
+    log=print,
+):
     """Every ``(model, engine, mirror)`` (mirror 0 only for ``recompute``), each in its own child; returns
     the result dicts of :func:`measure_in_child`.  ``log(str)`` gets the load average before and after
     and one line per configuration."""
@@ -122,14 +159,17 @@ def run_depth_memory(models, engines=ENGINES, mirror=(0, 1), batch=64, iters=2, 
     results = []
     for model in models:
         for engine in engines:
-            for mirrored in (mirror if engine != "recompute" else [0]):
-                res = measure_in_child(model, engine, bool(mirrored), batch, iters, warmup, segment, threads,
-                                       mem_limit_gb)
+            for mirrored in mirror if engine != "recompute" else [0]:
+                res = measure_in_child(
+                    model, engine, bool(mirrored), batch, iters, warmup, segment, threads, mem_limit_gb
+                )
                 results.append(res)
                 steps = res.get("step_s")
                 timing = f"{min(steps):.2f} s/step (of {len(steps)})" if steps else f"FAILED: {res.get('error')}"
-                log(f"{model:22s} {engine:9s} mirror={int(mirrored)} batch={batch}: "
-                    f"peak RSS {res['peak_rss_mib']} MiB, {timing}")
+                log(
+                    f"{model:22s} {engine:9s} mirror={int(mirrored)} batch={batch}: "
+                    f"peak RSS {res['peak_rss_mib']} MiB, {timing}"
+                )
     log(f"# load: {os.getloadavg()}")
     return results
 
@@ -144,8 +184,9 @@ def _child_main(argv=None):
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--segment", type=int, default=None)
     args = parser.parse_args(argv)
-    print(json.dumps(train_steps(args.model, args.engine, args.batch, args.iters, args.warmup, args.segment)),
-          flush=True)
+    print(
+        json.dumps(train_steps(args.model, args.engine, args.batch, args.iters, args.warmup, args.segment)), flush=True
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """The machine a benchmark ran on: CPU, load, versions, speed knobs, and a measured GEMM ceiling."""
+
 import os
 import platform
 import time
@@ -26,10 +27,17 @@ def conditions():
         load = os.getloadavg()
     except OSError:
         load = None
-    info = {"time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_model(),
-            "cpus": os.cpu_count(), "loadavg": load, "python": platform.python_version(),
-            "mxnet": mx.__version__, "knobs": _knobs(), "omp_threads": in_use(),
-            "avx512_bf16": has_avx512_bf16()}
+    info = {
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "loadavg": load,
+        "python": platform.python_version(),
+        "mxnet": mx.__version__,
+        "knobs": _knobs(),
+        "omp_threads": in_use(),
+        "avx512_bf16": has_avx512_bf16(),
+    }
     return info
 
 
@@ -39,7 +47,12 @@ def gemm_gflops(size=1024, iterations=5, repeats=3):
     the nominal peak, which a virtual machine's cpuinfo clock (boost not visible) can put too low."""
     a = mx.nd.random.normal(shape=(size, size))
     b = mx.nd.random.normal(shape=(size, size))
-    rate = time_steps(lambda: mx.nd.FullyConnected(a, b, no_bias=True, num_hidden=size), iterations, warmup=2,
-                      repeats=repeats, sync=mx.nd.waitall)
-    flop = 2 * size ** 3 / 1e9
+    rate = time_steps(
+        lambda: mx.nd.FullyConnected(a, b, no_bias=True, num_hidden=size),
+        iterations,
+        warmup=2,
+        repeats=repeats,
+        sync=mx.nd.waitall,
+    )
+    flop = 2 * size**3 / 1e9
     return float(rate) * flop, rate.per_cpu_s * flop

@@ -3,6 +3,7 @@
 ``amp.init`` patches MXNet's operators for good, so a ``bf16`` configuration changes every MXNet
 configuration measured after it in the same process (:func:`gluon_resnetv2.bench.runner.plan` puts them last).
 """
+
 import importlib
 import sys
 
@@ -63,9 +64,12 @@ def build_mxnet_net(network, implementation, model_kwargs=None, ctx=None):
     if implementation == "gluon_resnetv2":
         net = get_model(network, **model_kwargs)
     elif implementation == "gluoncv":
-        net = import_gluoncv().model_zoo.get_model(network, classes=model_kwargs.get("classes", 10)
-                                                   if network.startswith("cifar") else
-                                                   model_kwargs.get("classes", 1000))
+        net = import_gluoncv().model_zoo.get_model(
+            network,
+            classes=model_kwargs.get("classes", 10)
+            if network.startswith("cifar")
+            else model_kwargs.get("classes", 1000),
+        )
     else:
         raise ValueError(f"implementation={implementation!r} is not an MXNet one")
     net.initialize(ctx=ctx)
@@ -79,8 +83,19 @@ def _mxnet_batch(network, batch_size, classes, ctx):
     return x, y
 
 
-def measure_mxnet(network, implementation, mode, batch_size, iterations, warmup, repeats=1, model_kwargs=None,
-                  fuse=None, quantize=None, ctx=None):
+def measure_mxnet(
+    network,
+    implementation,
+    mode,
+    batch_size,
+    iterations,
+    warmup,
+    repeats=1,
+    model_kwargs=None,
+    fuse=None,
+    quantize=None,
+    ctx=None,
+):
     """(train images/s or None, inference images/s) of one MXNet configuration, each a :class:`Rate`."""
     ctx = ctx or mx.cpu()
     classes = classes_of(network, model_kwargs)

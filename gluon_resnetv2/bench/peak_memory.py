@@ -10,6 +10,7 @@ holds the process's absolute VmHWM after the configuration (monotone in run orde
 A child: :func:`run_child` reads its peak RSS from ``os.wait4`` (``ru_maxrss``, that child alone, unlike
 ``RUSAGE_CHILDREN``).
 """
+
 import ctypes
 import gc
 import os
@@ -75,9 +76,10 @@ def run_child(cmd, env=None, mem_limit_gb=None, cwd=None):
 
     ``mem_limit_gb`` caps the child's address space, so that a child needing more fails instead of
     pushing a shared machine into swap or the OOM killer."""
+
     def limit():
         if mem_limit_gb:
-            cap = int(mem_limit_gb * 2 ** 30)
+            cap = int(mem_limit_gb * 2**30)
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     out_path = f"/tmp/bench_memory_{os.getpid()}.out"

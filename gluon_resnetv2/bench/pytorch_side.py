@@ -3,6 +3,7 @@
 PyTorch is optional (``pip install torch`` adds the reference), so it is imported only inside the
 functions that need it.
 """
+
 import contextlib
 import importlib.util
 
@@ -36,8 +37,7 @@ def measure_pytorch(network, mode, batch_size, iterations, warmup, repeats=1, cl
     x = torch.randn((batch_size,) + input_shape(network))
     y = torch.randint(0, classes, (batch_size,))
     loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(net.parameters(), lr=SGD["learning_rate"], momentum=SGD["momentum"],
-                          weight_decay=SGD["wd"])
+    opt = torch.optim.SGD(net.parameters(), lr=SGD["learning_rate"], momentum=SGD["momentum"], weight_decay=SGD["wd"])
 
     def precision():
         if mode == "bf16":

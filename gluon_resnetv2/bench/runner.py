@@ -3,6 +3,7 @@
 ``rounds`` > 1 repeats the whole plan, interleaved, and keeps each row's best.  ``amp.init`` patches
 MXNet's operators for good, so every ``bf16`` configuration runs after all the others.
 """
+
 import gc
 import os
 
@@ -33,8 +34,9 @@ def plan(networks, modes, implementations, model_kwargs=None):
                     continue
                 for impl in implementations:
                     if impl != "gluon_resnetv2" and options:
-                        skipped.append((network, impl, mode, f"model options {', '.join(options)} apply to "
-                                                             "gluon_resnetv2 only"))
+                        skipped.append(
+                            (network, impl, mode, f"model options {', '.join(options)} apply to gluon_resnetv2 only")
+                        )
                     elif impl == "pytorch":
                         torch_mode = PYTORCH_MODES.get(mode)
                         if torch_mode is None:
@@ -65,9 +67,19 @@ def prewarm(networks, implementations, batch_size, threads=None):
     mx.nd.waitall()
 
 
-def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_resnetv2", "gluoncv"),
-                  batch_size=64, iterations=20, warmup=3, repeats=1, rounds=1, model_kwargs=None, deploy=None,
-                  log=print):
+def run_benchmark(
+    networks,
+    modes=("hybrid", "static"),
+    implementations=("gluon_resnetv2", "gluoncv"),
+    batch_size=64,
+    iterations=20,
+    warmup=3,
+    repeats=1,
+    rounds=1,
+    model_kwargs=None,
+    deploy=None,
+    log=print,
+):
     """Measure every (network, implementation, mode) and return a :class:`BenchReport`.
 
     ``networks``: registered names (e.g. ``['cifar_resnet56_v2']``); ``modes`` from :data:`MODES`;
@@ -80,8 +92,10 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
     """
     unknown = [m for m in modes if m not in MODES] + [i for i in implementations if i not in IMPLEMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown mode/implementation {', '.join(unknown)}; modes: {', '.join(MODES)}; "
-                         f"implementations: {', '.join(IMPLEMENTATIONS)}")
+        raise ValueError(
+            f"unknown mode/implementation {', '.join(unknown)}; modes: {', '.join(MODES)}; "
+            f"implementations: {', '.join(IMPLEMENTATIONS)}"
+        )
     if batch_size < 1 or iterations < 1 or warmup < 0 or rounds < 1:
         raise ValueError("batch_size, iterations and rounds must be >= 1, warmup >= 0")
     for network in networks:
@@ -112,17 +126,37 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
             continue
         with PeakMemory() as memory:
             if impl == "pytorch":
-                train, infer = measure_pytorch(network, mode, batch_size, iterations, warmup, repeats,
-                                               classes_of(network, model_kwargs), threads)
+                train, infer = measure_pytorch(
+                    network, mode, batch_size, iterations, warmup, repeats, classes_of(network, model_kwargs), threads
+                )
             else:
-                train, infer = measure_mxnet(network, impl, mode, batch_size, iterations, warmup, repeats,
-                                             model_kwargs if impl == "gluon_resnetv2" else
-                                             {k: v for k, v in (model_kwargs or {}).items() if k == "classes"},
-                                             fuse, quantize)
+                train, infer = measure_mxnet(
+                    network,
+                    impl,
+                    mode,
+                    batch_size,
+                    iterations,
+                    warmup,
+                    repeats,
+                    model_kwargs
+                    if impl == "gluon_resnetv2"
+                    else {k: v for k, v in (model_kwargs or {}).items() if k == "classes"},
+                    fuse,
+                    quantize,
+                )
             mx.nd.waitall()
         methods.add(memory.method)
-        result = BenchResult(network, impl, mode, batch_size, _float(train), _float(infer), memory.mb,
-                             getattr(train, "per_cpu_s", None), getattr(infer, "per_cpu_s", None))
+        result = BenchResult(
+            network,
+            impl,
+            mode,
+            batch_size,
+            _float(train),
+            _float(infer),
+            memory.mb,
+            getattr(train, "per_cpu_s", None),
+            getattr(infer, "per_cpu_s", None),
+        )
         log(format_row(result) + (f"   (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
         kept = best.setdefault((network, impl, mode), result)
         if kept is not result:
@@ -139,10 +173,16 @@ def run_benchmark(networks, modes=("hybrid", "static"), implementations=("gluon_
         report.conditions["loadavg_after"] = os.getloadavg()
     except OSError:
         pass
-    report.conditions.update(batch_size=batch_size, iterations=iterations, warmup=warmup, repeats=repeats,
-                             rounds=rounds,
-                             model_kwargs={k: str(v) for k, v in (model_kwargs or {}).items()},
-                             memory_method=report.memory_method, torch=torch_version() if have_torch else None)
+    report.conditions.update(
+        batch_size=batch_size,
+        iterations=iterations,
+        warmup=warmup,
+        repeats=repeats,
+        rounds=rounds,
+        model_kwargs={k: str(v) for k, v in (model_kwargs or {}).items()},
+        memory_method=report.memory_method,
+        torch=torch_version() if have_torch else None,
+    )
     return report
 
 

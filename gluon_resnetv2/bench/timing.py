@@ -7,6 +7,7 @@ the loss every step.  The best window is reported (on a shared machine the best 
 Each figure also exists per CPU-second of the process (``time.process_time``, all threads), which load
 from other processes disturbs far less than wall-clock time, cleanly so with ``OMP_NUM_THREADS=1``.
 """
+
 import time
 
 

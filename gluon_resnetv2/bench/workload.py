@@ -15,6 +15,7 @@ the same architecture, eager mode; rows ``eager`` for fp32 and ``bf16`` for ``to
 only when PyTorch is importable).  A mode that does not apply to an implementation (fused for PyTorch, a
 missing ``deploy`` module, ...) is skipped and listed with its reason.
 """
+
 MODES = ("imperative", "hybrid", "static", "fused", "int8", "bf16")
 INFERENCE_ONLY_MODES = ("fused", "int8")
 IMPLEMENTATIONS = ("gluon_resnetv2", "gluoncv", "pytorch")

@@ -8,6 +8,7 @@ knobs in the environment), prints the table and, last, the headline ratios.
 Speed knobs are environment variables read when MXNet loads, so they are set on the command line:
 ``OMP_NUM_THREADS=2 KMP_AFFINITY=granularity=fine,compact,1,0 gluon-resnetv2 bench ...``.
 """
+
 from ..bench import IMPLEMENTATIONS, MODES, format_ratios, format_table, run_benchmark, write_report
 from .model_args import add_model_args, model_kwargs
 
@@ -23,18 +24,31 @@ def _names(text, valid=None, what="value"):
 def add_arguments(parser):
     """Register the ``bench`` options on ``parser`` (shared by the CLI and ``scripts/bench.py``)."""
 
-    parser.add_argument("--models", default=None, metavar="NAME[,NAME...]",
-                        help="comma-separated network names, e.g. cifar_resnet56_v2,cifar_resnet110_v2")
-    parser.add_argument("--modes", default="imperative,hybrid,static,fused,int8", metavar="MODE[,MODE...]",
-                        help=f"some of {', '.join(MODES)} (default: all but bf16)")
-    parser.add_argument("--implementations", default="gluon_resnetv2,gluoncv,pytorch", metavar="IMPL[,IMPL...]",
-                        help=f"some of {', '.join(IMPLEMENTATIONS)} (pytorch only where torch is installed)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="comma-separated network names, e.g. cifar_resnet56_v2,cifar_resnet110_v2",
+    )
+    parser.add_argument(
+        "--modes",
+        default="imperative,hybrid,static,fused,int8",
+        metavar="MODE[,MODE...]",
+        help=f"some of {', '.join(MODES)} (default: all but bf16)",
+    )
+    parser.add_argument(
+        "--implementations",
+        default="gluon_resnetv2,gluoncv,pytorch",
+        metavar="IMPL[,IMPL...]",
+        help=f"some of {', '.join(IMPLEMENTATIONS)} (pytorch only where torch is installed)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=20, help="timed steps per window")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     parser.add_argument("--repeats", type=int, default=1, help="timed windows per configuration; the best counts")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every configuration this many times, interleaved; best figures count")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run every configuration this many times, interleaved; best figures count"
+    )
     parser.add_argument("--classes", type=int, default=None, help="classifier outputs (default 10 / 1000)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory for bench.csv/bench.json")
     add_model_args(parser, model_required=False)
@@ -45,10 +59,12 @@ def add_arguments(parser):
 def add_parser(subparsers):
     """Register ``bench`` on the ``gluon-resnetv2`` sub-command parsers."""
     parser = subparsers.add_parser(
-        "bench", help="training/inference images/s and peak memory vs gluoncv and PyTorch",
+        "bench",
+        help="training/inference images/s and peak memory vs gluoncv and PyTorch",
         description="Training (forward+backward+SGD) and inference images/s and peak memory of networks in "
-                    "several modes (imperative, hybrid, static, fused, int8, bf16) and implementations "
-                    "(gluon_resnetv2, gluoncv, pytorch), in one process; writes OUT/bench.csv.")
+        "several modes (imperative, hybrid, static, fused, int8, bf16) and implementations "
+        "(gluon_resnetv2, gluoncv, pytorch), in one process; writes OUT/bench.csv.",
+    )
     return add_arguments(parser)
 
 
@@ -58,10 +74,17 @@ def run(args):
     networks = _names(args.models, what="model") + ([args.model] if args.model else [])
     if not networks:
         raise ValueError("give at least one network with --models NAME[,NAME...]")
-    report = run_benchmark(networks, _names(args.modes, MODES, "mode"),
-                           _names(args.implementations, IMPLEMENTATIONS, "implementation"),
-                           batch_size=args.batch_size, iterations=args.iterations, warmup=args.warmup,
-                           repeats=args.repeats, rounds=args.rounds, model_kwargs=model_kwargs(args))
+    report = run_benchmark(
+        networks,
+        _names(args.modes, MODES, "mode"),
+        _names(args.implementations, IMPLEMENTATIONS, "implementation"),
+        batch_size=args.batch_size,
+        iterations=args.iterations,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        model_kwargs=model_kwargs(args),
+    )
     path = write_report(report, args.out)
     print()
     print(format_table(report))

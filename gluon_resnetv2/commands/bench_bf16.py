@@ -2,6 +2,7 @@
 
 Argument parsing only; the measurement is :func:`gluon_resnetv2.bench.bf16.run_bf16_bench`.
 """
+
 from ..bench.bf16 import run_bf16_bench
 
 

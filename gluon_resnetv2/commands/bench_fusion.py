@@ -2,6 +2,7 @@
 
 Argument parsing only; the measurement is :func:`gluon_resnetv2.deploy.bench_fusion.run_fusion_bench`.
 """
+
 from ..deploy.bench_fusion import run_fusion_bench
 
 

@@ -8,6 +8,7 @@ Where the preprocessing comes from, first match wins: ``--mean``/``--std`` given
 ``--dataset`` (its training statistics, read from ``--data-dir``); the ``config.json`` of the training run
 that wrote ``--params`` (``<run>/model.params`` sits next to it), which also supplies the model options.
 """
+
 import json
 import os
 import tempfile
@@ -28,8 +29,7 @@ def _shape(text):
     except ValueError:
         shape = ()
     if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f"--input-shape {text!r}: expected exactly four positive integers N,C,H,W such as "
-                         "1,3,32,32")
+        raise ValueError(f"--input-shape {text!r}: expected exactly four positive integers N,C,H,W such as 1,3,32,32")
     return shape
 
 
@@ -43,28 +43,46 @@ def _floats(text, option):
 def add_parser(subparsers):
     """Register ``export`` on the ``gluon-resnetv2`` sub-command parsers."""
     parser = subparsers.add_parser(
-        "export", help="export a trained network (symbol, params, preprocessing, optional ONNX)",
+        "export",
+        help="export a trained network (symbol, params, preprocessing, optional ONNX)",
         description="Export a trained network for deployment: PREFIX-symbol.json, PREFIX-0000.params, "
-                    "PREFIX-preprocess.json (mean/std, input shape, class names) and with --onnx PREFIX.onnx.")
+        "PREFIX-preprocess.json (mean/std, input shape, class names) and with --onnx PREFIX.onnx.",
+    )
     add_model_args(parser, model_required=False)
     parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the data set's)")
-    parser.add_argument("--params", required=True, metavar="FILE",
-                        help="trained parameters: a .params file (e.g. RUN/model.params), RUN/checkpoint.zip or "
-                             "a training run directory RUN")
+    parser.add_argument(
+        "--params",
+        required=True,
+        metavar="FILE",
+        help="trained parameters: a .params file (e.g. RUN/model.params), RUN/checkpoint.zip or "
+        "a training run directory RUN",
+    )
     parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix, e.g. exports/r110")
     parser.add_argument("--onnx", action="store_true", help="also write PREFIX.onnx (needs the [onnx] extra)")
-    parser.add_argument("--input-shape", default=None, metavar="N,C,H,W",
-                        help="traced input shape (default: 1 and the data set's image shape)")
+    parser.add_argument(
+        "--input-shape",
+        default=None,
+        metavar="N,C,H,W",
+        help="traced input shape (default: 1 and the data set's image shape)",
+    )
     parser.add_argument("--dataset", default=None, help="training data set whose statistics normalise the input")
     parser.add_argument("--data-dir", default=None, help="where the data set lives (default: its usual place)")
     parser.add_argument("--mean", default=None, metavar="M[,M,M]", help="per-channel mean, pixel units")
     parser.add_argument("--std", default=None, metavar="S[,S,S]", help="per-channel std, pixel units")
-    parser.add_argument("--class-names", default=None, metavar="FILE",
-                        help="text file with one class name per line (default: the data set's)")
-    parser.add_argument("--force", action="store_true",
-                        help="replace an existing export at PREFIX (every file of it, a stale PREFIX.onnx included)")
-    parser.add_argument("--gluoncv", action="store_true",
-                        help="--params is a gluoncv model-zoo file (loaded with gluoncv's layout)")
+    parser.add_argument(
+        "--class-names",
+        default=None,
+        metavar="FILE",
+        help="text file with one class name per line (default: the data set's)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing export at PREFIX (every file of it, a stale PREFIX.onnx included)",
+    )
+    parser.add_argument(
+        "--gluoncv", action="store_true", help="--params is a gluoncv model-zoo file (loaded with gluoncv's layout)"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -85,8 +103,10 @@ def params_file(path):
         for name in ("model.params", "checkpoint.zip"):
             if os.path.isfile(os.path.join(path, name)):
                 return os.path.join(path, name)
-        raise FileNotFoundError(f"--params {path}: a directory without model.params or checkpoint.zip (not a "
-                                "finished or checkpointed training run)")
+        raise FileNotFoundError(
+            f"--params {path}: a directory without model.params or checkpoint.zip (not a "
+            "finished or checkpointed training run)"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--params {path}: no such file")
     return path
@@ -111,20 +131,25 @@ def load_params(net, path, ctx):
                         raise ValueError(f"{path}: a zip file without net.params, not a training checkpoint")
                     params = archive.extract("net.params", tmp)
             except (zipfile.BadZipFile, EOFError, OSError) as err:
-                raise ValueError(f"{path}: checkpoint is corrupt ({err}); use the run's model.params or an "
-                                 "earlier copy") from None
+                raise ValueError(
+                    f"{path}: checkpoint is corrupt ({err}); use the run's model.params or an earlier copy"
+                ) from None
         else:
             params = path
         try:
             mx.nd.load(params)
         except mx.base.MXNetError:
-            raise ValueError(f"{path}: not a parameter file (MXNet cannot read it); give a .params file written "
-                             "by training (RUN/model.params) or RUN/checkpoint.zip") from None
+            raise ValueError(
+                f"{path}: not a parameter file (MXNet cannot read it); give a .params file written "
+                "by training (RUN/model.params) or RUN/checkpoint.zip"
+            ) from None
         try:
             net.load_parameters(params, ctx=ctx)
         except (mx.base.MXNetError, AssertionError) as err:
-            raise ValueError(f"{path} does not fit this network ({_last_line(err)}); check --model and the model "
-                             f"options (--classes, --activation, --shortcut ...)") from None
+            raise ValueError(
+                f"{path} does not fit this network ({_last_line(err)}); check --model and the model "
+                f"options (--classes, --activation, --shortcut ...)"
+            ) from None
 
 
 def build_preprocess(args, config, input_shape):
@@ -140,9 +165,11 @@ def build_preprocess(args, config, input_shape):
     elif dataset is not None:
         mean, std = list(dataset.mean), list(dataset.std)
     else:
-        raise ValueError("the preprocessing is unknown: give --dataset NAME (the training set, whose per-channel "
-                         "statistics normalised the inputs) or --mean and --std in pixel units, or --params "
-                         "from a training run directory that has config.json")
+        raise ValueError(
+            "the preprocessing is unknown: give --dataset NAME (the training set, whose per-channel "
+            "statistics normalised the inputs) or --mean and --std in pixel units, or --params "
+            "from a training run directory that has config.json"
+        )
     classes = None
     if args.class_names:
         with open(args.class_names, encoding="utf-8") as handle:
@@ -181,8 +208,9 @@ def run(args):
     else:
         net = get_model(model, **kwargs)
         load_params(net, args.params, ctx)
-    files = export_bundle(net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx,
-                          force=args.force)
+    files = export_bundle(
+        net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx, force=args.force
+    )
     for path in files.values():
         print(f"wrote {path}")
     return 0

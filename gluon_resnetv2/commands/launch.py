@@ -1,5 +1,6 @@
 """``gluon-resnetv2 launch -n WORKERS -s SERVERS [--hosts FILE | --slurm] -- <train command>``: start a
 parameter-server job (scheduler, servers, workers) with :func:`gluon_resnetv2.train.launcher.launch`."""
+
 import argparse
 import shlex
 import sys
@@ -9,40 +10,74 @@ from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "launch", help="run a training command on several workers (dist_sync kvstore)",
+        "launch",
+        help="run a training command on several workers (dist_sync kvstore)",
         description="Start MXNet's scheduler, SERVERS servers and WORKERS workers running COMMAND, on localhost, "
-                    "over ssh (--hosts) or with srun inside a Slurm allocation (--slurm), and stop them all when "
-                    "the workers finish, one fails or --timeout passes. Each worker trains on its shard of every "
-                    "epoch with BATCH/WORKERS images per iteration; only rank 0 writes OUT/log.csv, config.json, "
-                    "status.json and the checkpoints, and every worker writes its final weights to "
-                    "OUT/workers/rank<r>.params. Example: gluon-resnetv2 launch -n 2 -s 1 -- "
-                    "gluon-resnetv2 train --model cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync "
-                    "--out runs/dist")
+        "over ssh (--hosts) or with srun inside a Slurm allocation (--slurm), and stop them all when "
+        "the workers finish, one fails or --timeout passes. Each worker trains on its shard of every "
+        "epoch with BATCH/WORKERS images per iteration; only rank 0 writes OUT/log.csv, config.json, "
+        "status.json and the checkpoints, and every worker writes its final weights to "
+        "OUT/workers/rank<r>.params. Example: gluon-resnetv2 launch -n 2 -s 1 -- "
+        "gluon-resnetv2 train --model cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync "
+        "--out runs/dist",
+    )
     parser.add_argument("-n", "--num-workers", type=int, required=True, help="number of workers")
     parser.add_argument("-s", "--num-servers", type=int, default=1, help="number of servers (default 1)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--hosts", default=None, metavar="FILE",
-                       help="host file for an ssh launch, one 'host[:ssh-port] [slots=N]' per line (N: workers "
-                            "placed there before the next host, default 1); default: all on localhost")
-    where.add_argument("--slurm", action="store_true",
-                       help="inside salloc/sbatch: start every process with srun on the allocation's nodes")
-    parser.add_argument("--port", type=int, default=None, help="scheduler port (default: a free one locally, "
-                        "9091 with --hosts)")
-    parser.add_argument("--ssh-args", default="", metavar="\"ARGS\"",
-                        help="extra ssh options, written with =: --ssh-args=\"-i KEY -o UserKnownHostsFile=FILE\"")
-    parser.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
-                        help="give up on a host that does not answer ssh within SECONDS (default 10)")
-    parser.add_argument("--interface", default=None, metavar="NAME",
-                        help="network interface for the job's traffic (DMLC_INTERFACE); default: the address "
-                             "each host name resolves to")
-    parser.add_argument("--gpus-per-worker", type=int, default=None, metavar="K",
-                        help="with --slurm: K GPUs per worker step (--gres=gpu:K); the worker's --gpus counts "
-                             "from 0 within them (added to a train command that has no --gpus)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="stop the whole job after SECONDS (exit status 124)")
+    where.add_argument(
+        "--hosts",
+        default=None,
+        metavar="FILE",
+        help="host file for an ssh launch, one 'host[:ssh-port] [slots=N]' per line (N: workers "
+        "placed there before the next host, default 1); default: all on localhost",
+    )
+    where.add_argument(
+        "--slurm",
+        action="store_true",
+        help="inside salloc/sbatch: start every process with srun on the allocation's nodes",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="scheduler port (default: a free one locally, 9091 with --hosts)"
+    )
+    parser.add_argument(
+        "--ssh-args",
+        default="",
+        metavar='"ARGS"',
+        help='extra ssh options, written with =: --ssh-args="-i KEY -o UserKnownHostsFile=FILE"',
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a host that does not answer ssh within SECONDS (default 10)",
+    )
+    parser.add_argument(
+        "--interface",
+        default=None,
+        metavar="NAME",
+        help="network interface for the job's traffic (DMLC_INTERFACE); default: the address "
+        "each host name resolves to",
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --slurm: K GPUs per worker step (--gres=gpu:K); the worker's --gpus counts "
+        "from 0 within them (added to a train command that has no --gpus)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the whole job after SECONDS (exit status 124)",
+    )
     # not dest="command": that is the sub-command's name, which error messages show
-    parser.add_argument("worker_command", metavar="command", nargs=argparse.REMAINDER,
-                        help="-- then the worker command")
+    parser.add_argument(
+        "worker_command", metavar="command", nargs=argparse.REMAINDER, help="-- then the worker command"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -63,10 +98,19 @@ def run(args):
     hosts = read_hosts(args.hosts) if args.hosts else None
     command = worker_command(args.worker_command)
     try:
-        return launch(command, args.num_workers, args.num_servers, hosts=hosts, port=args.port,
-                      timeout=args.timeout, ssh_args=shlex.split(args.ssh_args),
-                      connect_timeout=args.connect_timeout or DEFAULT_CONNECT_TIMEOUT, interface=args.interface,
-                      slurm=args.slurm, gpus_per_worker=args.gpus_per_worker)
+        return launch(
+            command,
+            args.num_workers,
+            args.num_servers,
+            hosts=hosts,
+            port=args.port,
+            timeout=args.timeout,
+            ssh_args=shlex.split(args.ssh_args),
+            connect_timeout=args.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+            interface=args.interface,
+            slurm=args.slurm,
+            gpus_per_worker=args.gpus_per_worker,
+        )
     except KeyboardInterrupt:
         print("gluon-resnetv2 launch: interrupted; all processes stopped", file=sys.stderr)
         return 130

@@ -1,4 +1,5 @@
 """``gluon-resnetv2 models``: the registered networks and the unit variants they accept."""
+
 from ..nets.zoo import get_spec, list_models
 from ..units import ACTIVATIONS, PROJECTIONS, SHORTCUTS
 

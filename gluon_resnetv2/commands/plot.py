@@ -7,13 +7,23 @@ loss on the left axis, solid test error in % on the right, one colour per run).
 
 def add_arguments(parser):
     """Register the ``plot`` options on ``parser`` (shared by the CLI and ``scripts/plot_curves.py``)."""
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                        help="training run directories (each holding log.csv and config.json)")
-    parser.add_argument("-o", "--output", required=True, metavar="FIG",
-                        help="output file; the format follows the extension: .png, .pdf or .svg")
-    parser.add_argument("--labels", default=None, metavar="A,B,...",
-                        help="comma-separated legend labels, one per run (default: model and variant from "
-                             "config.json, else the directory name)")
+    parser.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="training run directories (each holding log.csv and config.json)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FIG",
+        help="output file; the format follows the extension: .png, .pdf or .svg",
+    )
+    parser.add_argument(
+        "--labels",
+        default=None,
+        metavar="A,B,...",
+        help="comma-separated legend labels, one per run (default: model and variant from "
+        "config.json, else the directory name)",
+    )
     parser.add_argument("--title", default=None, help="figure title")
     parser.set_defaults(func=run)
     return parser
@@ -22,10 +32,12 @@ def add_arguments(parser):
 def add_parser(subparsers):
     """Register ``plot`` on the ``gluon-resnetv2`` sub-command parsers."""
     parser = subparsers.add_parser(
-        "plot", help="plot training curves (paper Figure 1)",
+        "plot",
+        help="plot training curves (paper Figure 1)",
         description="Training curves as in the paper's Figure 1: x = iterations, dashed = training loss "
-                    "(left axis), solid = test error % (right axis), one colour per run. Works on runs "
-                    "that are still going.")
+        "(left axis), solid = test error % (right axis), one colour per run. Works on runs "
+        "that are still going.",
+    )
     return add_arguments(parser)
 
 

@@ -9,6 +9,7 @@ classes with their probabilities::
       1. Ankle boot           0.9712
       2. Sneaker              0.0211
 """
+
 import json
 import sys
 
@@ -19,16 +20,21 @@ from ..deploy import Predictor
 def add_parser(subparsers):
     """Register ``predict`` on the ``gluon-resnetv2`` sub-command parsers."""
     parser = subparsers.add_parser(
-        "predict", help="classify image files / .npy arrays with an exported network",
+        "predict",
+        help="classify image files / .npy arrays with an exported network",
         description="Top-k classes of images (PNG, JPEG, ...) and .npy arrays (pixels 0..255; HW, HWC, CHW "
-                    "or a batch) with an export written by `gluon-resnetv2 export`.")
+        "or a batch) with an export written by `gluon-resnetv2 export`.",
+    )
     parser.add_argument("prefix", metavar="PREFIX", help="export prefix (PREFIX-symbol.json ...)")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files and/or .npy arrays")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print per image (default 5)")
     parser.add_argument("--gpu", type=int, default=None, metavar="N", help="run on GPU N (default: CPU)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    parser.add_argument("--no-resize", action="store_true",
-                        help="refuse images whose size differs from the export's instead of resizing them")
+    parser.add_argument(
+        "--no-resize",
+        action="store_true",
+        help="refuse images whose size differs from the export's instead of resizing them",
+    )
     parser.add_argument("--fuse", action="store_true", help="oneDNN graph fusion on CPU (faster large batches)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input instead")
     parser.set_defaults(func=run)
@@ -50,8 +56,7 @@ def run(args):
     results = predictor.top_k(args.inputs, k=args.top_k, resize=not args.no_resize, on_error=skip)
     for name, top in results:
         if args.json:
-            print(json.dumps({"input": name, "top_k": [{"class": c, "index": i, "probability": p}
-                                                       for c, p, i in top]}))
+            print(json.dumps({"input": name, "top_k": [{"class": c, "index": i, "probability": p} for c, p, i in top]}))
             continue
         print(name)
         width = max(len(c) for c, _, _ in top)

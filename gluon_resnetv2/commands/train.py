@@ -1,5 +1,6 @@
 """``gluon-resnetv2 train``: parse the options into a TrainConfig and call :func:`gluon_resnetv2.train.train`
 (or :func:`~gluon_resnetv2.train.resume` with ``--resume DIR``)."""
+
 import argparse
 import dataclasses
 import json
@@ -80,18 +81,21 @@ def add_run_args(parser, dataset_default=None, model_default=None):
         for flag, kwargs in _flags(field):
             if field.name == "dataset":
                 # The default is filled in by config_from_args, so that --resume can tell an option given from none.
-                kwargs.update(default=dataset_default, help=kwargs["help"].format(default=dataset_default or
-                                                                                  DEFAULT_DATASET))
+                kwargs.update(
+                    default=dataset_default, help=kwargs["help"].format(default=dataset_default or DEFAULT_DATASET)
+                )
             target.add_argument(flag, **kwargs)
     return parser
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "train", help="train a network with the paper's recipe",
+        "train",
+        help="train a network with the paper's recipe",
         description="Train a network (paper recipe: SGD momentum 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k "
-                    "and 48k iterations, 64k iterations on CIFAR). Writes OUT/log.csv, config.json, "
-                    "status.json and checkpoints; `--resume OUT` continues a stopped run.")
+        "and 48k iterations, 64k iterations on CIFAR). Writes OUT/log.csv, config.json, "
+        "status.json and checkpoints; `--resume OUT` continues a stopped run.",
+    )
     add_run_args(parser)
     parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
     parser.set_defaults(func=run)
@@ -126,11 +130,14 @@ def resume_overrides(args):
     """The settings ``--resume`` takes from the command line (those a resume may change); ValueError naming
     the options that describe a new run."""
     run_options = _model_options() + tuple(_dest(field) for field in _FIELDS if not field.metadata["resume"])
-    given = [f"--{name.replace('_', '-')}" for name in run_options
-             if getattr(args, name, None) not in (None, [], False)]
+    given = [
+        f"--{name.replace('_', '-')}" for name in run_options if getattr(args, name, None) not in (None, [], False)
+    ]
     if given:
-        raise ValueError(f"--resume continues with the settings in {args.resume}/config.json; "
-                         f"do not combine it with {', '.join(given)}")
+        raise ValueError(
+            f"--resume continues with the settings in {args.resume}/config.json; "
+            f"do not combine it with {', '.join(given)}"
+        )
     if args.cpus is not None and args.gpus is not None:
         raise ValueError("give either --cpus or --gpus, not both")
     overrides = {}
@@ -152,8 +159,9 @@ def run(args):
         # 130 = 128 + SIGINT, 143 = 128 + SIGTERM, as a shell reports a process the signal stopped.
         out = args.resume or args.out
         kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
-        print(f"gluon-resnetv2 train: {str(err) or 'interrupted'} ({kept}); continue with --resume {out}",
-              file=sys.stderr)
+        print(
+            f"gluon-resnetv2 train: {str(err) or 'interrupted'} ({kept}); continue with --resume {out}", file=sys.stderr
+        )
         return getattr(err, "exit_code", 130)
     except Exception as err:  # MXNet's own errors carry a C++ backtrace: keep its last line
         if type(err).__name__ != "MXNetError":

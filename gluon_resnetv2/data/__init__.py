@@ -11,11 +11,23 @@ normalisation in background threads) -> ``(data, label)`` float32 NDArrays, NCHW
         for data, label in loader:
             ...
 """
+
 from .augment import augment_normalize, crop_flip, crop_flip_params, normalize
 from .base import ArrayDataset, channel_stats
 from .datasets import DATASETS, load_dataset
 from .imagenet import RecordDataset
 from .loader import Loader, make_loader
 
-__all__ = ["DATASETS", "load_dataset", "make_loader", "Loader", "ArrayDataset", "RecordDataset",
-           "channel_stats", "augment_normalize", "crop_flip", "crop_flip_params", "normalize"]
+__all__ = [
+    "DATASETS",
+    "load_dataset",
+    "make_loader",
+    "Loader",
+    "ArrayDataset",
+    "RecordDataset",
+    "channel_stats",
+    "augment_normalize",
+    "crop_flip",
+    "crop_flip_params",
+    "normalize",
+]

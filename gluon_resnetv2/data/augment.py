@@ -19,6 +19,7 @@ compare the two image by image), but the random factors come from the batch's ge
 augmenters draw from Python's and NumPy's global generators (and shuffle a shared list), which would make
 a batch depend on thread scheduling and break the loader's determinism.
 """
+
 import numpy as np
 
 #: Luma weights of the grey image the jitter blends with (mx.image's Contrast/SaturationJitterAug and
@@ -50,7 +51,7 @@ def crop_flip(images, oy, ox, flips, pad=4):
     cols = (ox - pad)[:, None] + np.arange(width)
     # Flipping the crop = reading its columns right to left.
     cols = np.where(flips[:, None], cols[:, ::-1], cols)
-    valid = (((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :])
+    valid = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     np.clip(rows, 0, height - 1, out=rows)
     np.clip(cols, 0, width - 1, out=cols)
     flat = np.arange(n)[:, None, None] * (height * width) + rows[:, :, None] * width + cols[:, None, :]

@@ -5,6 +5,7 @@ Every in-memory dataset of the package (Fashion-MNIST, CIFAR-10/100, synthetic) 
 deviation *of the training split* (the paper's "per-channel normalisation", Sec. 4 / the CIFAR recipe of
 He et al. 2016).  The loader (:mod:`.loader`) turns batches of it into normalised float32 NCHW arrays.
 """
+
 import os
 
 import mxnet as mx
@@ -41,18 +42,17 @@ class ArrayDataset:
         ``(C, H, W)``, the shape one sample has when the network sees it.
     """
 
-    def __init__(self, images, labels, num_classes, mean, std, name, split, classes=None,
-                 default_augment=True, pad=4):
+    def __init__(self, images, labels, num_classes, mean, std, name, split, classes=None, default_augment=True, pad=4):
         images = np.asarray(images)
         labels = np.asarray(labels)
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(f"{name} {split}: images must be uint8 (N, H, W, C), got {images.dtype} "
-                             f"{images.shape}")
+            raise ValueError(f"{name} {split}: images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
         if labels.shape != (len(images),):
             raise ValueError(f"{name} {split}: {len(images)} images but labels of shape {labels.shape}")
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(f"{name} {split}: labels must lie in [0, {num_classes}), found "
-                             f"[{labels.min()}, {labels.max()}]")
+            raise ValueError(
+                f"{name} {split}: labels must lie in [0, {num_classes}), found [{labels.min()}, {labels.max()}]"
+            )
         self.images = images
         self.labels = labels.astype(np.int32)
         self.num_classes = int(num_classes)
@@ -79,8 +79,10 @@ class ArrayDataset:
         return self.images[index], int(self.labels[index])
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
-                f"image_shape={self.image_shape}, num_classes={self.num_classes})")
+        return (
+            f"{type(self).__name__}({self.name!r}, split={self.split!r}, n={len(self)}, "
+            f"image_shape={self.image_shape}, num_classes={self.num_classes})"
+        )
 
     def make_batch(self, indices, augment, rng):
         """Gather, augment and normalise the samples ``indices``.
@@ -90,8 +92,10 @@ class ArrayDataset:
         """
         images = self.images[indices]
         if augment:
-            return (_augment.augment_normalize(images, self.mean, self.std, rng, pad=self.pad),
-                    self.labels[indices].astype(np.float32))
+            return (
+                _augment.augment_normalize(images, self.mean, self.std, rng, pad=self.pad),
+                self.labels[indices].astype(np.float32),
+            )
         return _augment.normalize(images, self.mean, self.std), self.labels[indices].astype(np.float32)
 
 
@@ -164,9 +168,9 @@ def downsample(images, size):
         return images
     out = np.empty((len(images), size, size, images.shape[3]), np.uint8)
     for start in range(0, len(images), 8192):  # bounded float32 copies
-        chunk = mx.nd.array(images[start:start + 8192].transpose(0, 3, 1, 2), dtype="float32")
+        chunk = mx.nd.array(images[start : start + 8192].transpose(0, 3, 1, 2), dtype="float32")
         pooled = mx.nd.contrib.AdaptiveAvgPooling2D(chunk, output_size=size).asnumpy()
-        out[start:start + 8192] = np.clip(np.rint(pooled), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        out[start : start + 8192] = np.clip(np.rint(pooled), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     return out
 
 

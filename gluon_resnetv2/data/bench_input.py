@@ -11,6 +11,7 @@ normalise; He et al. 2016, Sec. 4) up to and including the float32 NDArrays the 
 The loader must be far faster than the model's training throughput (:data:`MODEL_THROUGHPUT`), or it
 becomes the bottleneck.
 """
+
 import os
 import tempfile
 import time
@@ -84,8 +85,9 @@ def overlap(dataset, batch_size, num_workers, steps=5, rounds=5):
 def imagenet_like(directory, count=128, seed=0):
     """A train.rec/.idx of ``count`` 500x375 JPEGs with some texture (decoding cost like ImageNet's)."""
     rng = np.random.default_rng(seed)
-    record = mx.recordio.MXIndexedRecordIO(os.path.join(directory, "train.idx"),
-                                           os.path.join(directory, "train.rec"), "w")
+    record = mx.recordio.MXIndexedRecordIO(
+        os.path.join(directory, "train.idx"), os.path.join(directory, "train.rec"), "w"
+    )
     ys, xs = np.mgrid[0:375, 0:500]
     for key in range(count):
         freq = rng.uniform(0.01, 0.1, size=3)
@@ -108,22 +110,27 @@ def run_input_bench(batch_size=128, num_workers=(2,), batches=200, imagenet=Fals
     if imagenet:
         tmp = tempfile.TemporaryDirectory()
         imagenet_like(tmp.name)
-        sets.append(("imagenet-like JPEG 500x375 -> 224", load_dataset("imagenet", tmp.name, num_classes=10),
-                     32, 8))
+        sets.append(("imagenet-like JPEG 500x375 -> 224", load_dataset("imagenet", tmp.name, num_classes=10), 32, 8))
 
-    print(f"{'data set':36s} {'workers':>7s} {'batch':>5s} {'images/s':>10s} {'ms/batch':>9s}   "
-          f"x cifar_resnet20_v2 (260/s)")
+    print(
+        f"{'data set':36s} {'workers':>7s} {'batch':>5s} {'images/s':>10s} {'ms/batch':>9s}   "
+        f"x cifar_resnet20_v2 (260/s)"
+    )
     for name, dataset, set_batch, set_batches in sets:
         for workers in num_workers:
             rate = measure(dataset, set_batch, workers, set_batches, warmup=2 if set_batch == 32 else 5)
-            print(f"{name:36s} {workers:7d} {set_batch:5d} {rate:10.0f} {1000 * set_batch / rate:9.2f}   "
-                  f"{rate / MODEL_THROUGHPUT['cifar_resnet20_v2']:8.0f}x")
+            print(
+                f"{name:36s} {workers:7d} {set_batch:5d} {rate:10.0f} {1000 * set_batch / rate:9.2f}   "
+                f"{rate / MODEL_THROUGHPUT['cifar_resnet20_v2']:8.0f}x"
+            )
     if tmp is not None:
         tmp.cleanup()
     if overlap_steps:
         workers = num_workers[-1]
         alone, fed = overlap(load_dataset("synthetic", num_samples=10000), batch_size, workers, overlap_steps)
-        print(f"cifar_resnet20_v2 training step, batch {batch_size}: {1000 * alone:.0f} ms with a fixed batch, "
-              f"{1000 * fed:.0f} ms fed by the loader ({workers} workers): {100 * (fed / alone - 1):+.1f}% "
-              f"({batch_size / alone:.0f} vs {batch_size / fed:.0f} images/s)")
+        print(
+            f"cifar_resnet20_v2 training step, batch {batch_size}: {1000 * alone:.0f} ms with a fixed batch, "
+            f"{1000 * fed:.0f} ms fed by the loader ({workers} workers): {100 * (fed / alone - 1):+.1f}% "
+            f"({batch_size / alone:.0f} vs {batch_size / fed:.0f} images/s)"
+        )
     return 0

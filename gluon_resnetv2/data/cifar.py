@@ -13,6 +13,7 @@ Pixels are channel-planar in both (1024 red, then 1024 green, then 1024 blue val
 its parent.  Without ``data_dir``, gluon's download cache (``~/.mxnet/datasets/cifar10``,
 ``.../cifar100``) is tried, so that data fetched earlier by ``mxnet.gluon.data.vision.CIFAR10`` is found.
 """
+
 import os
 import pickle
 
@@ -24,23 +25,35 @@ PIXELS = 32 * 32 * 3
 
 SPECS = {
     "cifar10": dict(
-        title="CIFAR-10", num_classes=10, label_bytes=1,
-        binary_dir="cifar-10-batches-bin", python_dir="cifar-10-batches-py",
+        title="CIFAR-10",
+        num_classes=10,
+        label_bytes=1,
+        binary_dir="cifar-10-batches-bin",
+        python_dir="cifar-10-batches-py",
         binary={"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]},
         python={"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
         label_key=b"labels",
-        binary_meta="batches.meta.txt", python_meta="batches.meta", meta_key=b"label_names",
+        binary_meta="batches.meta.txt",
+        python_meta="batches.meta",
+        meta_key=b"label_names",
         tarballs=["cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"],
-        gluon_cache="~/.mxnet/datasets/cifar10"),
+        gluon_cache="~/.mxnet/datasets/cifar10",
+    ),
     "cifar100": dict(
-        title="CIFAR-100", num_classes=100, label_bytes=2,
-        binary_dir="cifar-100-binary", python_dir="cifar-100-python",
+        title="CIFAR-100",
+        num_classes=100,
+        label_bytes=2,
+        binary_dir="cifar-100-binary",
+        python_dir="cifar-100-python",
         binary={"train": ["train.bin"], "test": ["test.bin"]},
         python={"train": ["train"], "test": ["test"]},
         label_key=b"fine_labels",
-        binary_meta="fine_label_names.txt", python_meta="meta", meta_key=b"fine_label_names",
+        binary_meta="fine_label_names.txt",
+        python_meta="meta",
+        meta_key=b"fine_label_names",
         tarballs=["cifar-100-binary.tar.gz", "cifar-100-python.tar.gz"],
-        gluon_cache="~/.mxnet/datasets/cifar100"),
+        gluon_cache="~/.mxnet/datasets/cifar100",
+    ),
 }
 
 
@@ -51,19 +64,23 @@ def find_cifar(name, data_dir):
     sibling is then reported by name rather than as "nothing found".
     """
     spec = SPECS[name]
-    candidates = [(os.path.join(data_dir, spec["binary_dir"]), "binary"),
-                  (os.path.join(data_dir, spec["python_dir"]), "python"),
-                  (data_dir, "binary"), (data_dir, "python")]
+    candidates = [
+        (os.path.join(data_dir, spec["binary_dir"]), "binary"),
+        (os.path.join(data_dir, spec["python_dir"]), "python"),
+        (data_dir, "binary"),
+        (data_dir, "python"),
+    ]
     for directory, fmt in candidates:
         files = spec[fmt]["train"] + spec[fmt]["test"]
         if any(os.path.isfile(os.path.join(directory, f)) for f in files):
             return directory, fmt
     tarballs = [t for t in spec["tarballs"] if os.path.isfile(os.path.join(data_dir, t))]
-    hint = (f"; found {tarballs[0]}: extract it first (tar xzf {tarballs[0]})" if tarballs else "")
+    hint = f"; found {tarballs[0]}: extract it first (tar xzf {tarballs[0]})" if tarballs else ""
     raise FileNotFoundError(
         f"{data_dir}: no {spec['title']} data found; expected {spec['binary_dir']}/ "
         f"({', '.join(spec['binary']['train'][:1])}, ...) or {spec['python_dir']}/ "
-        f"({', '.join(spec['python']['train'][:1])}, ...), or one of those directories itself{hint}")
+        f"({', '.join(spec['python']['train'][:1])}, ...), or one of those directories itself{hint}"
+    )
 
 
 def read_binary(path, spec):
@@ -74,29 +91,34 @@ def read_binary(path, spec):
     raw = read_file(path, what)
     if len(raw) == 0 or len(raw) % record:
         # The classic mix-up is CIFAR-10 vs CIFAR-100 (one label byte more or less per record): say so.
-        other, other_record = (("CIFAR-100", PIXELS + 2) if spec["label_bytes"] == 1
-                               else ("CIFAR-10", PIXELS + 1))
-        hint = (f" (it would fit {other}: {len(raw) // other_record} records of {other_record} bytes)"
-                if len(raw) and len(raw) % other_record == 0 else "")
-        raise ValueError(f"{path}: expected a multiple of {record} bytes ({labels_desc} + 32x32x3 pixels), "
-                         f"got {len(raw)} bytes{hint}; is this the {spec['title']} binary version "
-                         f"(and complete)?")
+        other, other_record = ("CIFAR-100", PIXELS + 2) if spec["label_bytes"] == 1 else ("CIFAR-10", PIXELS + 1)
+        hint = (
+            f" (it would fit {other}: {len(raw) // other_record} records of {other_record} bytes)"
+            if len(raw) and len(raw) % other_record == 0
+            else ""
+        )
+        raise ValueError(
+            f"{path}: expected a multiple of {record} bytes ({labels_desc} + 32x32x3 pixels), "
+            f"got {len(raw)} bytes{hint}; is this the {spec['title']} binary version "
+            f"(and complete)?"
+        )
     rows = np.frombuffer(raw, np.uint8).reshape(-1, record)
     labels = rows[:, spec["label_bytes"] - 1]  # CIFAR-100: the fine label is the second byte
     _check_labels(path, labels, spec)
-    return planar_to_nhwc(rows[:, spec["label_bytes"]:]), labels
+    return planar_to_nhwc(rows[:, spec["label_bytes"] :]), labels
 
 
 def read_python(path, spec):
     """``(images NHWC, labels)`` of one pickled batch file."""
-    what = f"a pickled {spec['title']} batch (the Python version): a dict with b'data' and " \
-           f"{spec['label_key']!r}"
+    what = f"a pickled {spec['title']} batch (the Python version): a dict with b'data' and {spec['label_key']!r}"
     raw = read_file(path, what)
     try:
         batch = pickle.loads(raw, encoding="bytes")
     except Exception as err:  # noqa: BLE001  (pickle raises many types on garbage: all mean "not this format")
-        raise ValueError(f"{path}: cannot be unpickled ({type(err).__name__}: {err}); expected {what} "
-                         f"(truncated download, or the binary version?)") from None
+        raise ValueError(
+            f"{path}: cannot be unpickled ({type(err).__name__}: {err}); expected {what} "
+            f"(truncated download, or the binary version?)"
+        ) from None
     if not isinstance(batch, dict) or b"data" not in batch or spec["label_key"] not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise ValueError(f"{path}: holds {keys}, expected {what}")
@@ -117,8 +139,10 @@ def planar_to_nhwc(rows):
 
 def _check_labels(path, labels, spec):
     if len(labels) and labels.max() >= spec["num_classes"]:
-        raise ValueError(f"{path}: label {labels.max()} out of range for {spec['title']} "
-                         f"({spec['num_classes']} classes); is this the right data set?")
+        raise ValueError(
+            f"{path}: label {labels.max()} out of range for {spec['title']} "
+            f"({spec['num_classes']} classes); is this the right data set?"
+        )
 
 
 def _class_names(directory, fmt, spec):
@@ -140,8 +164,10 @@ def read_split(name, directory, fmt, split):
     spec = SPECS[name]
     reader = read_binary if fmt == "binary" else read_python
     parts = [reader(os.path.join(directory, f), spec) for f in spec[fmt][split]]
-    return (np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0],
-            np.concatenate([p[1] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0],
+        np.concatenate([p[1] for p in parts]),
+    )
 
 
 def load_cifar(name, data_dir=None, split="train", augment=True):
@@ -156,22 +182,36 @@ def load_cifar(name, data_dir=None, split="train", augment=True):
         if not os.path.isdir(data_dir):
             raise FileNotFoundError(
                 f"{spec['title']} needs a data directory: pass --data-dir (data_dir=...) pointing at the "
-                f"extracted {spec['binary_dir']} or {spec['python_dir']} directory, or at its parent")
+                f"extracted {spec['binary_dir']} or {spec['python_dir']} directory, or at its parent"
+            )
     data_dir = os.path.expanduser(data_dir)
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"{data_dir}: no such directory (expected the {spec['title']} data: "
-                                f"{spec['binary_dir']}/ or {spec['python_dir']}/)")
+        raise FileNotFoundError(
+            f"{data_dir}: no such directory (expected the {spec['title']} data: "
+            f"{spec['binary_dir']}/ or {spec['python_dir']}/)"
+        )
     directory, fmt = find_cifar(name, data_dir)
     images, labels = read_split(name, directory, fmt, split)
     train_files = [os.path.join(directory, f) for f in spec[fmt]["train"]]
     for path in train_files:  # the test split needs them for its statistics
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: file not found (expected {spec['title']} training data, "
-                                    f"{fmt} version; its per-channel statistics normalise both splits)")
+            raise FileNotFoundError(
+                f"{path}: file not found (expected {spec['title']} training data, "
+                f"{fmt} version; its per-channel statistics normalise both splits)"
+            )
     key = (name,) + file_key(train_files)
     if split == "train":
         mean, std = cached_stats(key, lambda: channel_stats(images))
     else:
         mean, std = cached_stats(key, lambda: channel_stats(read_split(name, directory, fmt, "train")[0]))
-    return ArrayDataset(images, labels, spec["num_classes"], mean, std, name, split,
-                        classes=_class_names(directory, fmt, spec), default_augment=augment)
+    return ArrayDataset(
+        images,
+        labels,
+        spec["num_classes"],
+        mean,
+        std,
+        name,
+        split,
+        classes=_class_names(directory, fmt, spec),
+        default_augment=augment,
+    )

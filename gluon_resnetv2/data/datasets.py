@@ -1,4 +1,5 @@
 """The data sets by name: ``load_dataset('cifar10', data_dir, split='train')``."""
+
 import inspect
 
 from .cifar import load_cifar
@@ -25,8 +26,14 @@ DATASETS = {
     "imagenet": load_imagenet,
     "synthetic": load_synthetic,
 }
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-            "cifar-100": "cifar100", "cifar_10": "cifar10", "cifar_100": "cifar100"}
+_ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "cifar_10": "cifar10",
+    "cifar_100": "cifar100",
+}
 _SPLITS = {"train": "train", "test": "test", "val": "test"}
 
 
@@ -44,8 +51,10 @@ def load_dataset(name, data_dir=None, split="train", **options):
     valid = dataset_options(key)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for data set {key} (--data-option KEY=VALUE); "
-                         f"it takes {', '.join(valid) or 'none'}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for data set {key} (--data-option KEY=VALUE); "
+            f"it takes {', '.join(valid) or 'none'}"
+        )
     return DATASETS[key](data_dir=data_dir, split=_SPLITS[split], **options)
 
 
@@ -64,5 +73,8 @@ def dataset_options(name):
     passing_on = {"cifar10": load_cifar, "cifar100": load_cifar, "imagenet": RecordDataset.__init__}
     target = passing_on.get(name, DATASETS[name])
     skip = {"self", "name", "data_dir", "split", "rec_path", "idx_path"}
-    return [p.name for p in inspect.signature(target).parameters.values()
-            if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]

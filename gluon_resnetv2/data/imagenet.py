@@ -27,6 +27,7 @@ default ``resize`` is 256 for the standard 224 crop, and equal to ``crop_size`` 
 Normalisation uses the usual ImageNet per-channel mean and std (pixel units): computing them from 1.28 M
 JPEGs at every start would cost more than it is worth; pass ``mean``/``std`` to override.
 """
+
 import os
 import queue
 
@@ -40,9 +41,7 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 #: Eigen-decomposition of the ImageNet RGB covariance, in pixel units (fb.resnet.torch's [0, 1] values x 255;
 #: mx.image.CreateAugmenter's pca_noise uses the same): eigenvalues, and eigenvectors as columns.
 IMAGENET_PCA_EIGVAL = (55.46, 4.794, 1.148)
-IMAGENET_PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
-                       (-0.5808, -0.0045, -0.8140),
-                       (-0.5836, -0.6948, 0.4203))
+IMAGENET_PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 #: fb.resnet.torch's ImageNet training defaults: ColorJitter(0.4, 0.4, 0.4) and Lighting(0.1).
 COLOR_JITTER, LIGHTING = 0.4, 0.1
 RECORDIO_MAGIC = 0xCED7230A
@@ -58,8 +57,10 @@ def _cv2():
 def read_index(idx_path, rec_path):
     """Keys of ``idx_path`` in file order, checked against ``rec_path``'s size and magic."""
     if not os.path.isfile(idx_path):
-        raise FileNotFoundError(f"{idx_path}: file not found (expected the RecordIO index written with "
-                                f"{os.path.basename(rec_path)}, lines 'key<TAB>offset')")
+        raise FileNotFoundError(
+            f"{idx_path}: file not found (expected the RecordIO index written with "
+            f"{os.path.basename(rec_path)}, lines 'key<TAB>offset')"
+        )
     if not os.path.isfile(rec_path):
         raise FileNotFoundError(f"{rec_path}: file not found (expected an MXNet RecordIO file of images)")
     keys, offsets = [], []
@@ -69,8 +70,9 @@ def read_index(idx_path, rec_path):
             try:
                 key, offset = int(fields[0]), int(fields[1])
             except (ValueError, IndexError):
-                raise ValueError(f"{idx_path}:{number}: expected 'key<TAB>offset', got {line[:60]!r}; "
-                                 f"is this a RecordIO .idx file?") from None
+                raise ValueError(
+                    f"{idx_path}:{number}: expected 'key<TAB>offset', got {line[:60]!r}; is this a RecordIO .idx file?"
+                ) from None
             keys.append(key)
             offsets.append(offset)
     if not keys:
@@ -79,11 +81,15 @@ def read_index(idx_path, rec_path):
     with open(rec_path, "rb") as handle:
         head = handle.read(4)
     if len(head) < 4 or int.from_bytes(head, "little") != RECORDIO_MAGIC:
-        raise ValueError(f"{rec_path}: does not start with the RecordIO magic 0x{RECORDIO_MAGIC:08x}; "
-                         f"expected an MXNet .rec file (im2rec.py)")
+        raise ValueError(
+            f"{rec_path}: does not start with the RecordIO magic 0x{RECORDIO_MAGIC:08x}; "
+            f"expected an MXNet .rec file (im2rec.py)"
+        )
     if max(offsets) + 8 > size:
-        raise ValueError(f"{rec_path}: truncated: {os.path.basename(idx_path)} points at byte "
-                         f"{max(offsets)} but the file has {size} bytes")
+        raise ValueError(
+            f"{rec_path}: truncated: {os.path.basename(idx_path)} points at byte "
+            f"{max(offsets)} but the file has {size} bytes"
+        )
     return np.asarray(keys, np.int64)
 
 
@@ -94,10 +100,25 @@ class RecordDataset:
     ``mean``, ``std``, ``default_augment``, ``make_batch``) but keeps nothing but the index in memory.
     """
 
-    def __init__(self, rec_path, idx_path, split, num_classes=1000, crop_size=224, resize=None,
-                 scale=(256, 480), aspect_ratio=False, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, augment=True, color_jitter=COLOR_JITTER,
-                 lighting=LIGHTING, name="imagenet"):
+    def __init__(
+        self,
+        rec_path,
+        idx_path,
+        split,
+        num_classes=1000,
+        crop_size=224,
+        resize=None,
+        scale=(256, 480),
+        aspect_ratio=False,
+        area=(0.08, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        augment=True,
+        color_jitter=COLOR_JITTER,
+        lighting=LIGHTING,
+        name="imagenet",
+    ):
         self.rec_path, self.idx_path = rec_path, idx_path
         self.keys = read_index(idx_path, rec_path)
         self.split = split
@@ -107,8 +128,7 @@ class RecordDataset:
         self.resize = int(resize) if resize is not None else (256 if self.crop_size == 224 else self.crop_size)
         self.scale = (int(scale[0]), int(scale[1]))
         if self.scale[0] < self.crop_size:
-            raise ValueError(f"scale {self.scale}: the smallest shorter side must be >= crop_size "
-                             f"{self.crop_size}")
+            raise ValueError(f"scale {self.scale}: the smallest shorter side must be >= crop_size {self.crop_size}")
         if self.resize < self.crop_size:
             raise ValueError(f"resize {self.resize} must be >= crop_size {self.crop_size}")
         self.aspect_ratio = bool(aspect_ratio)
@@ -132,8 +152,7 @@ class RecordDataset:
         return len(self.keys)
 
     def __repr__(self):
-        return (f"RecordDataset({self.rec_path!r}, split={self.split!r}, n={len(self)}, "
-                f"image_shape={self.image_shape})")
+        return f"RecordDataset({self.rec_path!r}, split={self.split!r}, n={len(self)}, image_shape={self.image_shape})"
 
     def read(self, index):
         """``(image HWC uint8 RGB, label int)`` of sample ``index``, neither augmented nor normalised."""
@@ -149,19 +168,21 @@ class RecordDataset:
             header, payload = mx.recordio.unpack(reader.read_idx(key))
         except Exception as err:  # noqa: BLE001  (a damaged record fails in many ways: MXNetError, struct.error, ...)
             detail = (str(err).strip().splitlines() or [""])[-1]  # MXNet prepends a C++ traceback
-            raise ValueError(f"{self.rec_path}: cannot read record {key} ({type(err).__name__}: {detail}); "
-                             f"truncated file, or not an image record written by im2rec.py / pack_img?") from None
+            raise ValueError(
+                f"{self.rec_path}: cannot read record {key} ({type(err).__name__}: {detail}); "
+                f"truncated file, or not an image record written by im2rec.py / pack_img?"
+            ) from None
         finally:
             self._readers.put(reader)
         cv2 = _cv2()
         image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
-            raise ValueError(f"{self.rec_path}: record {key} is not a decodable image "
-                             f"({len(payload)} bytes of payload)")
+            raise ValueError(
+                f"{self.rec_path}: record {key} is not a decodable image ({len(payload)} bytes of payload)"
+            )
         label = np.asarray(header.label).reshape(-1)[0]
         if not 0 <= label < self.num_classes:
-            raise ValueError(f"{self.rec_path}: record {key} has label {label}, outside "
-                             f"[0, {self.num_classes})")
+            raise ValueError(f"{self.rec_path}: record {key} has label {label}, outside [0, {self.num_classes})")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), int(label)
 
     def __getitem__(self, index):
@@ -176,14 +197,18 @@ class RecordDataset:
         for i, index in enumerate(indices):
             image, labels[i] = self.read(index)
             if augment:
-                crop = (random_sized_crop(image, size, rng, self.area, self.ratio) if self.aspect_ratio
-                        else scale_crop(image, size, rng, self.scale))
+                crop = (
+                    random_sized_crop(image, size, rng, self.area, self.ratio)
+                    if self.aspect_ratio
+                    else scale_crop(image, size, rng, self.scale)
+                )
                 out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
             else:
                 out[i] = center_crop(resize_shorter(image, self.resize), size)
         if augment and (self.color_jitter or self.lighting):
-            out = _augment.color_augment(out.astype(np.float32), rng, self.color_jitter, self.lighting,
-                                         IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC)
+            out = _augment.color_augment(
+                out.astype(np.float32), rng, self.color_jitter, self.lighting, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+            )
         return _augment.normalize(out, self.mean, self.std), labels
 
 
@@ -207,7 +232,7 @@ def _resize(image, size):
 def center_crop(image, size):
     height, width = image.shape[:2]
     top, left = (height - size) // 2, (width - size) // 2
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 def scale_crop(image, size, rng, scale=(256, 480)):
@@ -216,7 +241,7 @@ def scale_crop(image, size, rng, scale=(256, 480)):
     height, width = image.shape[:2]
     top = int(rng.integers(0, height - size + 1))
     left = int(rng.integers(0, width - size + 1))
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 def random_sized_crop(image, size, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts=10):
@@ -232,7 +257,7 @@ def random_sized_crop(image, size, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3), 
         if 0 < crop_w <= width and 0 < crop_h <= height:
             top = int(rng.integers(0, height - crop_h + 1))
             left = int(rng.integers(0, width - crop_w + 1))
-            return _resize(image[top:top + crop_h, left:left + crop_w], (size, size))
+            return _resize(image[top : top + crop_h, left : left + crop_w], (size, size))
     # No admissible crop in ten tries (extreme aspect ratios): fall back to the test transform.
     return center_crop(resize_shorter(image, size), size)
 
@@ -245,12 +270,12 @@ def load_imagenet(data_dir=None, split="train", **options):
     ``augment``, ``color_jitter``, ``lighting``).
     """
     if data_dir is None:
-        raise FileNotFoundError("ImageNet needs a data directory: pass --data-dir (data_dir=...) pointing at "
-                                "a directory with train.rec/train.idx and val.rec/val.idx (MXNet im2rec.py)")
+        raise FileNotFoundError(
+            "ImageNet needs a data directory: pass --data-dir (data_dir=...) pointing at "
+            "a directory with train.rec/train.idx and val.rec/val.idx (MXNet im2rec.py)"
+        )
     data_dir = os.path.expanduser(data_dir)
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"{data_dir}: no such directory (expected train.rec/train.idx and "
-                                f"val.rec/val.idx)")
+        raise FileNotFoundError(f"{data_dir}: no such directory (expected train.rec/train.idx and val.rec/val.idx)")
     stem = FILES[split]
-    return RecordDataset(os.path.join(data_dir, stem + ".rec"), os.path.join(data_dir, stem + ".idx"),
-                         split, **options)
+    return RecordDataset(os.path.join(data_dir, stem + ".rec"), os.path.join(data_dir, stem + ".idx"), split, **options)

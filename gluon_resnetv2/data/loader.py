@@ -19,6 +19,7 @@ batch of 128 takes a few milliseconds against the half second a training step ta
 batch changed its step time by under 1%).  Breaking out of a loop (or dropping the iterator) cancels
 what is queued and joins the threads.
 """
+
 import collections
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +62,18 @@ class Loader:
         Batches prepared ahead (default ``2 * num_workers``); bounds the memory held.
     """
 
-    def __init__(self, dataset, batch_size, train=True, augment=None, seed=0, num_workers=2, shard=None,
-                 last_batch=None, prefetch=None):
+    def __init__(
+        self,
+        dataset,
+        batch_size,
+        train=True,
+        augment=None,
+        seed=0,
+        num_workers=2,
+        shard=None,
+        last_batch=None,
+        prefetch=None,
+    ):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
@@ -92,10 +103,12 @@ class Loader:
         if self.num_samples == 0:
             raise ValueError(f"{total} samples cannot be split into {self.num_parts} non-empty shards")
         if self.last_batch == "discard" and self.num_samples < self.batch_size:
-            raise ValueError(f"batch_size {self.batch_size} exceeds the {self.num_samples} samples of "
-                             f"{'this shard' if self.num_parts > 1 else 'the dataset'}: with "
-                             f"last_batch='discard' an epoch would be empty; use a smaller batch or "
-                             f"last_batch='keep'")
+            raise ValueError(
+                f"batch_size {self.batch_size} exceeds the {self.num_samples} samples of "
+                f"{'this shard' if self.num_parts > 1 else 'the dataset'}: with "
+                f"last_batch='discard' an epoch would be empty; use a smaller batch or "
+                f"last_batch='keep'"
+            )
         self.epoch = 0
         self.start_batch = 0
 
@@ -115,7 +128,7 @@ class Loader:
             return np.array_split(np.arange(total), self.num_parts)[self.rank]
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_SHUFFLE, epoch)))
         order = rng.permutation(total)
-        return order[self.rank * self.num_samples:(self.rank + 1) * self.num_samples]
+        return order[self.rank * self.num_samples : (self.rank + 1) * self.num_samples]
 
     def _batch_range(self, epoch):
         """Global batch numbers ``[first, stop)`` of ``epoch`` in rollover's stream of epochs."""
@@ -141,7 +154,7 @@ class Loader:
         size = self.batch_size
         if self.last_batch != "rollover":
             order = self.shard_order(epoch)
-            return [order[k * size:(k + 1) * size] for k in range(self.num_batches(epoch))]
+            return [order[k * size : (k + 1) * size] for k in range(self.num_batches(epoch))]
         first, stop = self._batch_range(epoch)
         if stop == first:
             return []
@@ -149,15 +162,16 @@ class Loader:
         # first one may begin in earlier epochs (the rolled-over samples).
         start, end = first * size, stop * size
         per_epoch = self.num_samples
-        pieces = [self.shard_order(e)[max(start - e * per_epoch, 0):end - e * per_epoch]
-                  for e in range(start // per_epoch, (end - 1) // per_epoch + 1)]
+        pieces = [
+            self.shard_order(e)[max(start - e * per_epoch, 0) : end - e * per_epoch]
+            for e in range(start // per_epoch, (end - 1) // per_epoch + 1)
+        ]
         stream = np.concatenate(pieces)
-        return [stream[k * size:(k + 1) * size] for k in range(stop - first)]
+        return [stream[k * size : (k + 1) * size] for k in range(stop - first)]
 
     def batch_rng(self, epoch, batch):
         """The generator that augments batch ``batch`` of ``epoch`` on this rank."""
-        return np.random.default_rng(np.random.SeedSequence(
-            self.seed, spawn_key=(_AUGMENT, epoch, self.rank, batch)))
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_AUGMENT, epoch, self.rank, batch)))
 
     def make_batch(self, epoch, batch, indices):
         """numpy ``(data, label)`` of one batch (runs in a worker thread)."""
@@ -217,13 +231,25 @@ class Loader:
             self.epoch, self.start_batch = epoch + 1, 0
 
     def __repr__(self):
-        return (f"Loader({self.dataset!r}, batch_size={self.batch_size}, train={self.train}, "
-                f"augment={self.augment}, shard=({self.rank}, {self.num_parts}), "
-                f"last_batch={self.last_batch!r}, num_workers={self.num_workers})")
+        return (
+            f"Loader({self.dataset!r}, batch_size={self.batch_size}, train={self.train}, "
+            f"augment={self.augment}, shard=({self.rank}, {self.num_parts}), "
+            f"last_batch={self.last_batch!r}, num_workers={self.num_workers})"
+        )
 
 
-def make_loader(dataset, batch_size=128, train=True, augment=None, seed=0, num_workers=2, shard=None,
-                last_batch=None, prefetch=None):
+def make_loader(
+    dataset, batch_size=128, train=True, augment=None, seed=0, num_workers=2, shard=None, last_batch=None, prefetch=None
+):
     """A :class:`Loader` over ``dataset``; see there for the parameters."""
-    return Loader(dataset, batch_size, train=train, augment=augment, seed=seed, num_workers=num_workers,
-                  shard=shard, last_batch=last_batch, prefetch=prefetch)
+    return Loader(
+        dataset,
+        batch_size,
+        train=train,
+        augment=augment,
+        seed=seed,
+        num_workers=num_workers,
+        shard=shard,
+        last_batch=last_batch,
+        prefetch=prefetch,
+    )

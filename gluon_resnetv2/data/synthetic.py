@@ -6,6 +6,7 @@ the paper's 4-pixel crops and horizontal flips, so the set stays learnable with 
 small network separates the classes within a few hundred iterations.  Everything is a function of
 ``seed``: the templates are shared by the two splits, the noise and labels are not.
 """
+
 import numpy as np
 
 from .base import ArrayDataset, cached_stats, channel_stats
@@ -25,13 +26,20 @@ def _generate(split, num_samples, num_classes, image_shape, seed, noise):
     templates = 0.5 * (templates + templates[:, :, ::-1])  # symmetric: a flip keeps the class pattern
     sample_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1 if split == "train" else 2,)))
     labels = sample_rng.permutation(np.arange(num_samples) % num_classes)
-    pixels = 128 + 40 * (templates[labels] + noise * sample_rng.standard_normal(
-        (num_samples, height, width, channels)))
+    pixels = 128 + 40 * (templates[labels] + noise * sample_rng.standard_normal((num_samples, height, width, channels)))
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8), labels
 
 
-def load_synthetic(data_dir=None, split="train", num_samples=None, num_classes=10, image_shape=(3, 32, 32),
-                   seed=0, noise=1.0, augment=True):
+def load_synthetic(
+    data_dir=None,
+    split="train",
+    num_samples=None,
+    num_classes=10,
+    image_shape=(3, 32, 32),
+    seed=0,
+    noise=1.0,
+    augment=True,
+):
     """A synthetic :class:`~.base.ArrayDataset`.
 
     Parameters
@@ -55,8 +63,10 @@ def load_synthetic(data_dir=None, split="train", num_samples=None, num_classes=1
         num_samples = DEFAULT_SIZES[split]
     image_shape = tuple(int(s) for s in image_shape)
     if len(image_shape) != 3 or min(image_shape) < 1 or num_samples < 1 or num_classes < 1:
-        raise ValueError(f"synthetic: need image_shape (C, H, W), num_samples >= 1 and num_classes >= 1, got "
-                         f"{image_shape}, {num_samples}, {num_classes}")
+        raise ValueError(
+            f"synthetic: need image_shape (C, H, W), num_samples >= 1 and num_classes >= 1, got "
+            f"{image_shape}, {num_samples}, {num_classes}"
+        )
     images, labels = _generate(split, num_samples, num_classes, image_shape, seed, noise)
     # Both splits, whatever their sizes, are normalised with the statistics of the default-sized
     # training split of this seed, so that train and test are always normalised alike.
@@ -64,6 +74,8 @@ def load_synthetic(data_dir=None, split="train", num_samples=None, num_classes=1
     if split == "train" and num_samples == DEFAULT_SIZES["train"]:
         mean, std = cached_stats(key, lambda: channel_stats(images))
     else:
-        mean, std = cached_stats(key, lambda: channel_stats(
-            _generate("train", DEFAULT_SIZES["train"], num_classes, image_shape, seed, noise)[0]))
+        mean, std = cached_stats(
+            key,
+            lambda: channel_stats(_generate("train", DEFAULT_SIZES["train"], num_classes, image_shape, seed, noise)[0]),
+        )
     return ArrayDataset(images, labels, num_classes, mean, std, "synthetic", split, default_augment=augment)

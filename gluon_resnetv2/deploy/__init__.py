@@ -10,21 +10,42 @@ Fast CPU inference (figures in docs/deploy.md):
 >>> fast = fuse(net, (64, 1, 28, 28))                                   # oneDNN fusion, fp32
 >>> int8 = quantize(net, test_loader, num_calib_batches=10, calib_mode='naive')   # INT8
 """
+
 from .fast import CALIB_MODES, RESIDUAL_SUM_MODES, fuse, fuse_bn_relu, fusion_breakdown, quantize, to_symbol_block
 from .onnx_export import (
-                          ONNX_REQUIREMENT,
-                          ONNXRUNTIME_REQUIREMENT,
-                          OnnxPredictor,
-                          OnnxUnavailable,
-                          check_onnx,
-                          export_onnx,
-                          fixed_gamma_names,
+    ONNX_REQUIREMENT,
+    ONNXRUNTIME_REQUIREMENT,
+    OnnxPredictor,
+    OnnxUnavailable,
+    check_onnx,
+    export_onnx,
+    fixed_gamma_names,
 )
 from .predictor import Predictor, export_bundle, export_files, find_epoch, resolve_context, softmax
 from .preprocess import Preprocess, array_images, read_inputs
 
-__all__ = ["Preprocess", "Predictor", "export_bundle", "export_files", "find_epoch", "resolve_context", "softmax",
-           "read_inputs", "array_images", "fuse", "fuse_bn_relu", "fusion_breakdown", "quantize", "to_symbol_block",
-           "CALIB_MODES", "RESIDUAL_SUM_MODES",
-           "export_onnx", "check_onnx", "fixed_gamma_names", "OnnxPredictor", "OnnxUnavailable", "ONNX_REQUIREMENT",
-           "ONNXRUNTIME_REQUIREMENT"]
+__all__ = [
+    "Preprocess",
+    "Predictor",
+    "export_bundle",
+    "export_files",
+    "find_epoch",
+    "resolve_context",
+    "softmax",
+    "read_inputs",
+    "array_images",
+    "fuse",
+    "fuse_bn_relu",
+    "fusion_breakdown",
+    "quantize",
+    "to_symbol_block",
+    "CALIB_MODES",
+    "RESIDUAL_SUM_MODES",
+    "export_onnx",
+    "check_onnx",
+    "fixed_gamma_names",
+    "OnnxPredictor",
+    "OnnxUnavailable",
+    "ONNX_REQUIREMENT",
+    "ONNXRUNTIME_REQUIREMENT",
+]

@@ -6,6 +6,7 @@ Timing: random-weight networks, 1x28x28 input; plain = ``hybridize(static_alloc=
 time.  The profile is of batch 64 (set ``MXNET_EXEC_BULK_EXEC_INFERENCE=0`` so that operators are timed one
 by one rather than in bulk segments).  Figures: docs/deploy.md.
 """
+
 import json
 import os
 import statistics
@@ -34,8 +35,12 @@ def profile(blocks, x, steps=20):
         for _ in range(3):
             block(x).wait_to_read()
         # the trace file MXNet writes at exit goes to the temp directory, not the working tree
-        mx.profiler.set_config(profile_imperative=True, profile_symbolic=True, aggregate_stats=True,
-                               filename=os.path.join(tempfile.gettempdir(), "gluon_resnetv2_profile.json"))
+        mx.profiler.set_config(
+            profile_imperative=True,
+            profile_symbolic=True,
+            aggregate_stats=True,
+            filename=os.path.join(tempfile.gettempdir(), "gluon_resnetv2_profile.json"),
+        )
         mx.profiler.set_state("run")
         for _ in range(steps):
             block(x).wait_to_read()
@@ -76,11 +81,19 @@ def run_fusion_bench(models="cifar_resnet20_v2,cifar_resnet110_v2", rounds=9, wi
                 if with_profile and batch > 1:
                     for label, ops in profile(blocks, x).items():
                         total = sum(v for k, v in ops.items() if k != "DeleteVariable")
-                        print(f"{name} batch {batch} {label}: " + ", ".join(
-                            f"{op} {100 * t / total:.1f} %" for op, t in sorted(ops.items(), key=lambda kv: -kv[1])
-                            if op != "DeleteVariable"))
+                        print(
+                            f"{name} batch {batch} {label}: "
+                            + ", ".join(
+                                f"{op} {100 * t / total:.1f} %"
+                                for op, t in sorted(ops.items(), key=lambda kv: -kv[1])
+                                if op != "DeleteVariable"
+                            )
+                        )
             for what, times in (("wall", wall), ("cpu", cpu)):
                 med = {k: statistics.median(v) for k, v in times.items()}
-                print(f"{name} batch {batch} {what}: " + ", ".join(
-                    f"{k} {m:.2f} ms ({med['plain'] / m:.2f}x)" for k, m in med.items()), flush=True)
+                print(
+                    f"{name} batch {batch} {what}: "
+                    + ", ".join(f"{k} {m:.2f} ms ({med['plain'] / m:.2f}x)" for k, m in med.items()),
+                    flush=True,
+                )
     return 0

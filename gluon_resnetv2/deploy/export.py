@@ -1,4 +1,5 @@
 """Export a network to MXNet's symbolic format: ``path-symbol.json`` and ``path-0000.params``."""
+
 import os
 import tempfile
 

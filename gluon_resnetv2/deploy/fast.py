@@ -17,6 +17,7 @@ a training network can be fused or quantized for evaluation and keep training.
 
 Figures on Fashion-MNIST (speed and accuracy) are in ``docs/deploy.md``.
 """
+
 import json
 import warnings
 
@@ -80,8 +81,9 @@ def fuse_bn_relu(graph):
         readers[(entry[0], entry[1])] = readers.get((entry[0], entry[1]), 0) + 1
     merged = {}  # ReLU node -> the BatchNorm it is folded into
     for index, node in enumerate(nodes):
-        is_relu = node["op"] == "relu" or (node["op"] == "Activation"
-                                           and node.get("attrs", {}).get("act_type") == "relu")
+        is_relu = node["op"] == "relu" or (
+            node["op"] == "Activation" and node.get("attrs", {}).get("act_type") == "relu"
+        )
         if is_relu and len(node["inputs"]) == 1:
             source, output = node["inputs"][0][:2]
             if nodes[source]["op"] == "BatchNorm" and output == 0 and readers[(source, 0)] == 1:
@@ -101,8 +103,9 @@ def fuse_bn_relu(graph):
             node["op"] = "_contrib_BatchNormWithReLU"
         new_nodes.append(node)
     new = {key: value for key, value in graph.items() if key != "node_row_ptr"}  # recomputed on load
-    new.update(nodes=new_nodes, arg_nodes=[position[i] for i in graph["arg_nodes"]],
-               heads=[moved(h) for h in graph["heads"]])
+    new.update(
+        nodes=new_nodes, arg_nodes=[position[i] for i in graph["arg_nodes"]], heads=[moved(h) for h in graph["heads"]]
+    )
     return new, len(merged)
 
 
@@ -117,8 +120,9 @@ def fuse(net, input_shape, backend="MKLDNN", ctx=None, bn_relu=True):
     """
 
     if backend.upper().startswith("MKLDNN") and not Features().is_enabled("MKLDNN"):
-        raise RuntimeError("fuse: this MXNet build has no MKLDNN/oneDNN support (pip install mxnet, the "
-                           "default wheel includes it)")
+        raise RuntimeError(
+            "fuse: this MXNet build has no MKLDNN/oneDNN support (pip install mxnet, the default wheel includes it)"
+        )
     ctx = ctx or mx.cpu()
     block = to_symbol_block(net, input_shape, ctx)
     if bn_relu and backend.upper() == "MKLDNN":
@@ -205,13 +209,25 @@ class _Batches:
         data = mx.nd.concat(*self.arrays, dim=0) if len(self.arrays) > 1 else self.arrays[0]
         batch = self.arrays[0].shape[0]
         # 'discard' keeps every calibration batch full (the executor is bound for one shape).
-        return mx.io.NDArrayIter(data=data, batch_size=batch, last_batch_handle="discard", data_name="data"), \
-            (data.shape[0] // batch) * batch
+        return mx.io.NDArrayIter(data=data, batch_size=batch, last_batch_handle="discard", data_name="data"), (
+            data.shape[0] // batch
+        ) * batch
 
 
-def quantize(net, calib_data, num_calib_batches=10, calib_mode="naive", input_shape=None,
-             quantized_dtype="auto", exclude_layers_match=None, exclude_operators=None,
-             quantize_granularity="tensor-wise", residual_sum="safe", ctx=None, logger=None):
+def quantize(
+    net,
+    calib_data,
+    num_calib_batches=10,
+    calib_mode="naive",
+    input_shape=None,
+    quantized_dtype="auto",
+    exclude_layers_match=None,
+    exclude_operators=None,
+    quantize_granularity="tensor-wise",
+    residual_sum="safe",
+    ctx=None,
+    logger=None,
+):
     """INT8 post-training quantization of ``net`` (CPU, oneDNN); returns a new HybridBlock (SymbolBlock).
 
     Parameters
@@ -271,10 +287,19 @@ def quantize(net, calib_data, num_calib_batches=10, calib_mode="naive", input_sh
         raise ValueError(f"residual_sum={residual_sum!r}: expected one of {', '.join(RESIDUAL_SUM_MODES)}")
     if residual_sum != "fused":
         block, _ = _rename_adds(block, residual_sum)
-    qnet = quantize_net_v2(block, quantized_dtype=quantized_dtype, quantize_mode="full",
-                           quantize_granularity=quantize_granularity,
-                           exclude_layers_match=list(exclude_layers_match or []),
-                           exclude_operators=exclude_operators, calib_data=data_iter,
-                           calib_mode=calib_mode, num_calib_examples=count, ctx=ctx, logger=logger, **kwargs)
+    qnet = quantize_net_v2(
+        block,
+        quantized_dtype=quantized_dtype,
+        quantize_mode="full",
+        quantize_granularity=quantize_granularity,
+        exclude_layers_match=list(exclude_layers_match or []),
+        exclude_operators=exclude_operators,
+        calib_data=data_iter,
+        calib_mode=calib_mode,
+        num_calib_examples=count,
+        ctx=ctx,
+        logger=logger,
+        **kwargs,
+    )
     qnet.hybridize(static_alloc=True, static_shape=True)
     return qnet

@@ -18,6 +18,7 @@ Also removed after export: initialisers listed among the graph inputs (the expor
 parameter as an input, which keeps onnxruntime from constant-folding them and invites callers to
 override weights).
 """
+
 import json
 import os
 from importlib.metadata import PackageNotFoundError, version
@@ -51,7 +52,8 @@ def check_onnx():
     except ImportError:
         raise OnnxUnavailable(
             f"onnx {version} is installed, but mxnet 1.9.1's ONNX exporter needs onnx.mapping, which onnx "
-            f"1.19 removed; install a compatible version: pip install '{ONNX_REQUIREMENT}'") from None
+            f"1.19 removed; install a compatible version: pip install '{ONNX_REQUIREMENT}'"
+        ) from None
     return onnx
 
 
@@ -64,9 +66,11 @@ def _installed_version():
 
 def _broken_install(err):
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return OnnxUnavailable(f"onnx {_installed_version() or '(unknown version)'} is installed but cannot be imported "
-                           f"({type(err).__name__}: {first}); mxnet 1.9.1's ONNX exporter needs "
-                           f"'{ONNX_REQUIREMENT}': pip install '{ONNX_REQUIREMENT}'")
+    return OnnxUnavailable(
+        f"onnx {_installed_version() or '(unknown version)'} is installed but cannot be imported "
+        f"({type(err).__name__}: {first}); mxnet 1.9.1's ONNX exporter needs "
+        f"'{ONNX_REQUIREMENT}': pip install '{ONNX_REQUIREMENT}'"
+    )
 
 
 def fixed_gamma_names(symbol_json):

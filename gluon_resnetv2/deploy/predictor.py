@@ -7,6 +7,7 @@ An export ``PREFIX`` is three files (four with ONNX)::
     PREFIX-preprocess.json   input shape, per-channel mean/std (pixel units), class names, data set
     PREFIX.onnx              optional, the same network in ONNX
 """
+
 import glob
 import os
 import re
@@ -24,14 +25,21 @@ from .preprocess import Preprocess, read_inputs
 
 def export_files(prefix, epoch=0):
     """The file names of export ``prefix``."""
-    return {"symbol": f"{prefix}-symbol.json", "params": f"{prefix}-{epoch:04d}.params",
-            "preprocess": f"{prefix}-preprocess.json", "onnx": f"{prefix}.onnx"}
+    return {
+        "symbol": f"{prefix}-symbol.json",
+        "params": f"{prefix}-{epoch:04d}.params",
+        "preprocess": f"{prefix}-preprocess.json",
+        "onnx": f"{prefix}.onnx",
+    }
 
 
 def find_epoch(prefix):
     """The epoch number of ``PREFIX-NNNN.params`` (0 if present, else the only/latest one)."""
-    found = sorted(int(m.group(1)) for path in glob.glob(glob.escape(prefix) + "-*.params")
-                   if (m := re.search(r"-(\d{4})\.params$", path)))
+    found = sorted(
+        int(m.group(1))
+        for path in glob.glob(glob.escape(prefix) + "-*.params")
+        if (m := re.search(r"-(\d{4})\.params$", path))
+    )
     if not found:
         return None
     return 0 if 0 in found else found[-1]
@@ -55,8 +63,10 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
     """
     existing = bundle_files(prefix)
     if existing and not force:
-        raise ValueError(f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
-                         "replace it, or choose another --out")
+        raise ValueError(
+            f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
+            "replace it, or choose another --out"
+        )
     input_shape = (int(batch_size),) + tuple(preprocess.input_shape)
     files = export_files(prefix)
     export(net, prefix, input_shape, ctx=ctx)
@@ -86,13 +96,16 @@ def resolve_context(device=None):
             raise ValueError(f"device {device!r}: expected 'cpu', a GPU index or 'gpu:N'") from None
 
     if not Features().is_enabled("CUDA"):
-        raise RuntimeError(f"GPU {index} requested, but this MXNet ({mx.__version__}) is a CPU-only build; "
-                           f"install a CUDA build of mxnet (e.g. mxnet-cu112) or run on the CPU (omit --gpu)")
+        raise RuntimeError(
+            f"GPU {index} requested, but this MXNet ({mx.__version__}) is a CPU-only build; "
+            f"install a CUDA build of mxnet (e.g. mxnet-cu112) or run on the CPU (omit --gpu)"
+        )
     count = mx.context.num_gpus()
     if index < 0 or index >= count:
-        raise RuntimeError(f"GPU {index} requested, but {count} GPU(s) are visible"
-                           + (f" (valid: 0..{count - 1})" if count else "; check CUDA_VISIBLE_DEVICES and the "
-                                                                      "driver (nvidia-smi)"))
+        raise RuntimeError(
+            f"GPU {index} requested, but {count} GPU(s) are visible"
+            + (f" (valid: 0..{count - 1})" if count else "; check CUDA_VISIBLE_DEVICES and the driver (nvidia-smi)")
+        )
     return mx.gpu(index)
 
 
@@ -136,8 +149,10 @@ class Predictor:
         files = export_files(prefix, epoch or 0)
         missing = [files[k] for k in ("symbol", "params") if not os.path.isfile(files[k])]
         if missing or epoch is None:
-            raise FileNotFoundError(f"export {prefix!r} is incomplete: missing {', '.join(missing)}; create it "
-                                    f"with `gluon-resnetv2 export --out {prefix} ...`")
+            raise FileNotFoundError(
+                f"export {prefix!r} is incomplete: missing {', '.join(missing)}; create it "
+                f"with `gluon-resnetv2 export --out {prefix} ...`"
+            )
         self.files = files
         if preprocess is None and os.path.isfile(files["preprocess"]):
             preprocess = Preprocess.load(files["preprocess"])
@@ -149,8 +164,10 @@ class Predictor:
                 self.net = mx.gluon.SymbolBlock.imports(files["symbol"], ["data"], files["params"], ctx=self.ctx)
         except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"export {prefix!r} cannot be loaded ({first}); are {files['symbol']} and "
-                             f"{files['params']} from the same export?") from None
+            raise ValueError(
+                f"export {prefix!r} cannot be loaded ({first}); are {files['symbol']} and "
+                f"{files['params']} from the same export?"
+            ) from None
         self.net.hybridize(static_alloc=True, static_shape=True)
         self.fused = False
         if fuse and self.ctx.device_type == "cpu":
@@ -166,8 +183,10 @@ class Predictor:
 
     def _require_preprocess(self):
         if self.preprocess is None:
-            raise FileNotFoundError(f"{self.files['preprocess']}: preprocessing file missing; re-export with "
-                                    f"`gluon-resnetv2 export` or pass preprocess=Preprocess(...)")
+            raise FileNotFoundError(
+                f"{self.files['preprocess']}: preprocessing file missing; re-export with "
+                f"`gluon-resnetv2 export` or pass preprocess=Preprocess(...)"
+            )
         return self.preprocess
 
     def load(self, inputs, resize=True, on_error=None):
@@ -197,11 +216,13 @@ class Predictor:
         if batch.ndim != 4:
             raise ValueError(f"batch of shape {batch.shape}: expected (N, C, H, W)")
         if self.preprocess is not None and tuple(batch.shape[1:]) != tuple(self.preprocess.input_shape):
-            raise ValueError(f"batch of shape {batch.shape}: the export expects (N, "
-                             f"{', '.join(map(str, self.preprocess.input_shape))})")
+            raise ValueError(
+                f"batch of shape {batch.shape}: the export expects (N, "
+                f"{', '.join(map(str, self.preprocess.input_shape))})"
+            )
         outputs = []
         for start in range(0, len(batch), self.batch_size):
-            chunk = batch[start:start + self.batch_size]
+            chunk = batch[start : start + self.batch_size]
             count = len(chunk)
             if self.fused and count < self.batch_size:
                 # The fused graph was partitioned for a static batch size: pad the last chunk.

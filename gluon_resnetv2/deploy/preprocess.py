@@ -17,6 +17,7 @@ Arrays (``.npy``) hold pixels in 0..255 (any numeric dtype), one image as ``(H, 
 ``(N, C, H, W)``; a layout that is ambiguous for the export is refused.  Image files (PNG, JPEG, anything
 PIL reads) hold one image each.
 """
+
 import json
 import os
 import warnings
@@ -77,25 +78,47 @@ class Preprocess:
     def from_dataset(cls, dataset, input_shape=None):
         """The preprocessing of an :class:`~gluon_resnetv2.data.ArrayDataset` (its training statistics)."""
         shape = tuple(input_shape) if input_shape is not None else tuple(dataset.image_shape)
-        return cls(shape, list(dataset.mean), list(dataset.std), classes=list(dataset.classes),
-                   dataset=getattr(dataset, "name", None))
+        return cls(
+            shape,
+            list(dataset.mean),
+            list(dataset.std),
+            classes=list(dataset.classes),
+            dataset=getattr(dataset, "name", None),
+        )
 
     def to_dict(self):
-        return {"format": FORMAT, "version": FORMAT_VERSION, "input_shape": list(self.input_shape),
-                "layout": "NCHW", "pixel_range": [0, 255], "normalization": "(pixel - mean) / std per channel",
-                "mean": self.mean, "std": self.std, "classes": self.classes, "dataset": self.dataset,
-                **({"extra": self.extra} if self.extra else {})}
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "input_shape": list(self.input_shape),
+            "layout": "NCHW",
+            "pixel_range": [0, 255],
+            "normalization": "(pixel - mean) / std per channel",
+            "mean": self.mean,
+            "std": self.std,
+            "classes": self.classes,
+            "dataset": self.dataset,
+            **({"extra": self.extra} if self.extra else {}),
+        }
 
     @classmethod
     def from_dict(cls, data, source="preprocess"):
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{source}: not a gluon-resnetv2 preprocessing file (format {FORMAT!r} expected)")
         if int(data.get("version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{source}: format version {data['version']} is newer than this package "
-                             f"understands ({FORMAT_VERSION}); upgrade gluon-resnetv2")
+            raise ValueError(
+                f"{source}: format version {data['version']} is newer than this package "
+                f"understands ({FORMAT_VERSION}); upgrade gluon-resnetv2"
+            )
         try:
-            return cls(data["input_shape"], data["mean"], data["std"], classes=data.get("classes"),
-                       dataset=data.get("dataset"), extra=data.get("extra") or {})
+            return cls(
+                data["input_shape"],
+                data["mean"],
+                data["std"],
+                classes=data.get("classes"),
+                dataset=data.get("dataset"),
+                extra=data.get("extra") or {},
+            )
         except KeyError as err:
             raise ValueError(f"{source}: missing field {err}") from None
 
@@ -125,9 +148,9 @@ class Preprocess:
         """One image (HWC float32 pixels) -> the stored channels and size, still in pixel units."""
         channels, height, width = self.input_shape
         have = image.shape[2]
-        if have == 4:            # RGBA / grey+alpha conventions: the alpha channel carries no content
+        if have == 4:  # RGBA / grey+alpha conventions: the alpha channel carries no content
             image, have = image[:, :, :3], 3
-        elif have == 2:          # LA (grey + alpha)
+        elif have == 2:  # LA (grey + alpha)
             image, have = image[:, :, :1], 1
         if have != channels:
             if channels == 1 and have == 3:
@@ -135,17 +158,21 @@ class Preprocess:
             elif channels == 3 and have == 1:
                 image = np.repeat(image, 3, axis=2)
             else:
-                raise ValueError(f"{name}: {have} channels cannot be converted to the {channels} the network "
-                                 f"expects")
+                raise ValueError(f"{name}: {have} channels cannot be converted to the {channels} the network expects")
         if image.shape[:2] != (height, width):
             if not resize:
-                raise ValueError(f"{name}: image is {image.shape[0]}x{image.shape[1]}, the network expects "
-                                 f"{height}x{width} (resizing disabled)")
+                raise ValueError(
+                    f"{name}: image is {image.shape[0]}x{image.shape[1]}, the network expects "
+                    f"{height}x{width} (resizing disabled)"
+                )
             import cv2  # optional dependency, only for resizing
 
             shrink = image.shape[0] > height or image.shape[1] > width
-            resized = cv2.resize(np.ascontiguousarray(image, np.float32), (width, height),
-                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            resized = cv2.resize(
+                np.ascontiguousarray(image, np.float32),
+                (width, height),
+                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+            )
             image = resized.reshape(height, width, -1)
         return image
 
@@ -163,8 +190,10 @@ class Preprocess:
 
 # -- reading inputs -------------------------------------------------------------------------------------
 
-LAYOUTS = "(H, W), (H, W, C) or (C, H, W) with C in 1..4, or a batch (N, H, W) of grey images of the export's " \
-          "H x W, (N, H, W, C) or (N, C, H, W)"
+LAYOUTS = (
+    "(H, W), (H, W, C) or (C, H, W) with C in 1..4, or a batch (N, H, W) of grey images of the export's "
+    "H x W, (N, H, W, C) or (N, C, H, W)"
+)
 
 
 def _layout(shape, name, input_shape, batch, whole):
@@ -214,8 +243,11 @@ def array_images(array, name, channels):
     if not np.isfinite(values).all():
         raise ValueError(f"{name}: array contains NaN or infinite values")
     if values.size and np.issubdtype(array.dtype, np.floating) and 0 < values.max() <= 1.0:
-        warnings.warn(f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
-                      f"(multiply by 255 if they are 0..1 images)", stacklevel=2)
+        warnings.warn(
+            f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
+            f"(multiply by 255 if they are 0..1 images)",
+            stacklevel=2,
+        )
     if values.ndim == 2:
         return [(name, values[:, :, None])]
     if values.ndim == 3:
@@ -257,7 +289,9 @@ def read_inputs(paths, channels):
                 mode = "L" if (channels[0] if isinstance(channels, (tuple, list)) else channels) == 1 else "RGB"
                 pixels = np.asarray(img.convert(mode), np.float32)
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ValueError(f"{path}: cannot read as an image ({err.__class__.__name__}: {err}); expected "
-                             f"PNG, JPEG or another format PIL reads, or a .npy array") from None
+            raise ValueError(
+                f"{path}: cannot read as an image ({err.__class__.__name__}: {err}); expected "
+                f"PNG, JPEG or another format PIL reads, or a .npy array"
+            ) from None
         items.append((path, pixels if pixels.ndim == 3 else pixels[:, :, None]))
     return items

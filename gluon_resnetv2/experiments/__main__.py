@@ -1,5 +1,6 @@
 """``python -m gluon_resnetv2.experiments --job JSON`` (:mod:`.job`): called by running experiments and Slurm job
 scripts."""
+
 import sys
 
 from .job import main

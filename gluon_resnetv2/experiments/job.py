@@ -1,5 +1,6 @@
 """The child process of a parallel or Slurm run: ``python -m gluon_resnetv2.experiments --job JSON`` runs one
 row's seed (:func:`~.scheduler.run_experiment`) and exits 0 when the run ended (finished or diverged)."""
+
 import argparse
 import json
 

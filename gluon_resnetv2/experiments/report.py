@@ -1,5 +1,6 @@
 """``<out>/report.md`` and ``<out>/report.json`` of a table: each row's numbers against the paper's (Tables
 1-4), the agreement section and the Figure 3/6-style training curves of each group of rows."""
+
 import json
 import math
 import os
@@ -20,8 +21,15 @@ def _final(run_dir, iterations=None):
     (the training-loss figures of :func:`gluon_resnetv2.agreement.loss_figures`, for a run that ended)."""
     state = run_state(run_dir)
     status = _read_status(run_dir) or {}
-    out = dict(state=state, error=None, iterations=None, seconds=None, reason=status.get("reason"),
-               loss_final=None, loss_mean=None)
+    out = dict(
+        state=state,
+        error=None,
+        iterations=None,
+        seconds=None,
+        reason=status.get("reason"),
+        loss_final=None,
+        loss_mean=None,
+    )
     log = None
     if os.path.isfile(os.path.join(run_dir, "log.csv")):
         try:
@@ -40,8 +48,9 @@ def _final(run_dir, iterations=None):
     elif state == "failed":
         out["iterations"] = status.get("iteration", out["iterations"])
     if state in ("finished", "failed") and log is not None:
-        out["loss_final"], out["loss_mean"] = loss_figures(log, iterations or out["iterations"] or 1,
-                                                           diverged=state == "failed")
+        out["loss_final"], out["loss_mean"] = loss_figures(
+            log, iterations or out["iterations"] or 1, diverged=state == "failed"
+        )
     return out
 
 
@@ -63,17 +72,36 @@ def summarize(out, experiment, seeds, alias=None):
     seconds = [f["seconds"] for f in finals if f["seconds"] is not None]
     losses_final = [f["loss_final"] for f in done if f["loss_final"] is not None]
     losses_mean = [f["loss_mean"] for f in done if f["loss_mean"] is not None]
-    return dict(ours=ours, errors=errors, fail=ours is not None and ours > FAIL_THRESHOLD,
-                loss_final=statistics.median(losses_final) if losses_final else None,
-                loss_mean=statistics.median(losses_mean) if losses_mean else None,
-                complete=len(done) == seeds, state=states[0] if len(states) == 1 else "/".join(states),
-                iterations=max(iterations) if iterations else None, seconds=sum(seconds) if seconds else None,
-                diverged=sum(f["state"] == "failed" for f in finals), shared=key if key != experiment.key else None,
-                reasons=[f["reason"] for f in finals if f["reason"]])
+    return dict(
+        ours=ours,
+        errors=errors,
+        fail=ours is not None and ours > FAIL_THRESHOLD,
+        loss_final=statistics.median(losses_final) if losses_final else None,
+        loss_mean=statistics.median(losses_mean) if losses_mean else None,
+        complete=len(done) == seeds,
+        state=states[0] if len(states) == 1 else "/".join(states),
+        iterations=max(iterations) if iterations else None,
+        seconds=sum(seconds) if seconds else None,
+        diverged=sum(f["state"] == "failed" for f in finals),
+        shared=key if key != experiment.key else None,
+        reasons=[f["reason"] for f in finals if f["reason"]],
+    )
 
 
-REPORT_COLUMNS = ("row", "network (paper)", "unit variant", "run", "paper error %", "our error %", "difference",
-                  "train loss (final)", "train loss (mean)", "iterations", "wall time", "result")
+REPORT_COLUMNS = (
+    "row",
+    "network (paper)",
+    "unit variant",
+    "run",
+    "paper error %",
+    "our error %",
+    "difference",
+    "train loss (final)",
+    "train loss (mean)",
+    "iterations",
+    "wall time",
+    "result",
+)
 
 
 def _fmt(value):
@@ -120,8 +148,12 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None)
             diff = f"{ours - row.error:+.2f}"
         if s["ours"] is None:
             result = (notes or {}).get(exp.key) or {
-                "running": "running", "missing": "not run", "resumable": "interrupted", "restart": "interrupted",
-                "error": "error"}.get(s["state"], s["state"])
+                "running": "running",
+                "missing": "not run",
+                "resumable": "interrupted",
+                "restart": "interrupted",
+                "error": "error",
+            }.get(s["state"], s["state"])
         else:
             result = "fail" if s["fail"] else "ok"
             if s["diverged"]:
@@ -132,12 +164,22 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None)
         if s["shared"]:
             result += f"; same run as {s['shared']}"
         kwargs = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in exp.model_kwargs.items())
-        rows.append({"row": exp.key, "network (paper)": row.network, "unit variant": row.variant,
-                     "run": f"{exp.model}{' [' + kwargs + ']' if kwargs else ''} on {exp.dataset}",
-                     "paper error %": row.error_text, "our error %": ours_text, "difference": diff,
-                     "train loss (final)": _fmt_loss(s["loss_final"]), "train loss (mean)": _fmt_loss(s["loss_mean"]),
-                     "iterations": "" if s["iterations"] is None else str(s["iterations"]),
-                     "wall time": format_duration(s["seconds"]), "result": result})
+        rows.append(
+            {
+                "row": exp.key,
+                "network (paper)": row.network,
+                "unit variant": row.variant,
+                "run": f"{exp.model}{' [' + kwargs + ']' if kwargs else ''} on {exp.dataset}",
+                "paper error %": row.error_text,
+                "our error %": ours_text,
+                "difference": diff,
+                "train loss (final)": _fmt_loss(s["loss_final"]),
+                "train loss (mean)": _fmt_loss(s["loss_mean"]),
+                "iterations": "" if s["iterations"] is None else str(s["iterations"]),
+                "wall time": format_duration(s["seconds"]),
+                "result": result,
+            }
+        )
     return rows
 
 
@@ -196,13 +238,29 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
         row = exp.paper
         s = summary[exp.key]
         diverged = s["ours"] == math.inf
-        records.append(dict(row=exp.key, paper_error=None if row.failed else row.error, paper_fail=row.failed,
-                            test_error=json_number(s["ours"]), train_loss_final=json_number(s["loss_final"]),
-                            train_loss_mean=json_number(s["loss_mean"]), iterations=s["iterations"],
-                            seconds=json_number(s["seconds"]), state=s["state"], diverged=diverged,
-                            seeds=len(s["errors"])))
-        ranked.append(dict(paper_error=None if row.failed else row.error, paper_fail=row.failed,
-                           test_error=s["ours"], train_loss_final=s["loss_final"]))
+        records.append(
+            dict(
+                row=exp.key,
+                paper_error=None if row.failed else row.error,
+                paper_fail=row.failed,
+                test_error=json_number(s["ours"]),
+                train_loss_final=json_number(s["loss_final"]),
+                train_loss_mean=json_number(s["loss_mean"]),
+                iterations=s["iterations"],
+                seconds=json_number(s["seconds"]),
+                state=s["state"],
+                diverged=diverged,
+                seeds=len(s["errors"]),
+            )
+        )
+        ranked.append(
+            dict(
+                paper_error=None if row.failed else row.error,
+                paper_fail=row.failed,
+                test_error=s["ours"],
+                train_loss_final=s["loss_final"],
+            )
+        )
     spread = summary[spread_row(experiments).key]["errors"]
     agreement = table_agreement(ranked, spread)
     agreement = {k: (json_number(v) if isinstance(v, float) else v) for k, v in agreement.items()}
@@ -211,27 +269,38 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
 
 def agreement_lines(agreement, spread_experiment):
     """The report's "Agreement with the paper" section (markdown lines)."""
+
     def number(value, digits=2):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    found = ("n/a (no paper fail row among the rows compared)" if agreement["fails_found"] is None else
-             f"{agreement['fails_found']} of {agreement['fails_total']}")
+    found = (
+        "n/a (no paper fail row among the rows compared)"
+        if agreement["fails_found"] is None
+        else f"{agreement['fails_found']} of {agreement['fails_total']}"
+    )
     errors = agreement["seed_test_errors"]
-    spread = (f"{number(agreement['seed_spread_test_error'])} points (sample standard deviation of "
-              f"{', '.join(f'{e:.2f}' for e in errors)} % over {len(errors)} seeds of row `{spread_experiment.key}`)"
-              if agreement["seed_spread_test_error"] is not None else
-              f"not measured (row `{spread_experiment.key}` has fewer than two finished seeds)")
-    return ["## Agreement with the paper", "",
-            f"Rows compared: {agreement['rows_compared']} (rows that ended; the paper's \"fail\" rows and our "
-            "diverged runs rank worst, tied).", "",
-            "| measure | value |", "| --- | ---: |",
-            "| Spearman rank correlation, paper error vs our test error | "
-            f"{number(agreement['spearman_test_error'])} |",
-            f"| Spearman rank correlation, paper error vs our final training loss | "
-            f"{number(agreement['spearman_train_loss'])} |",
-            f"| paper's fail rows among our worst rows (as many as the paper has) | {found} |", "",
-            f"Seed-to-seed spread of the test error: {spread}. Differences between rows smaller than about twice "
-            "this are within noise."]
+    spread = (
+        f"{number(agreement['seed_spread_test_error'])} points (sample standard deviation of "
+        f"{', '.join(f'{e:.2f}' for e in errors)} % over {len(errors)} seeds of row `{spread_experiment.key}`)"
+        if agreement["seed_spread_test_error"] is not None
+        else f"not measured (row `{spread_experiment.key}` has fewer than two finished seeds)"
+    )
+    return [
+        "## Agreement with the paper",
+        "",
+        f'Rows compared: {agreement["rows_compared"]} (rows that ended; the paper\'s "fail" rows and our '
+        "diverged runs rank worst, tied).",
+        "",
+        "| measure | value |",
+        "| --- | ---: |",
+        f"| Spearman rank correlation, paper error vs our test error | {number(agreement['spearman_test_error'])} |",
+        f"| Spearman rank correlation, paper error vs our final training loss | "
+        f"{number(agreement['spearman_train_loss'])} |",
+        f"| paper's fail rows among our worst rows (as many as the paper has) | {found} |",
+        "",
+        f"Seed-to-seed spread of the test error: {spread}. Differences between rows smaller than about twice "
+        "this are within noise.",
+    ]
 
 
 def write_report(out, experiments, seeds=1, alias=None, notes=None):
@@ -242,19 +311,27 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
     lines = [f"# {paper.TITLES[table]}", ""]
     first = experiments[0]
     size = first.dataset_options.get("image_size")
-    runs = (f"Runs: {', '.join(sorted({e.dataset for e in experiments}))}{f' at {size}x{size}' if size else ''}, "
-            f"{first.iterations} iterations of mini-batch "
-            f"{first.batch_size}, warm-up {first.warmup} iterations, lr /10 at 1/2 and 3/4 of the run.")
+    runs = (
+        f"Runs: {', '.join(sorted({e.dataset for e in experiments}))}{f' at {size}x{size}' if size else ''}, "
+        f"{first.iterations} iterations of mini-batch "
+        f"{first.batch_size}, warm-up {first.warmup} iterations, lr /10 at 1/2 and 3/4 of the run."
+    )
     if not scale.comparable:
-        lines += [f"**Scale `{scale.name}`: these numbers are NOT comparable to the paper's.** {scale.description}. "
-                  "They show whether each variant trains and how the variants rank at this size; the paper's "
-                  "column is given for orientation only.", ""]
+        lines += [
+            f"**Scale `{scale.name}`: these numbers are NOT comparable to the paper's.** {scale.description}. "
+            "They show whether each variant trains and how the variants rank at this size; the paper's "
+            "column is given for orientation only.",
+            "",
+        ]
     else:
         lines += [f"Scale `{scale.name}`: {scale.description}.", ""]
     lines += [runs, ""]
-    own = [f"{e.key}: {e.iterations} iterations of mini-batch {e.batch_size}, lr /10 at iterations "
-           f"{', '.join(map(str, e.lr_steps))}, warm-up {e.warmup}, optimizer {e.optimizer} ({e.paper.recipe.source})"
-           for e in experiments if e.lr_steps is not None]
+    own = [
+        f"{e.key}: {e.iterations} iterations of mini-batch {e.batch_size}, lr /10 at iterations "
+        f"{', '.join(map(str, e.lr_steps))}, warm-up {e.warmup}, optimizer {e.optimizer} ({e.paper.recipe.source})"
+        for e in experiments
+        if e.lr_steps is not None
+    ]
     if own:
         lines += ["Rows with their own recipe: " + "; ".join(own) + ".", ""]
     changed = sorted({f"{e.dataset} instead of {e.paper.dataset}" for e in experiments if e.dataset != e.paper.dataset})
@@ -262,10 +339,17 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
         lines += [f"Data set changed from the paper's: {'; '.join(changed)}.", ""]
     if seeds > 1:
         lines += [f"Our error is the median over {seeds} seeds (a diverged seed counts as an infinite error).", ""]
-    lines += [f"\"fail\": test error above {FAIL_THRESHOLD:g} % (the paper's Table 1 criterion). Difference = ours - "
-              "paper, in percentage points." + ("" if scale.comparable else
-              " At this scale even a network that trains well may sit near the 20 % line after so few "
-              "iterations: compare the rows with each other (and with the original unit) rather than with it."), ""]
+    lines += [
+        f'"fail": test error above {FAIL_THRESHOLD:g} % (the paper\'s Table 1 criterion). Difference = ours - '
+        "paper, in percentage points."
+        + (
+            ""
+            if scale.comparable
+            else " At this scale even a network that trains well may sit near the 20 % line after so few "
+            "iterations: compare the rows with each other (and with the original unit) rather than with it."
+        ),
+        "",
+    ]
     summary = summaries(out, experiments, seeds, alias)
     rows = report_rows(out, experiments, seeds, alias, notes, summary)
     lines.append("| " + " | ".join(REPORT_COLUMNS) + " |")
@@ -274,12 +358,19 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
         lines.append("| " + " | ".join(row[c].replace("|", "/") for c in REPORT_COLUMNS) + " |")
     records, agreement = report_records(out, experiments, seeds, alias, summary)
     lines += [""] + agreement_lines(agreement, spread_row(experiments))
-    atomic_write_text(os.path.join(out, REPORT_JSON), json.dumps(
-        dict(table=table, scale=scale.name, rows=records, agreement=agreement), indent=2) + "\n")
+    atomic_write_text(
+        os.path.join(out, REPORT_JSON),
+        json.dumps(dict(table=table, scale=scale.name, rows=records, agreement=agreement), indent=2) + "\n",
+    )
     figures = plot_groups(out, experiments, alias)
     if figures:
-        lines += ["", "## Training curves", "",
-                  "Dashed: training loss (left axis); solid: test error % (right axis); against iterations.", ""]
+        lines += [
+            "",
+            "## Training curves",
+            "",
+            "Dashed: training loss (left axis); solid: test error % (right axis); against iterations.",
+            "",
+        ]
         for group, path in figures:
             lines += [f"### {group}", "", f"![{group}]({os.path.relpath(path, out)})", ""]
     path = os.path.join(out, "report.md")
@@ -294,7 +385,7 @@ def parse_report(path):
     start = next(i for i, line in enumerate(lines) if line.startswith("| row |"))
     header = [c.strip() for c in lines[start].strip("|").split("|")]
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append(dict(zip(header, (c.strip() for c in line.strip().strip("|").split("|")))))

@@ -1,5 +1,6 @@
 """Running a table: each row's run brought to an end (:func:`run_experiment`), the rows one after the other or
 ``parallel`` at a time in child processes (:func:`run_table`)."""
+
 import dataclasses
 import json
 import os
@@ -50,8 +51,9 @@ def run_experiment(exp, run_dir, seed=0, data_dir=None, gpus=None, num_workers=N
                 overrides["data_dir"] = data_dir
             status = resume(run_dir, **overrides)
         else:
-            log(f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, "
-                f"{exp.iterations} iterations")
+            log(
+                f"{exp.table}/{exp.key} seed {seed}: training {exp.model} on {exp.dataset}, {exp.iterations} iterations"
+            )
             _record_attempt(run_dir, mode="train", iteration=0)
             status = train(config)
     except (ValueError, FileNotFoundError):
@@ -85,12 +87,27 @@ def _split_devices(gpus, parallel):
     if len(gpus) < parallel:
         raise ValueError(f"--parallel {parallel} needs at least {parallel} GPUs, --gpus gives {len(gpus)}")
     size = len(gpus) // parallel
-    return [list(gpus[i * size:(i + 1) * size]) for i in range(parallel)]
+    return [list(gpus[i * size : (i + 1) * size]) for i in range(parallel)]
 
 
-def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None, threads=None,
-              parallel=1, iterations=None, batch_size=None, progress=False, log=print, image_size=None,
-              dtype="float32"):
+def run_table(
+    table,
+    out,
+    scale="quick",
+    rows=None,
+    dataset=None,
+    data_dir=None,
+    seeds=1,
+    gpus=None,
+    threads=None,
+    parallel=1,
+    iterations=None,
+    batch_size=None,
+    progress=False,
+    log=print,
+    image_size=None,
+    dtype="float32",
+):
     """Run the rows of ``table`` (see the module docstring) and write ``<out>/report.md``; returns its path.
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
@@ -108,12 +125,19 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     gpus = parse_gpus(gpus) if gpus is not None else None
     if gpus is not None and threads is not None:
         raise ValueError("give either --gpus or --threads, not both")
-    experiments = [dataclasses.replace(e, dtype=dtype)
-                   for e in get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)]
+    experiments = [
+        dataclasses.replace(e, dtype=dtype)
+        for e in get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
+    ]
     os.makedirs(out, exist_ok=True)
     jobs, alias = _plan(experiments, seeds, out)
-    meta = dict(table=experiments[0].table, scale=get_scale(scale).name, seeds=seeds,
-                rows=[e.key for e in experiments], dataset=dataset)
+    meta = dict(
+        table=experiments[0].table,
+        scale=get_scale(scale).name,
+        seeds=seeds,
+        rows=[e.key for e in experiments],
+        dataset=dataset,
+    )
     with open(os.path.join(out, "reproduce.json"), "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=2)
 
@@ -132,6 +156,7 @@ def run_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None,
     log(f"wrote {path}")
     return path
 
+
 def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
     """Run ``jobs`` ``parallel`` at a time (:func:`gluon_resnetv2.procs.run`), each in a child process
     (``python -m gluon_resnetv2.experiments --job``) with its slot's GPUs, or its share of the CPU threads."""
@@ -142,13 +167,16 @@ def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
         if run_state(run_dir) in ("finished", "failed"):
             run_experiment(exp, run_dir, seed, log=log)  # records the skip
             return None
-        spec = json.dumps(dict(experiment=exp.to_dict(), run_dir=run_dir, seed=seed,
-                               data_dir=data_dir, gpus=devices[slot]))
+        spec = json.dumps(
+            dict(experiment=exp.to_dict(), run_dir=run_dir, seed=seed, data_dir=data_dir, gpus=devices[slot])
+        )
         env = dict(os.environ)
         if devices[slot] is None:
             env.update(OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS=str(threads))
-        log(f"{exp.table}/{exp.key} seed {seed}: started on "
-            f"{'GPUs ' + ','.join(map(str, devices[slot])) if devices[slot] else f'{threads} CPU threads'}")
+        log(
+            f"{exp.table}/{exp.key} seed {seed}: started on "
+            f"{'GPUs ' + ','.join(map(str, devices[slot])) if devices[slot] else f'{threads} CPU threads'}"
+        )
         return subprocess.Popen([sys.executable, "-m", "gluon_resnetv2.experiments", "--job", spec], env=env)
 
     def ended(job, code):
@@ -158,4 +186,3 @@ def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
         report()
 
     procs.run(jobs, start, parallel, on_exit=ended, interval=0.5)
-

@@ -14,6 +14,7 @@ submitted again, and :func:`~gluon_resnetv2.experiments.run_experiment` resumes 
 (a job killed by Slurm gets SIGTERM, then SIGKILL).  The report is rewritten from what has finished, with the
 Slurm job of every row that has no number yet.
 """
+
 import json
 import os
 import shlex
@@ -31,17 +32,31 @@ from .suites import get_experiments
 
 JOBS_NAME = "slurm_jobs.json"
 #: squeue states of a job that is not over (a row with such a job is left alone).
-ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED",
-                           "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
-                           "RESV_DEL_HOLD", "SPECIAL_EXIT"})
+ACTIVE_STATES = frozenset(
+    {
+        "PENDING",
+        "RUNNING",
+        "CONFIGURING",
+        "COMPLETING",
+        "SUSPENDED",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+        "RESV_DEL_HOLD",
+        "SPECIAL_EXIT",
+    }
+)
 
 
 def _slurm(argv, what):
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
-        raise RuntimeError(f"--slurm needs Slurm's {argv[0]} on PATH (Debian package slurm-client) to {what}") \
-            from None
+        raise RuntimeError(f"--slurm needs Slurm's {argv[0]} on PATH (Debian package slurm-client) to {what}") from None
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{argv[0]} did not answer within 120 s; is slurmctld up? ({' '.join(argv)})") from None
 
@@ -77,17 +92,20 @@ def decide(run_state, job_state):
 def job_script(spec, name, log_path, cwd, python=None):
     """The batch script of one row: ``--job`` in ``cwd``, threads = the CPUs Slurm gives the task."""
     python = python or sys.executable
-    return "\n".join([
-        "#!/bin/sh",
-        f"#SBATCH --job-name={name}",
-        f"#SBATCH --output={log_path}",
-        "#SBATCH --ntasks=1",
-        'if [ -n "$SLURM_CPUS_PER_TASK" ]; then',
-        '  export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK MXNET_CPU_WORKER_NTHREADS=$SLURM_CPUS_PER_TASK',
-        "fi",
-        f"cd {shlex.quote(cwd)} || exit 1",
-        f"exec {shlex.quote(python)} -m gluon_resnetv2.experiments --job {shlex.quote(json.dumps(spec))}",
-        ""])
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"#SBATCH --job-name={name}",
+            f"#SBATCH --output={log_path}",
+            "#SBATCH --ntasks=1",
+            'if [ -n "$SLURM_CPUS_PER_TASK" ]; then',
+            "  export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK MXNET_CPU_WORKER_NTHREADS=$SLURM_CPUS_PER_TASK",
+            "fi",
+            f"cd {shlex.quote(cwd)} || exit 1",
+            f"exec {shlex.quote(python)} -m gluon_resnetv2.experiments --job {shlex.quote(json.dumps(spec))}",
+            "",
+        ]
+    )
 
 
 def submit(script_path, slurm_args=()):
@@ -103,8 +121,22 @@ def read_jobs(out):
     return (_read_json(os.path.join(out, JOBS_NAME)) or {}).get("rows", {})
 
 
-def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=None, seeds=1, gpus=None,
-                 threads=None, iterations=None, batch_size=None, slurm_args="", log=print, image_size=None):
+def submit_table(
+    table,
+    out,
+    scale="quick",
+    rows=None,
+    dataset=None,
+    data_dir=None,
+    seeds=1,
+    gpus=None,
+    threads=None,
+    iterations=None,
+    batch_size=None,
+    slurm_args="",
+    log=print,
+    image_size=None,
+):
     """Submit the pending rows of ``table`` (module docstring); returns ``{row/seed: action}`` with action
     'done', 'active' or 'submitted', after rewriting ``<out>/report.md``.
 
@@ -125,8 +157,14 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
     experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
     jobs, alias = _plan(experiments, seeds, out)
     os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
-    meta = dict(table=experiments[0].table, scale=get_scale(scale).name, seeds=seeds,
-                rows=[e.key for e in experiments], dataset=dataset, slurm=True)
+    meta = dict(
+        table=experiments[0].table,
+        scale=get_scale(scale).name,
+        seeds=seeds,
+        rows=[e.key for e in experiments],
+        dataset=dataset,
+        slurm=True,
+    )
     atomic_write_text(os.path.join(out, "reproduce.json"), json.dumps(meta, indent=2))
 
     records = read_jobs(out)
@@ -141,13 +179,22 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
             _check_same_run(run_dir, exp.config(run_dir, seed, data_dir))
         action = decide(state, job_state)
         if action == "submit":
-            ended = f" (job {record['job']} ended{': ' + job_state if job_state else ''}, run {state})" \
-                if record.get("job") else ""
-            spec = dict(experiment=exp.to_dict(), run_dir=run_dir, seed=seed, data_dir=data_dir,
-                        gpus=list(range(num_gpus)) or None)
+            ended = (
+                f" (job {record['job']} ended{': ' + job_state if job_state else ''}, run {state})"
+                if record.get("job")
+                else ""
+            )
+            spec = dict(
+                experiment=exp.to_dict(),
+                run_dir=run_dir,
+                seed=seed,
+                data_dir=data_dir,
+                gpus=list(range(num_gpus)) or None,
+            )
             base = os.path.join(out, "slurm", f"{exp.key}-seed{seed}")
-            atomic_write_text(base + ".sh", job_script(spec, f"gr2-{exp.table}-{exp.key}-s{seed}",
-                                                       base + "-%j.out", os.getcwd()))
+            atomic_write_text(
+                base + ".sh", job_script(spec, f"gr2-{exp.table}-{exp.key}-s{seed}", base + "-%j.out", os.getcwd())
+            )
             job = submit(base + ".sh", args)
             records[name] = dict(job=job, history=record.get("history", []) + [job], submitted=time.time())
             atomic_write_text(os.path.join(out, JOBS_NAME), json.dumps({"rows": records}, indent=2))
@@ -160,6 +207,8 @@ def submit_table(table, out, scale="quick", rows=None, dataset=None, data_dir=No
             notes.setdefault(exp.key, []).append(f"Slurm job {records[name]['job']} {job_state}")
     path = write_report(out, experiments, seeds, alias, {k: ", ".join(v) for k, v in notes.items()})
     counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "active", "submitted")}
-    log(f"{experiments[0].table}: {counts['done']} done, {counts['active']} queued or running, "
-        f"{counts['submitted']} submitted; wrote {path}")
+    log(
+        f"{experiments[0].table}: {counts['done']} done, {counts['active']} queued or running, "
+        f"{counts['submitted']} submitted; wrote {path}"
+    )
     return actions

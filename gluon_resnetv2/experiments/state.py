@@ -1,5 +1,6 @@
 """What a run directory holds (finished, diverged, running, resumable ...), the attempts made on it and the
 check that a directory is reused only for the same run."""
+
 import json
 import os
 import time
@@ -59,8 +60,19 @@ def attempts(run_dir):
     return (_read_json(os.path.join(run_dir, ATTEMPTS_NAME)) or {}).get("attempts", [])
 
 
-_SETTINGS = ("model", "dataset", "model_kwargs", "iterations", "batch_size", "warmup", "seed", "optimizer",
-             "lr_steps", "dataset_options", "dtype")
+_SETTINGS = (
+    "model",
+    "dataset",
+    "model_kwargs",
+    "iterations",
+    "batch_size",
+    "warmup",
+    "seed",
+    "optimizer",
+    "lr_steps",
+    "dataset_options",
+    "dtype",
+)
 _SETTING_DEFAULTS = {"optimizer": "sgd", "dtype": "float32"}  # a config.json written before the setting existed
 
 

@@ -1,4 +1,5 @@
 """The rows of the paper's Tables 1-4 as :class:`Experiment` s at a scale, and ``reproduce --list``."""
+
 import dataclasses
 import json
 from typing import Optional
@@ -39,7 +40,7 @@ class Experiment:
     dataset_options: dict = dataclasses.field(default_factory=dict, hash=False)
     optimizer: str = "sgd"
     lr_steps: Optional[tuple] = dataclasses.field(default=None, hash=False)  # iterations; None: 1/2, 3/4
-    dtype: str = "float32"                # --dtype of the runs (bfloat16: AMP on AVX-512 BF16 CPUs)
+    dtype: str = "float32"  # --dtype of the runs (bfloat16: AMP on AVX-512 BF16 CPUs)
 
     @property
     def paper(self):
@@ -61,14 +62,29 @@ class Experiment:
     def config(self, out, seed=0, data_dir=None, gpus=None, num_workers=1, progress=False):
         """The :class:`~gluon_resnetv2.train.TrainConfig` of this experiment's run in ``out``."""
 
-        return TrainConfig(model=self.model, dataset=self.dataset, out=out, model_kwargs=dict(self.model_kwargs),
-                           data_dir=data_dir, gpus=list(gpus) if gpus else None, batch_size=self.batch_size,
-                           iterations=self.iterations, warmup=self.warmup, optimizer=self.optimizer,
-                           lr_steps=list(self.lr_steps) if self.lr_steps else None, seed=seed,
-                           log_interval=self.log_interval, eval_interval=self.eval_interval,
-                           eval_subset=self.eval_subset, checkpoint_interval=self.checkpoint_interval,
-                           num_workers=num_workers, progress=progress, label=f"{self.table}/{self.key}",
-                           dataset_options=dict(self.dataset_options), dtype=self.dtype)
+        return TrainConfig(
+            model=self.model,
+            dataset=self.dataset,
+            out=out,
+            model_kwargs=dict(self.model_kwargs),
+            data_dir=data_dir,
+            gpus=list(gpus) if gpus else None,
+            batch_size=self.batch_size,
+            iterations=self.iterations,
+            warmup=self.warmup,
+            optimizer=self.optimizer,
+            lr_steps=list(self.lr_steps) if self.lr_steps else None,
+            seed=seed,
+            log_interval=self.log_interval,
+            eval_interval=self.eval_interval,
+            eval_subset=self.eval_subset,
+            checkpoint_interval=self.checkpoint_interval,
+            num_workers=num_workers,
+            progress=progress,
+            label=f"{self.table}/{self.key}",
+            dataset_options=dict(self.dataset_options),
+            dtype=self.dtype,
+        )
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -78,11 +94,16 @@ class Experiment:
         kwargs = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.model_kwargs.items())
         size = self.dataset_options.get("image_size")
         runs = self.seeds(seeds)
-        recipe = (f", lr /10 at {'/'.join(map(str, self.lr_steps))}, warm-up {self.warmup}, {self.optimizer}"
-                  if self.lr_steps is not None else "")
-        return (f"{self.model}{'[' + kwargs + ']' if kwargs else ''} on {self.dataset}"
-                f"{f' {size}x{size}' if size else ''}, {self.iterations} it x {self.batch_size}{recipe}"
-                f"{f', {runs} seeds' if runs > 1 else ''}")
+        recipe = (
+            f", lr /10 at {'/'.join(map(str, self.lr_steps))}, warm-up {self.warmup}, {self.optimizer}"
+            if self.lr_steps is not None
+            else ""
+        )
+        return (
+            f"{self.model}{'[' + kwargs + ']' if kwargs else ''} on {self.dataset}"
+            f"{f' {size}x{size}' if size else ''}, {self.iterations} it x {self.batch_size}{recipe}"
+            f"{f', {runs} seeds' if runs > 1 else ''}"
+        )
 
     @classmethod
     def from_dict(cls, data):
@@ -97,8 +118,9 @@ class Experiment:
 
 def _warmup(iterations):
     # The paper warms up for 400 of 64k iterations; keep that fraction for other lengths.
-    return max(1, round(iterations * PAPER_WARMUP / PAPER_ITERATIONS)) if iterations != PAPER_ITERATIONS \
-        else PAPER_WARMUP
+    return (
+        max(1, round(iterations * PAPER_WARMUP / PAPER_ITERATIONS)) if iterations != PAPER_ITERATIONS else PAPER_WARMUP
+    )
 
 
 def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size=None, image_size=None):
@@ -110,8 +132,10 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     """
     scale = get_scale(scale)
     if row.table not in RUNNABLE_TABLES:
-        raise ValueError(f"{row.table} ({row.dataset}) is listed for reference only; train its networks with "
-                         f"`gluon-resnetv2 train --model {row.model} --dataset imagenet`")
+        raise ValueError(
+            f"{row.table} ({row.dataset}) is listed for reference only; train its networks with "
+            f"`gluon-resnetv2 train --model {row.model} --dataset imagenet`"
+        )
     given_iterations = iterations
     model = row.model
     if scale.name == "quick":
@@ -120,8 +144,10 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
     setting = DEPTH_SETTINGS.get(row.table) if scale.name == "depth" else None
     if scale.name == "depth":
         if setting is None:
-            raise ValueError(f"scale depth covers {', '.join(DEPTH_SETTINGS)}; {row.table} has no depth setting "
-                             "(use --scale quick or paper)")
+            raise ValueError(
+                f"scale depth covers {', '.join(DEPTH_SETTINGS)}; {row.table} has no depth setting "
+                "(use --scale quick or paper)"
+            )
         options["image_size"] = image_size if image_size is not None else setting.image_size
     elif image_size is not None:
         options["image_size"] = image_size
@@ -144,9 +170,22 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
         options["image_size"] = _checked_image_size(dataset, options["image_size"])
     # The synthetic set has fewer test images (512) than the scales' subsets: it is evaluated whole.
     subset = None if dataset == "synthetic" else scale.eval_subset
-    exp = Experiment(row.table, row.key, scale.name, model, dataset, dict(row.model_kwargs), iterations, batch,
-                     warmup, min(eval_interval, iterations) if eval_interval else None, subset,
-                     interval, min(scale.log_interval, iterations), options)
+    exp = Experiment(
+        row.table,
+        row.key,
+        scale.name,
+        model,
+        dataset,
+        dict(row.model_kwargs),
+        iterations,
+        batch,
+        warmup,
+        min(eval_interval, iterations) if eval_interval else None,
+        subset,
+        interval,
+        min(scale.log_interval, iterations),
+        options,
+    )
     if scale.name == "paper" and row.recipe.epochs is not None:
         exp = _with_row_recipe(exp, row.recipe, given_iterations)
     return exp
@@ -155,8 +194,10 @@ def experiment_for(row, scale="quick", dataset=None, iterations=None, batch_size
 def _checked_image_size(dataset, size):
     # Refused here so that --list and --slurm say it too, not only the training job when it loads the data.
     if canonical_name(dataset) != "fashion-mnist":
-        raise ValueError(f"--image-size averages Fashion-MNIST's images down; data set {dataset} takes no "
-                         "image size (leave --image-size out, or use --dataset fashion-mnist)")
+        raise ValueError(
+            f"--image-size averages Fashion-MNIST's images down; data set {dataset} takes no "
+            "image size (leave --image-size out, or use --dataset fashion-mnist)"
+        )
     try:
         return check_image_size(size, IMAGE_SIDE)
     except ValueError as error:
@@ -170,8 +211,14 @@ def _with_row_recipe(exp, recipe, iterations=None):
     total = int(iterations) if iterations is not None else full
     steps = tuple(int(round(step * total / full)) for step in recipe.lr_steps(exp.batch_size))
     warmup = recipe.warmup if recipe.warmup is not None else _warmup(total)
-    return dataclasses.replace(exp, iterations=total, warmup=warmup, optimizer=recipe.optimizer, lr_steps=steps,
-                               log_interval=min(exp.log_interval, total))
+    return dataclasses.replace(
+        exp,
+        iterations=total,
+        warmup=warmup,
+        optimizer=recipe.optimizer,
+        lr_steps=steps,
+        log_interval=min(exp.log_interval, total),
+    )
 
 
 def select_rows(table, rows=None):
@@ -185,8 +232,9 @@ def select_rows(table, rows=None):
     known = {row.key: row for row in all_rows}
     unknown = [k for k in keys if k not in known]
     if unknown:
-        raise ValueError(f"{all_rows[0].table} has no row(s) {', '.join(map(repr, unknown))}; its rows are "
-                         f"{', '.join(known)}")
+        raise ValueError(
+            f"{all_rows[0].table} has no row(s) {', '.join(map(repr, unknown))}; its rows are {', '.join(known)}"
+        )
     if len(set(keys)) != len(keys):
         raise ValueError(f"--rows names a row twice: {','.join(keys)}")
     return [known[k] for k in keys]
@@ -199,14 +247,15 @@ def runs_at(row, scale):
     return datasets is None or row.dataset in datasets
 
 
-def get_experiments(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None,
-                    image_size=None):
+def get_experiments(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None, image_size=None):
     """The experiments of ``table`` (all rows, or ``rows``) at ``scale``; rows the scale does not run
     (:func:`runs_at`) are left out, and a ValueError is raised when none is left."""
     selected = [row for row in select_rows(table, rows) if runs_at(row, scale)]
     if not selected:
-        raise ValueError(f"scale {get_scale(scale).name} runs none of the selected rows of {table} (it runs "
-                         f"{', '.join(get_scale(scale).datasets)} rows only)")
+        raise ValueError(
+            f"scale {get_scale(scale).name} runs none of the selected rows of {table} (it runs "
+            f"{', '.join(get_scale(scale).datasets)} rows only)"
+        )
     return [experiment_for(row, scale, dataset, iterations, batch_size, image_size) for row in selected]
 
 
@@ -231,7 +280,8 @@ def format_list(table, scale="quick", rows=None, dataset=None, iterations=None, 
         lines.append(line)
     recipes = {row.recipe.name: row.recipe.source for row in selected}
     title = "Where each row's recipe comes from" + (
-        " (applied at scale paper; other scales keep their own schedule):" if runnable else ":")
+        " (applied at scale paper; other scales keep their own schedule):" if runnable else ":"
+    )
     lines += ["", title] + [f"  {name}: {source}" for name, source in recipes.items()]
     if not runnable:
         lines += ["", "(ImageNet rows are listed for reference; train them with `gluon-resnetv2 train`.)"]

@@ -4,6 +4,7 @@
 * bottleneck units: depth 9n+2 (164 with n=18, 1001 with n=111), outputs 64/128/256 (widths 16/32/64);
 * single-conv units ("ResNet-110 (1-layer skip)", Table 3): depth 3n+2, widths 16/32/64.
 """
+
 from .network import ResidualNetwork
 
 # branch -> (layers per unit, stage output channels)
@@ -22,8 +23,10 @@ def cifar_units_per_stage(depth, branch="basic"):
     per_depth = 3 * layers
     if not isinstance(depth, int) or depth < per_depth + 2 or (depth - 2) % per_depth:
         examples = ", ".join(str(per_depth * n + 2) for n in (1, 2, 3, 18))
-        raise ValueError(f"depth={depth!r} is impossible for a CIFAR net of {branch} units: it must be "
-                         f"{per_depth}n+2 with n >= 1 (e.g. {examples})")
+        raise ValueError(
+            f"depth={depth!r} is impossible for a CIFAR net of {branch} units: it must be "
+            f"{per_depth}n+2 with n >= 1 (e.g. {examples})"
+        )
     return (depth - 2) // per_depth
 
 
@@ -32,5 +35,4 @@ def cifar_resnet(depth, branch="basic", classes=10, **kwargs):
     :class:`~gluon_resnetv2.nets.network.ResidualNetwork` (activation, shortcut, ...)."""
     n = cifar_units_per_stage(depth, branch)
     channels = CIFAR_BRANCHES[branch][1]
-    return ResidualNetwork([n] * 3, channels, stem="cifar", stem_channels=16, branch=branch, classes=classes,
-                           **kwargs)
+    return ResidualNetwork([n] * 3, channels, stem="cifar", stem_channels=16, branch=branch, classes=classes, **kwargs)

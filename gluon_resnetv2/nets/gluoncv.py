@@ -12,6 +12,7 @@ gluoncv's networks differ from the paper in a few places (see :class:`~.network.
 :func:`from_gluoncv` builds this package's network in gluoncv's layout and copies a gluoncv ``.params``
 file into it, so a model trained with gluoncv gives the same outputs here.
 """
+
 import re
 
 import mxnet as mx
@@ -23,11 +24,13 @@ GLUONCV_LAYOUTS = {
     ("cifar", "v1"): Layout(stem_relu=False),
     ("cifar", "v2"): Layout(input_norm=True, shortcut_source="raw"),
     ("imagenet", "v1"): Layout(bottleneck_stride_on="first", bottleneck_bias=True),
-    ("imagenet", "v2"): Layout(input_norm=True, shortcut_source="projection", bottleneck_stride_on="3x3",
-                               first_unit_preact=True),
+    ("imagenet", "v2"): Layout(
+        input_norm=True, shortcut_source="projection", bottleneck_stride_on="3x3", first_unit_preact=True
+    ),
 }
 GLUONCV_NAMES = tuple(f"cifar_resnet{d}_{v}" for v in ("v1", "v2") for d in (20, 56, 110)) + tuple(
-    f"resnet{d}_{v}" for v in ("v1", "v2") for d in (18, 34, 50, 101, 152))
+    f"resnet{d}_{v}" for v in ("v1", "v2") for d in (18, 34, 50, 101, 152)
+)
 _PROBE_SHAPE = {"cifar": (1, 3, 32, 32), "imagenet": (1, 3, 64, 64)}
 
 
@@ -54,8 +57,9 @@ def from_gluoncv(name, params_file, ctx=None, **kwargs):
     ctx = ctx or mx.cpu()
     spec = get_spec(name)
     net = gluoncv_layout_model(name, **kwargs)
-    reference = gluoncv_get_model(name, **{k: v for k, v in kwargs.items() if k in ("classes", "norm_layer",
-                                                                                      "norm_kwargs")})
+    reference = gluoncv_get_model(
+        name, **{k: v for k, v in kwargs.items() if k in ("classes", "norm_layer", "norm_kwargs")}
+    )
     try:
         reference.load_parameters(params_file, ctx=mx.cpu())
     except (AssertionError, mx.base.MXNetError, OSError) as err:
@@ -69,8 +73,9 @@ def from_gluoncv(name, params_file, ctx=None, **kwargs):
         raise ValueError(f"layout mismatch for {name}: {len(ours)} parameters here, {len(theirs)} in gluoncv")
     for mine, other in zip(ours, theirs):
         if mine.shape != other.shape:
-            raise ValueError(f"layout mismatch for {name}: {mine.name} {mine.shape} vs gluoncv {other.name} "
-                             f"{other.shape}")
+            raise ValueError(
+                f"layout mismatch for {name}: {mine.name} {mine.shape} vs gluoncv {other.name} {other.shape}"
+            )
         mine.set_data(other.data())
     if ctx != mx.cpu():
         net.collect_params().reset_ctx(ctx)

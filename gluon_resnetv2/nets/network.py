@@ -1,6 +1,7 @@
 """The residual network shared by the CIFAR and ImageNet families: stem, stages of residual units,
 final activation, global average pooling and a fully connected classifier (Sec. 4, Fig. 1).
 """
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -82,10 +83,26 @@ class ResidualNetwork(nn.HybridBlock):
     layout for resnet18-200_v2.
     """
 
-    def __init__(self, stage_units, stage_channels, stem="cifar", stem_channels=16, branch="basic", classes=10,
-                 activation="full_preact", shortcut="identity", shortcut_scale=None, residual_scale=None,
-                 gate_bias=None, shortcut_dropout=None, projection="conv", norm_layer=nn.BatchNorm,
-                 norm_kwargs=None, layout=PAPER_LAYOUT, **kwargs):
+    def __init__(
+        self,
+        stage_units,
+        stage_channels,
+        stem="cifar",
+        stem_channels=16,
+        branch="basic",
+        classes=10,
+        activation="full_preact",
+        shortcut="identity",
+        shortcut_scale=None,
+        residual_scale=None,
+        gate_bias=None,
+        shortcut_dropout=None,
+        projection="conv",
+        norm_layer=nn.BatchNorm,
+        norm_kwargs=None,
+        layout=PAPER_LAYOUT,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if stem not in STEMS:
             raise ValueError(f"stem={stem!r}: expected one of {', '.join(STEMS)}")
@@ -96,9 +113,17 @@ class ResidualNetwork(nn.HybridBlock):
         ordering = get_ordering(activation)
         spec = ShortcutSpec(shortcut, shortcut_scale, residual_scale, gate_bias, shortcut_dropout)
         norm_kwargs = dict(norm_kwargs or {})
-        self.config = dict(stage_units=tuple(stage_units), stage_channels=tuple(stage_channels), stem=stem,
-                           branch=branch, classes=classes, activation=ordering.name, shortcut=spec,
-                           projection=projection, layout=layout)
+        self.config = dict(
+            stage_units=tuple(stage_units),
+            stage_channels=tuple(stage_channels),
+            stem=stem,
+            branch=branch,
+            classes=classes,
+            activation=ordering.name,
+            shortcut=spec,
+            projection=projection,
+            layout=layout,
+        )
         stride_on = layout.bottleneck_stride_on or BOTTLENECK_STRIDE_ON[stem]
         branch_kwargs = {"stride_on": stride_on, "bias": layout.bottleneck_bias} if branch == "bottleneck" else None
         # The ImageNet stem already ends on BN-ReLU (and max pool): the first unit need not activate again.
@@ -113,12 +138,24 @@ class ResidualNetwork(nn.HybridBlock):
                     for j in range(units):
                         stride = 2 if (i > 0 and j == 0) else 1
                         downsample = stride != 1 or in_channels != channels
-                        stage.add(ResidualUnit(
-                            channels, stride, downsample, in_channels, norm_layer, norm_kwargs, branch=branch,
-                            activation=ordering, shortcut=spec, projection=projection,
-                            shortcut_source=layout.source_for(i == 0 and j == 0, downsample),
-                            branch_kwargs=branch_kwargs, preactivate=first_preact or i > 0 or j > 0,
-                            prefix=f"unit{j + 1}_"))
+                        stage.add(
+                            ResidualUnit(
+                                channels,
+                                stride,
+                                downsample,
+                                in_channels,
+                                norm_layer,
+                                norm_kwargs,
+                                branch=branch,
+                                activation=ordering,
+                                shortcut=spec,
+                                projection=projection,
+                                shortcut_source=layout.source_for(i == 0 and j == 0, downsample),
+                                branch_kwargs=branch_kwargs,
+                                preactivate=first_preact or i > 0 or j > 0,
+                                prefix=f"unit{j + 1}_",
+                            )
+                        )
                         in_channels = channels
                 self.features.add(stage)
             head = nn.HybridSequential(prefix="head_")
@@ -136,8 +173,12 @@ class ResidualNetwork(nn.HybridBlock):
             if layout.input_norm:
                 seq.add(norm_layer(scale=False, center=False, **norm_kwargs))
             if stem == "imagenet":
-                seq.add(nn.Conv2D(channels, 7, strides=2, padding=3, use_bias=False, weight_initializer=HE_INIT),
-                        norm_layer(**norm_kwargs), nn.Activation("relu"), nn.MaxPool2D(3, 2, 1))
+                seq.add(
+                    nn.Conv2D(channels, 7, strides=2, padding=3, use_bias=False, weight_initializer=HE_INIT),
+                    norm_layer(**norm_kwargs),
+                    nn.Activation("relu"),
+                    nn.MaxPool2D(3, 2, 1),
+                )
                 return seq
             seq.add(nn.Conv2D(channels, 3, strides=1, padding=1, use_bias=False, weight_initializer=HE_INIT))
             if not ordering.is_preactivation:
@@ -180,15 +221,21 @@ class ResidualNetwork(nn.HybridBlock):
         own = self._collect_params_with_prefix()
         missing = [] if allow_missing else sorted(set(own) - set(loaded))
         unexpected = [] if ignore_extra else sorted(set(loaded) - set(own))
-        wrong_shape = [f"{k}: file {tuple(loaded[k].shape)} vs network {own[k].shape}" for k in own
-                       if k in loaded and _known(own[k].shape) and tuple(own[k].shape) != tuple(loaded[k].shape)]
+        wrong_shape = [
+            f"{k}: file {tuple(loaded[k].shape)} vs network {own[k].shape}"
+            for k in own
+            if k in loaded and _known(own[k].shape) and tuple(own[k].shape) != tuple(loaded[k].shape)
+        ]
         if missing or unexpected or wrong_shape:
             lines = [f"{filename} does not match this network ({self.name}):"]
             for title, names in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong_shape)):
                 if names:
                     lines.append(f"  {title} ({len(names)}): {', '.join(names)}")
-            lines.append("  Build the network with the same name and options as the one that saved the file "
-                         "(a gluoncv file loads with gluon_resnetv2.from_gluoncv).")
+            lines.append(
+                "  Build the network with the same name and options as the one that saved the file "
+                "(a gluoncv file loads with gluon_resnetv2.from_gluoncv)."
+            )
             raise ValueError("\n".join(lines))
-        return super().load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
-                                       ignore_extra=ignore_extra, **kwargs)
+        return super().load_parameters(
+            filename, ctx=ctx, allow_missing=allow_missing, ignore_extra=ignore_extra, **kwargs
+        )

@@ -4,6 +4,7 @@ Names follow gluoncv: ``cifar_resnet110_v2``, ``resnet50_v1``.  ``_v1`` builds t
 (Fig. 4(a)), ``_v2`` the full pre-activation unit (Fig. 4(e)); ``activation=`` and ``shortcut=`` select any
 other variant of Figs. 2 and 4 on any network.
 """
+
 import difflib
 from dataclasses import dataclass
 
@@ -19,11 +20,11 @@ class ModelSpec:
     """What a registered name builds."""
 
     name: str
-    family: str          # 'cifar' | 'imagenet'
+    family: str  # 'cifar' | 'imagenet'
     depth: int
-    branch: str          # 'basic' | 'bottleneck' | 'single'
-    activation: str      # default Fig. 4 ordering
-    paper: str           # where the paper uses it
+    branch: str  # 'basic' | 'bottleneck' | 'single'
+    activation: str  # default Fig. 4 ordering
+    paper: str  # where the paper uses it
 
     def build(self, **kwargs):
         kwargs.setdefault("activation", self.activation)
@@ -47,23 +48,58 @@ def _register_defaults():
     for version, activation in VERSIONS.items():
         for depth, branch, paper in cifar:
             register(ModelSpec(f"cifar_resnet{depth}_{version}", "cifar", depth, branch, activation, paper))
-        register(ModelSpec(f"cifar_resnet110_1layer_{version}", "cifar", 110, "single", activation,
-                           "Table 3, ResNet-110 (1-layer skip)"))
+        register(
+            ModelSpec(
+                f"cifar_resnet110_1layer_{version}",
+                "cifar",
+                110,
+                "single",
+                activation,
+                "Table 3, ResNet-110 (1-layer skip)",
+            )
+        )
         # The smaller stand-ins of the reproduction's quick scale (gluon_resnetv2.experiments.QUICK_MODELS),
         # registered here so that every network `reproduce --list` shows can be trained by name.
-        register(ModelSpec(f"cifar_resnet20_1layer_{version}", "cifar", 20, "single", activation,
-                           "quick scale of Table 3's ResNet-110 (1-layer skip)"))
+        register(
+            ModelSpec(
+                f"cifar_resnet20_1layer_{version}",
+                "cifar",
+                20,
+                "single",
+                activation,
+                "quick scale of Table 3's ResNet-110 (1-layer skip)",
+            )
+        )
         for depth in (29, 56):
-            register(ModelSpec(f"cifar_resnet{depth}_bottleneck_{version}", "cifar", depth, "bottleneck", activation,
-                               "quick scale of ResNet-164 / -1001"))
+            register(
+                ModelSpec(
+                    f"cifar_resnet{depth}_bottleneck_{version}",
+                    "cifar",
+                    depth,
+                    "bottleneck",
+                    activation,
+                    "quick scale of ResNet-164 / -1001",
+                )
+            )
         for depth, (branch, _) in IMAGENET_DEPTHS.items():
             register(ModelSpec(f"resnet{depth}_{version}", "imagenet", depth, branch, activation, "Table 5"))
 
 
 _register_defaults()
 
-MODEL_OPTIONS = ("classes", "activation", "shortcut", "shortcut_scale", "residual_scale", "gate_bias",
-                 "shortcut_dropout", "projection", "norm_layer", "norm_kwargs", "layout")
+MODEL_OPTIONS = (
+    "classes",
+    "activation",
+    "shortcut",
+    "shortcut_scale",
+    "residual_scale",
+    "gate_bias",
+    "shortcut_dropout",
+    "projection",
+    "norm_layer",
+    "norm_kwargs",
+    "layout",
+)
 
 
 def get_spec(name):
@@ -90,8 +126,9 @@ def get_model(name, **kwargs):
     spec = get_spec(name)
     unknown = sorted(set(kwargs) - set(MODEL_OPTIONS))
     if unknown:
-        raise ValueError(f"get_model({name!r}) got unknown option(s) {', '.join(unknown)}; valid options: "
-                         f"{', '.join(MODEL_OPTIONS)}")
+        raise ValueError(
+            f"get_model({name!r}) got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(MODEL_OPTIONS)}"
+        )
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return spec.build(**kwargs)
 

@@ -16,8 +16,6 @@ checkpoint), :mod:`.signals` (SIGINT/SIGTERM), :mod:`.loop` (the loop, train, re
 parameter-server jobs).
 """
 
-
-
 from .checkpoint import load_checkpoint, save_checkpoint
 from .devices import check_gpu_support, make_contexts, preflight_gpus
 from .loop import resume, train
@@ -26,7 +24,25 @@ from .runlog import LOG_COLUMNS, read_log_rows, read_status
 from .signals import Interrupted
 from .steps import evaluate, forward_backward
 
-__all__ = ["train", "resume", "Interrupted", "TrainConfig", "LRSchedule", "make_schedule", "recipe_for", "CIFAR_RECIPE",
-           "IMAGENET_RECIPE", "PAPER_FAIL_ERROR", "make_contexts", "check_gpu_support", "preflight_gpus",
-           "evaluate", "forward_backward", "save_checkpoint", "load_checkpoint", "LOG_COLUMNS",
-           "read_log_rows", "read_status"]
+__all__ = [
+    "train",
+    "resume",
+    "Interrupted",
+    "TrainConfig",
+    "LRSchedule",
+    "make_schedule",
+    "recipe_for",
+    "CIFAR_RECIPE",
+    "IMAGENET_RECIPE",
+    "PAPER_FAIL_ERROR",
+    "make_contexts",
+    "check_gpu_support",
+    "preflight_gpus",
+    "evaluate",
+    "forward_backward",
+    "save_checkpoint",
+    "load_checkpoint",
+    "LOG_COLUMNS",
+    "read_log_rows",
+    "read_status",
+]

@@ -11,6 +11,7 @@ float32 runs included, would compute in bfloat16), so instead the network's trac
 the network's float32 ``Parameter`` objects: the trainer, the checkpoints, ``model.params`` and the
 BatchNorm statistics are the network's own, and resuming is the float32 code path.
 """
+
 import warnings
 
 import mxnet as mx
@@ -22,12 +23,15 @@ from ..cpu import has_avx512_bf16
 def check_bf16(contexts):
     """ValueError unless every context is a CPU with AVX-512 BF16 (oneDNN's bfloat16 kernels need it)."""
     if any(ctx.device_type != "cpu" for ctx in contexts):
-        raise ValueError("--dtype bfloat16 trains on the CPU (oneDNN AVX-512 BF16 kernels); on GPUs use "
-                         "--dtype float16")
+        raise ValueError(
+            "--dtype bfloat16 trains on the CPU (oneDNN AVX-512 BF16 kernels); on GPUs use --dtype float16"
+        )
     if not has_avx512_bf16():
-        raise ValueError("--dtype bfloat16 needs a CPU with AVX-512 BF16 (flag avx512_bf16 in /proc/cpuinfo), "
-                         "which this one lacks: MXNet would emulate bfloat16 slower than float32; train with "
-                         "--dtype float32")
+        raise ValueError(
+            "--dtype bfloat16 needs a CPU with AVX-512 BF16 (flag avx512_bf16 in /proc/cpuinfo), "
+            "which this one lacks: MXNet would emulate bfloat16 slower than float32; train with "
+            "--dtype float32"
+        )
 
 
 def bf16_forward(net):

@@ -4,6 +4,7 @@ BatchNorm (He et al. 2016, Sec. 3.1: 2 x 64 images on two GPUs): each device nor
 keeps its own running statistics, averaged over the devices and workers before every evaluation and
 checkpoint (:class:`~.kvstore.RunningStatsSync`).
 """
+
 import os
 import sys
 
@@ -37,8 +38,10 @@ class RunSetup:
         get_spec(cfg.model)  # an unknown name fails now, before any data is read
         self.contexts = make_contexts(cfg.cpus, cfg.gpus)
         if cfg.dtype == "float16" and any(ctx.device_type == "cpu" for ctx in self.contexts):
-            raise ValueError("--dtype float16 needs GPUs (--gpus): MXNet's CPU kernels have no float16 "
-                             "convolution/GEMM; train in float32 on the CPU")
+            raise ValueError(
+                "--dtype float16 needs GPUs (--gpus): MXNet's CPU kernels have no float16 "
+                "convolution/GEMM; train in float32 on the CPU"
+            )
         if cfg.dtype == "bfloat16":
             check_bf16(self.contexts)
         # bfloat16 (AMP) casts inside the graph: the network's input and parameters stay float32
@@ -60,31 +63,55 @@ class RunSetup:
     def _build_data(self):
         cfg = self.config
         options = dict(cfg.dataset_options or {})
-        train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options),
-                           cfg.train_subset)
+        train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options), cfg.train_subset)
         test_set = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="test", **options)
         self.num_classes = train_set.num_classes
         self.image_shape = tuple(train_set.image_shape)
         shard = (self.rank, self.num_workers) if self.num_workers > 1 else None
         if len(train_set) // self.num_workers < self.per_worker_batch:
-            raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training images "
-                             f"of {cfg.dataset}" + (f" per {self.num_workers} workers" if self.num_workers > 1 else ""))
-        self.train_loader = make_loader(train_set, self.per_worker_batch, train=True, augment=cfg.augment,
-                                        seed=cfg.seed, num_workers=cfg.num_workers, shard=shard,
-                                        last_batch="discard")
+            raise ValueError(
+                f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training images "
+                f"of {cfg.dataset}" + (f" per {self.num_workers} workers" if self.num_workers > 1 else "")
+            )
+        self.train_loader = make_loader(
+            train_set,
+            self.per_worker_batch,
+            train=True,
+            augment=cfg.augment,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            shard=shard,
+            last_batch="discard",
+        )
         eval_batch = max(self.per_worker_batch, len(self.contexts))
-        self.test_loader = make_loader(test_set, eval_batch, train=False, seed=cfg.seed,
-                                       num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+        self.test_loader = make_loader(
+            test_set,
+            eval_batch,
+            train=False,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            shard=shard,
+            last_batch="keep",
+        )
         self.subset_loader = None
         if cfg.eval_subset is not None and cfg.eval_subset > len(test_set):
-            raise ValueError(f"--eval-subset {cfg.eval_subset} is larger than the {len(test_set)} test images of "
-                             f"{cfg.dataset}: give 1..{len(test_set)}")
+            raise ValueError(
+                f"--eval-subset {cfg.eval_subset} is larger than the {len(test_set)} test images of "
+                f"{cfg.dataset}: give 1..{len(test_set)}"
+            )
         if cfg.eval_subset is not None and cfg.eval_subset < len(test_set):
             small = subset(test_set, cfg.eval_subset, spread=True)
             if self.num_workers > len(small):
                 raise ValueError(f"--eval-subset {cfg.eval_subset} is smaller than the number of workers")
-            self.subset_loader = make_loader(small, eval_batch, train=False, seed=cfg.seed,
-                                             num_workers=cfg.num_workers, shard=shard, last_batch="keep")
+            self.subset_loader = make_loader(
+                small,
+                eval_batch,
+                train=False,
+                seed=cfg.seed,
+                num_workers=cfg.num_workers,
+                shard=shard,
+                last_batch="keep",
+            )
         self.iterations_per_epoch = len(self.train_loader)
 
     def _build_net(self):
@@ -108,8 +135,7 @@ class RunSetup:
         self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
-        self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None,
-                                           self.num_workers)
+        self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None, self.num_workers)
         init_trainer_store(self.trainer, self.kv if self.distributed else None)  # after every kv.init
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -122,11 +148,28 @@ class RunSetup:
         self.sync_stats()
         if self.is_chief:
             log.sync()
-            ckpt.save_checkpoint(self.out, self.net, self.trainer, {
-                "iteration": iteration, "epoch": epoch, "batch": batch, "log_rows": log.rows,
-                "interval": interval.state(), "elapsed": elapsed, "total": self.total})
-            runlog.write_status(self.out, "running", iteration=iteration, epoch=iteration / self.iterations_per_epoch,
-                                total_iterations=self.total, pid=os.getpid())
+            ckpt.save_checkpoint(
+                self.out,
+                self.net,
+                self.trainer,
+                {
+                    "iteration": iteration,
+                    "epoch": epoch,
+                    "batch": batch,
+                    "log_rows": log.rows,
+                    "interval": interval.state(),
+                    "elapsed": elapsed,
+                    "total": self.total,
+                },
+            )
+            runlog.write_status(
+                self.out,
+                "running",
+                iteration=iteration,
+                epoch=iteration / self.iterations_per_epoch,
+                total_iterations=self.total,
+                pid=os.getpid(),
+            )
         mx.random.seed(derived_seed(self.config.seed, self.rank, 1, iteration))
 
     def _save_model(self):

@@ -11,6 +11,7 @@ It is written to a temporary file in the same directory, flushed and fsync'ed, t
 one with :func:`os.replace`, so a run killed at any moment leaves either the previous or the new
 checkpoint, never a torn one.
 """
+
 import io
 import json
 import os
@@ -30,8 +31,10 @@ def rng_state():
     """Python and NumPy global RNG states, JSON-ready."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
-    return {"numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "python": [py_version, list(py_state), py_gauss]}
+    return {
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [py_version, list(py_state), py_gauss],
+    }
 
 
 def set_rng_state(state):
@@ -74,8 +77,10 @@ def read_checkpoint_state(out_dir):
     """The ``state.json`` of ``<out_dir>/checkpoint.zip``; FileNotFoundError with a clear message if absent."""
     path = checkpoint_path(out_dir)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"cannot resume {out_dir}: it has no checkpoint ({path} is missing); a run writes "
-                                "its first checkpoint at the end of its first epoch")
+        raise FileNotFoundError(
+            f"cannot resume {out_dir}: it has no checkpoint ({path} is missing); a run writes "
+            "its first checkpoint at the end of its first epoch"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("state.json").decode("utf-8"))

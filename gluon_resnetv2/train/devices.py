@@ -12,6 +12,7 @@ convolution with "no kernel image is available", :func:`preflight_gpus` stops be
 message that names the GPU, its architecture, the architectures in the build and what to install.  The
 decision itself is the pure function :func:`check_gpu_support`, tested with fake inputs.
 """
+
 import collections
 import ctypes
 import os
@@ -37,9 +38,17 @@ KNOWN_BUILD_ARCHS = {
 #: (a source build), optionally with ``+ptx`` to say the build also carries PTX for its newest arch.
 ARCHS_ENV = "GLUON_RESNETV2_CUDA_ARCHS"
 
-_ARCH_NAMES = [((3, 0), "Kepler"), ((5, 0), "Maxwell"), ((6, 0), "Pascal"), ((7, 0), "Volta"),
-               ((7, 5), "Turing"), ((8, 0), "Ampere"), ((8, 9), "Ada Lovelace"), ((9, 0), "Hopper"),
-               ((10, 0), "Blackwell")]
+_ARCH_NAMES = [
+    ((3, 0), "Kepler"),
+    ((5, 0), "Maxwell"),
+    ((6, 0), "Pascal"),
+    ((7, 0), "Volta"),
+    ((7, 5), "Turing"),
+    ((8, 0), "Ampere"),
+    ((8, 9), "Ada Lovelace"),
+    ((9, 0), "Hopper"),
+    ((10, 0), "Blackwell"),
+]
 
 
 def architecture_name(capability):
@@ -102,15 +111,20 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
         raise ValueError(f"--batch-size {batch_size} does not divide evenly over {num_workers} workers")
     per_worker = batch_size // num_workers
     if per_worker < num_devices:
-        raise ValueError(f"--batch-size {batch_size} gives {per_worker} images per worker, fewer than its "
-                         f"{num_devices} devices: every device needs at least one image")
+        raise ValueError(
+            f"--batch-size {batch_size} gives {per_worker} images per worker, fewer than its "
+            f"{num_devices} devices: every device needs at least one image"
+        )
     if per_worker % num_devices:
         # split_batch slices as gluon.utils.split_data does: the first (size % devices) get one more.
         each, extra = divmod(per_worker, num_devices)
         sizes = "+".join(str(each + (i < extra)) for i in range(num_devices))
-        warnings.warn(f"--batch-size {batch_size} does not split evenly over {num_devices} devices: each iteration "
-                      f"is split {sizes} images{' per worker' if num_workers > 1 else ''} (BatchNorm statistics "
-                      f"come from slices of different sizes)", stacklevel=2)
+        warnings.warn(
+            f"--batch-size {batch_size} does not split evenly over {num_devices} devices: each iteration "
+            f"is split {sizes} images{' per worker' if num_workers > 1 else ''} (BatchNorm statistics "
+            f"come from slices of different sizes)",
+            stacklevel=2,
+        )
     return per_worker
 
 
@@ -118,11 +132,13 @@ def split_batch(data, label, contexts):
     """Split a batch over ``contexts`` (uneven slices allowed); fewer images than devices use fewer devices."""
 
     n = data.shape[0]
-    ctxs = contexts[:max(1, min(len(contexts), n))]
+    ctxs = contexts[: max(1, min(len(contexts), n))]
     if len(ctxs) == 1:
         return [data.as_in_context(ctxs[0])], [label.as_in_context(ctxs[0])]
-    return (gluon.utils.split_and_load(data, ctxs, even_split=False),
-            gluon.utils.split_and_load(label, ctxs, even_split=False))
+    return (
+        gluon.utils.split_and_load(data, ctxs, even_split=False),
+        gluon.utils.split_and_load(label, ctxs, even_split=False),
+    )
 
 
 # --------------------------------------------------------------------------------------------- preflight
@@ -139,16 +155,20 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
     what to install.
     """
     if not cuda_enabled:
-        return (f"--gpus {','.join(map(str, requested))}: the installed MXNet {mxnet_version} was built without "
-                "CUDA (the pip package 'mxnet' is CPU-only). Install a CUDA build, e.g. "
-                "'pip install mxnet-cu112==1.9.1' (GPUs from Maxwell to Ampere, sm_50-sm_86), or train on the "
-                "CPU with --cpus N.")
+        return (
+            f"--gpus {','.join(map(str, requested))}: the installed MXNet {mxnet_version} was built without "
+            "CUDA (the pip package 'mxnet' is CPU-only). Install a CUDA build, e.g. "
+            "'pip install mxnet-cu112==1.9.1' (GPUs from Maxwell to Ampere, sm_50-sm_86), or train on the "
+            "CPU with --cpus N."
+        )
     by_index = {g.index: g for g in gpus}
     missing = [i for i in requested if i not in by_index]
     if missing:
         seen = ", ".join(f"{g.index} ({g.name})" for g in gpus) or "none"
-        return (f"--gpus asks for GPU {', '.join(map(str, missing))} but the visible GPUs are: {seen} "
-                "(check CUDA_VISIBLE_DEVICES).")
+        return (
+            f"--gpus asks for GPU {', '.join(map(str, missing))} but the visible GPUs are: {seen} "
+            "(check CUDA_VISIBLE_DEVICES)."
+        )
     if build_archs is None:
         return None
     archs = sorted(int(a) for a in build_archs)
@@ -163,17 +183,23 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
             continue
         arch_list = ", ".join(sm(a) for a in archs) or "none"
         ptx_text = ("PTX for " + ", ".join(sm(a) for a in ptx)) if ptx else "no PTX"
-        advice = ("MXNet 1.9.1 publishes no wheel for this GPU: build MXNet from source with CUDA >= 11.8 "
-                  f"and MXNET_CUDA_ARCH including {major}.{minor} (cmake -DMXNET_CUDA_ARCH=\"{major}.{minor}\"), "
-                  "or use an NVIDIA NGC MXNet container that supports it, or train on the CPU with --cpus N; "
-                  f"a source build's architectures can be declared with "
-                  f"{ARCHS_ENV}=\"{','.join(map(str, archs + [cap]))}\".")
+        advice = (
+            "MXNet 1.9.1 publishes no wheel for this GPU: build MXNet from source with CUDA >= 11.8 "
+            f'and MXNET_CUDA_ARCH including {major}.{minor} (cmake -DMXNET_CUDA_ARCH="{major}.{minor}"), '
+            "or use an NVIDIA NGC MXNet container that supports it, or train on the CPU with --cpus N; "
+            f"a source build's architectures can be declared with "
+            f'{ARCHS_ENV}="{",".join(map(str, archs + [cap]))}".'
+        )
         if cap < min(archs or [0]):
-            advice = ("this GPU is older than the oldest architecture in the build: use an MXNet build that "
-                      f"includes {sm(cap)} (e.g. a source build), or train on the CPU with --cpus N.")
-        return (f"GPU {index} ({gpu.name}) has compute capability {major}.{minor} ({sm(cap)}, "
-                f"{architecture_name(gpu.capability)}), but the installed MXNet {mxnet_version} contains kernels "
-                f"only for {arch_list} and {ptx_text}, so it cannot run on this GPU. {advice}")
+            advice = (
+                "this GPU is older than the oldest architecture in the build: use an MXNet build that "
+                f"includes {sm(cap)} (e.g. a source build), or train on the CPU with --cpus N."
+            )
+        return (
+            f"GPU {index} ({gpu.name}) has compute capability {major}.{minor} ({sm(cap)}, "
+            f"{architecture_name(gpu.capability)}), but the installed MXNet {mxnet_version} contains kernels "
+            f"only for {arch_list} and {ptx_text}, so it cannot run on this GPU. {advice}"
+        )
     return None
 
 
@@ -182,7 +208,7 @@ def _installed_mxnet_variant():
     for dist in metadata.distributions():
         name = (dist.metadata.get("Name") or "").lower()
         if name == "mxnet" or name.startswith("mxnet-cu") or name.startswith("mxnet_cu"):
-            variant = name.replace("_", "-")[len("mxnet-"):] if name != "mxnet" else ""
+            variant = name.replace("_", "-")[len("mxnet-") :] if name != "mxnet" else ""
             return dist.version, variant
     return mx.__version__, ""
 
@@ -258,8 +284,13 @@ def _query_gpus_nvidia_smi():
     if not exe:
         return []
     try:
-        text = subprocess.run([exe, "--query-gpu=index,name,compute_cap", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30, check=True).stdout
+        text = subprocess.run(
+            [exe, "--query-gpu=index,name,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return parse_nvidia_smi(text)

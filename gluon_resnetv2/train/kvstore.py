@@ -13,6 +13,7 @@ iteration and the optimizer state can be checkpointed, which a server-side optim
 ``horovod`` and ``byteps`` are refused: in MXNet 1.9.1 they silently fall back to a local store when their
 packages are missing, which would train N unsynchronised copies.
 """
+
 import os
 
 import mxnet as mx
@@ -23,7 +24,7 @@ REFUSED = {
     "horovod": "MXNet 1.9.1 silently falls back to a local store when Horovod is not set up",
     "byteps": "MXNet 1.9.1 silently falls back to a local store when BytePS is not set up",
     "dist_async": "asynchronous SGD is not the paper's recipe and keeps the optimizer on the servers, "
-                  "which cannot be checkpointed",
+    "which cannot be checkpointed",
     "dist_device_async": "asynchronous SGD is not the paper's recipe",
 }
 DMLC_VARS = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER")
@@ -41,25 +42,32 @@ def is_distributed(name):
 def check_kvstore(name, contexts):
     """ValueError / RuntimeError with a clear message unless ``name`` can work with ``contexts`` here."""
     if name in REFUSED:
-        raise ValueError(f"--kvstore {name} is not supported: {REFUSED[name]}. Use one of {', '.join(KVSTORES)} "
-                         "(dist_sync across machines via `gluon-resnetv2 launch`).")
+        raise ValueError(
+            f"--kvstore {name} is not supported: {REFUSED[name]}. Use one of {', '.join(KVSTORES)} "
+            "(dist_sync across machines via `gluon-resnetv2 launch`)."
+        )
     if name not in KVSTORES:
         raise ValueError(f"unknown --kvstore {name!r}: choose one of {', '.join(KVSTORES)}")
     if name == "nccl" and any(ctx.device_type != "gpu" for ctx in contexts):
         raise ValueError("--kvstore nccl sums gradients between GPUs; with CPU contexts use device or local")
     if not is_distributed(name) and os.environ.get("DMLC_ROLE") == "worker":
-        raise ValueError(f"this process was started by `gluon-resnetv2 launch` as a worker but --kvstore is {name}: "
-                         "add --kvstore dist_sync (or dist_device_sync) to the worker command, otherwise every "
-                         "worker trains its own copy")
+        raise ValueError(
+            f"this process was started by `gluon-resnetv2 launch` as a worker but --kvstore is {name}: "
+            "add --kvstore dist_sync (or dist_device_sync) to the worker command, otherwise every "
+            "worker trains its own copy"
+        )
     if is_distributed(name):
         missing = [var for var in DMLC_VARS if not os.environ.get(var)]
         if missing:
-            raise RuntimeError(f"--kvstore {name} needs the parameter-server environment ({', '.join(missing)} "
-                               "unset): start the run with `gluon-resnetv2 launch -n WORKERS -s SERVERS -- "
-                               "gluon-resnetv2 train ...`")
+            raise RuntimeError(
+                f"--kvstore {name} needs the parameter-server environment ({', '.join(missing)} "
+                "unset): start the run with `gluon-resnetv2 launch -n WORKERS -s SERVERS -- "
+                "gluon-resnetv2 train ...`"
+            )
         if os.environ.get("DMLC_ROLE") != "worker":
-            raise RuntimeError(f"--kvstore {name}: this process has DMLC_ROLE={os.environ.get('DMLC_ROLE')}, "
-                               "only workers train")
+            raise RuntimeError(
+                f"--kvstore {name}: this process has DMLC_ROLE={os.environ.get('DMLC_ROLE')}, only workers train"
+            )
 
 
 def create_kvstore(name, contexts):

@@ -31,6 +31,7 @@ remote commands that end with their ssh connection, ssh in ``BatchMode`` with a 
 job steps (:mod:`.slurm`).  It is not built on ``dmlc_tracker`` because each of these would have to wrap
 its threads from outside.
 """
+
 import collections
 import math
 import os
@@ -135,18 +136,28 @@ def remote_script(cwd, env, argv):
     stops the command at end of file."""
     exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items()))
     command = " ".join(shlex.quote(a) for a in argv)
-    return (f"cd {shlex.quote(cwd)} || exit 1; exec 3<&0; env {exports} {command} & child=$!; "
-            "trap 'kill -TERM $child 2>/dev/null' TERM HUP; "
-            "(cat <&3 >/dev/null; kill -TERM $child 2>/dev/null) & watcher=$!; "
-            "wait $child; status=$?; kill $watcher 2>/dev/null; exit $status")
+    return (
+        f"cd {shlex.quote(cwd)} || exit 1; exec 3<&0; env {exports} {command} & child=$!; "
+        "trap 'kill -TERM $child 2>/dev/null' TERM HUP; "
+        "(cat <&3 >/dev/null; kill -TERM $child 2>/dev/null) & watcher=$!; "
+        "wait $child; status=$?; kill $watcher 2>/dev/null; exit $status"
+    )
 
 
 def ssh_argv(host, script, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT):
     """``ssh`` running ``script`` on :class:`Host` ``host`` (never prompting; ``ConnectTimeout`` bounds the
     connection and the greeting, so an unreachable host fails instead of hanging).  ``ssh_args`` come
     first: for ssh the first value of an option wins."""
-    argv = ["ssh", *ssh_args, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-            f"ConnectTimeout={max(1, int(math.ceil(connect_timeout)))}"]
+    argv = [
+        "ssh",
+        *ssh_args,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        f"ConnectTimeout={max(1, int(math.ceil(connect_timeout)))}",
+    ]
     if host.port:
         argv += ["-p", str(host.port)]
     return argv + [host.name, script]
@@ -156,8 +167,19 @@ def _as_hosts(hosts):
     return [h if isinstance(h, Host) else parse_host(h) for h in hosts]
 
 
-def plan(command, num_workers, num_servers, hosts=None, port=None, python=None, cwd=None, interface=None,
-         ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT, env=None):
+def plan(
+    command,
+    num_workers,
+    num_servers,
+    hosts=None,
+    port=None,
+    python=None,
+    cwd=None,
+    interface=None,
+    ssh_args=(),
+    connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+    env=None,
+):
     """The processes of a job as :class:`ProcessSpec` s (scheduler first, then servers, then workers).
 
     ``command`` is the worker's argv (a list); the scheduler and the servers run ``python -c`` importing
@@ -172,11 +194,16 @@ def plan(command, num_workers, num_servers, hosts=None, port=None, python=None, 
         root, root_port = "127.0.0.1", port or free_port()
         base.update(DMLC_PS_ROOT_URI=root, DMLC_PS_ROOT_PORT=str(root_port), DMLC_NODE_HOST="127.0.0.1")
         specs = [ProcessSpec("scheduler", None, server_argv, dict(base, DMLC_ROLE="scheduler"))]
-        specs += [ProcessSpec("server", None, server_argv, dict(base, DMLC_ROLE="server"), index=i)
-                  for i in range(num_servers)]
-        specs += [ProcessSpec("worker", None, list(command),
-                              dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}), index=i)
-                  for i in range(num_workers)]
+        specs += [
+            ProcessSpec("server", None, server_argv, dict(base, DMLC_ROLE="server"), index=i)
+            for i in range(num_servers)
+        ]
+        specs += [
+            ProcessSpec(
+                "worker", None, list(command), dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}), index=i
+            )
+            for i in range(num_workers)
+        ]
         return specs
     hosts = _as_hosts(hosts)
     base.update(DMLC_PS_ROOT_URI=address(hosts[0].name), DMLC_PS_ROOT_PORT=str(port or DEFAULT_PORT))
@@ -224,9 +251,24 @@ def describe(spec, num, where=True):
     return who + (f" on {host_text(spec.host)} ({spec.via})" if where and spec.host is not None else "")
 
 
-def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=None, server_grace=10.0,
-           env=None, verbose=True, stdout=None, stderr=None, ssh_args=(), connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-           interface=None, slurm=False, gpus_per_worker=None):
+def launch(
+    command,
+    num_workers,
+    num_servers=1,
+    hosts=None,
+    port=None,
+    timeout=None,
+    server_grace=10.0,
+    env=None,
+    verbose=True,
+    stdout=None,
+    stderr=None,
+    ssh_args=(),
+    connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+    interface=None,
+    slurm=False,
+    gpus_per_worker=None,
+):
     """Run a parameter-server job and return the exit status of the workers (0 when all succeed).
 
     Returns the first non-zero worker status (the others are then stopped), 124 when ``timeout`` seconds
@@ -247,18 +289,37 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
     if slurm:
         from . import slurm as slurm_mod  # import cycle: slurm imports the launcher
 
-        specs = slurm_mod.plan(command, num_workers, num_servers, port=port, interface=interface,
-                               gpus_per_worker=gpus_per_worker, env=base_env)
+        specs = slurm_mod.plan(
+            command,
+            num_workers,
+            num_servers,
+            port=port,
+            interface=interface,
+            gpus_per_worker=gpus_per_worker,
+            env=base_env,
+        )
     else:
-        specs = plan(command, num_workers, num_servers, hosts=hosts, port=port, interface=interface,
-                     ssh_args=ssh_args, connect_timeout=connect_timeout, env=base_env)
+        specs = plan(
+            command,
+            num_workers,
+            num_servers,
+            hosts=hosts,
+            port=port,
+            interface=interface,
+            ssh_args=ssh_args,
+            connect_timeout=connect_timeout,
+            env=base_env,
+        )
     counts = collections.Counter(s.role for s in specs)
     local_workers = sum(1 for s in specs if s.via == "local" and s.role == "worker")
     if shared_cores and local_workers:
         base_env["OMP_NUM_THREADS"] = str(max(1, shared_cores // local_workers))
     procs = []
-    say = (lambda text: print(f"gluon-resnetv2 launch: {text}", file=sys.stderr, flush=True)) if verbose \
+    say = (
+        (lambda text: print(f"gluon-resnetv2 launch: {text}", file=sys.stderr, flush=True))
+        if verbose
         else (lambda text: None)
+    )
     started = time.time()
     previous = _install_sigterm()
     try:
@@ -266,17 +327,32 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
             proc_env = base_env if spec.via == "ssh" else dict(base_env, **spec.env)
             # ssh's stdin stays open (never written): the remote side ends its command when it closes.
             try:
-                procs.append(subprocess.Popen(spec.argv, env=proc_env, start_new_session=True, stdout=stdout,
-                                              stderr=stderr, stdin=subprocess.PIPE if spec.via == "ssh" else None))
+                procs.append(
+                    subprocess.Popen(
+                        spec.argv,
+                        env=proc_env,
+                        start_new_session=True,
+                        stdout=stdout,
+                        stderr=stderr,
+                        stdin=subprocess.PIPE if spec.via == "ssh" else None,
+                    )
+                )
             except FileNotFoundError:
                 package = {"ssh": "openssh-client", "srun": "slurm-client"}.get(spec.via)
-                raise RuntimeError(f"cannot start {spec.argv[0]}: not found on PATH"
-                                   + (f" (Debian package {package})" if package else "")) from None
-        where = {"local": "localhost", "ssh": f"{len(set(s.host for s in specs))} hosts over ssh",
-                 "srun": f"{len(set(s.host for s in specs))} Slurm node(s) with srun"}[specs[0].via]
-        say(f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
+                raise RuntimeError(
+                    f"cannot start {spec.argv[0]}: not found on PATH"
+                    + (f" (Debian package {package})" if package else "")
+                ) from None
+        where = {
+            "local": "localhost",
+            "ssh": f"{len(set(s.host for s in specs))} hosts over ssh",
+            "srun": f"{len(set(s.host for s in specs))} Slurm node(s) with srun",
+        }[specs[0].via]
+        say(
+            f"started the scheduler, {num_servers} server(s) and {num_workers} worker(s) on {where} "
             f"(DMLC_PS_ROOT_URI={specs[0].env['DMLC_PS_ROOT_URI']}, "
-            f"DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})")
+            f"DMLC_PS_ROOT_PORT={specs[0].env['DMLC_PS_ROOT_PORT']})"
+        )
         # Not procs.run: a job ends when its workers do (servers and the scheduler never exit first by
         # themselves), on the first failure of any role, or at the timeout, and ssh's 255 is told apart.
         while True:
@@ -285,8 +361,10 @@ def launch(command, num_workers, num_servers=1, hosts=None, port=None, timeout=N
                 if code in (None, 0):
                     continue
                 if spec.via == "ssh" and code == SSH_FAILED:
-                    say(f"cannot reach host {host_text(spec.host)} over ssh (exit status 255 for "
-                        f"{describe(spec, counts[spec.role], where=False)}; ssh's reason is above); stopping the job")
+                    say(
+                        f"cannot reach host {host_text(spec.host)} over ssh (exit status 255 for "
+                        f"{describe(spec, counts[spec.role], where=False)}; ssh's reason is above); stopping the job"
+                    )
                 else:
                     say(f"{describe(spec, counts[spec.role])} exited with status {code}; stopping the job")
                 return code

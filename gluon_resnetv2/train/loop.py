@@ -3,6 +3,7 @@ recipe (SGD, momentum 0.9, weight decay 1e-4, the learning rate of :class:`~.rec
 iteration), :func:`resume` a stopped run.  What a run writes, its determinism, distributed runs and
 BatchNorm: README.md, "Training".
 """
+
 import dataclasses
 import json
 import math
@@ -83,8 +84,9 @@ class Run(RunSetup):
         if self.resume_state is None:
             return _Position(), None
         state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
-        pos = _Position(state["iteration"], state["epoch"], state["batch"], LogInterval(*state["interval"]),
-                        state["elapsed"])
+        pos = _Position(
+            state["iteration"], state["epoch"], state["batch"], LogInterval(*state["interval"]), state["elapsed"]
+        )
         mx.random.seed(derived_seed(self.config.seed, self.rank, 1, pos.iteration))
         return pos, state["log_rows"]
 
@@ -93,8 +95,14 @@ class Run(RunSetup):
             return _NullLog()
         runlog.write_config(self.out, self.config)
         log = runlog.RunLog(self.out, keep_rows=log_rows)
-        runlog.write_status(self.out, "running", iteration=iteration, total_iterations=self.total,
-                            pid=os.getpid(), **self._data_fields())
+        runlog.write_status(
+            self.out,
+            "running",
+            iteration=iteration,
+            total_iterations=self.total,
+            pid=os.getpid(),
+            **self._data_fields(),
+        )
         return log
 
     def _train(self, pos, log, stop):
@@ -104,8 +112,13 @@ class Run(RunSetup):
                 mx.random.seed(derived_seed(self.config.seed, self.rank, 0, pos.epoch))
             self.train_loader.set_epoch(pos.epoch, pos.batch)
             epochs_total = math.ceil(self.total / self.iterations_per_epoch)
-            pos.bar = _progress(self, pos.epoch, epochs_total, pos.batch,
-                                min(self.iterations_per_epoch, pos.batch + self.total - pos.iteration))
+            pos.bar = _progress(
+                self,
+                pos.epoch,
+                epochs_total,
+                pos.batch,
+                min(self.iterations_per_epoch, pos.batch + self.total - pos.iteration),
+            )
             failed = self._train_epoch(pos, log, stop)
             if failed is not None:
                 return failed
@@ -122,11 +135,16 @@ class Run(RunSetup):
             pos.train_time += now - tick
             if pos.bar is not None:
                 pos.bar.update(1)
-                pos.bar.set_postfix(loss=f"{sums[0] / max(sums[2], 1):.3f}", lr=f"{lr:.4g}",
-                                    img_s=f"{pos.images / max(pos.train_time, 1e-9):.0f}", refresh=False)
+                pos.bar.set_postfix(
+                    loss=f"{sums[0] / max(sums[2], 1):.3f}",
+                    lr=f"{lr:.4g}",
+                    img_s=f"{pos.images / max(pos.train_time, 1e-9):.0f}",
+                    refresh=False,
+                )
             if not math.isfinite(sums[0]):
-                return self._fail(log, pos.iteration, pos.epoch, lr, pos.interval, pos.elapsed0 + now - pos.start,
-                                  pos.bar)
+                return self._fail(
+                    log, pos.iteration, pos.epoch, lr, pos.interval, pos.elapsed0 + now - pos.start, pos.bar
+                )
             end_of_epoch = pos.batch == self.iterations_per_epoch
             final = pos.iteration == self.total
             self._record(pos, log, lr, final, end_of_epoch)
@@ -143,8 +161,9 @@ class Run(RunSetup):
         cfg = self.config
         lr = self.schedule(pos.iteration)
         self.trainer.set_learning_rate(lr)
-        loss_parts, error_parts, count = forward_backward(self.train_forward, self.loss_fn, data, label,
-                                                          self.contexts, self.input_dtype)
+        loss_parts, error_parts, count = forward_backward(
+            self.train_forward, self.loss_fn, data, label, self.contexts, self.input_dtype
+        )
         self.trainer.step(cfg.batch_size)
         sums = np.array([scalar_sum(loss_parts), scalar_sum(error_parts), count], dtype=np.float64)
         if self.worker_sum is not None:
@@ -169,8 +188,13 @@ class Run(RunSetup):
             row.update(test_loss=test_loss, test_error=test_error)
             pos.last.update(test_loss=test_loss, test_error=test_error, test_iteration=pos.iteration)
         if row:
-            log.write(iteration=pos.iteration, epoch=round(pos.iteration / self.iterations_per_epoch, 6),
-                      lr=lr, time=round(pos.elapsed(), 3), **row)
+            log.write(
+                iteration=pos.iteration,
+                epoch=round(pos.iteration / self.iterations_per_epoch, 6),
+                lr=lr,
+                time=round(pos.elapsed(), 3),
+                **row,
+            )
             if row.get("train_loss") is not None:
                 pos.last.update(train_loss=row["train_loss"], train_error=row["train_error"])
 
@@ -188,15 +212,23 @@ class Run(RunSetup):
         if self.is_chief:
             kept = "checkpoint written" if getattr(err, "checkpoint", False) else "last checkpoint kept"
             name = getattr(err, "signal_name", "SIGINT")
-            runlog.write_status(self.out, "interrupted", iteration=iteration, signal=name,
-                                reason=f"interrupted by {name} at iteration {iteration} ({kept}); continue with "
-                                       f"--resume {self.out}")
+            runlog.write_status(
+                self.out,
+                "interrupted",
+                iteration=iteration,
+                signal=name,
+                reason=f"interrupted by {name} at iteration {iteration} ({kept}); continue with --resume {self.out}",
+            )
 
     def _record_error(self, err, iteration):
         if self.is_chief:
             text = str(err).strip()
-            runlog.write_status(self.out, "error", iteration=iteration,
-                                reason=f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}")
+            runlog.write_status(
+                self.out,
+                "error",
+                iteration=iteration,
+                reason=f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}",
+            )
 
     # -- endings ------------------------------------------------------------------------------------
 
@@ -204,37 +236,58 @@ class Run(RunSetup):
         if bar is not None:
             bar.close()
         train_loss, train_error = interval.means()
-        reason = (f"training loss became {train_loss if train_loss is not None else 'nan'} at iteration "
-                  f"{iteration} (lr {lr:g}): the run diverged")
-        log.write(iteration=iteration, epoch=round(iteration / self.iterations_per_epoch, 6), lr=lr,
-                  train_loss=train_loss, train_error=train_error, time=round(elapsed, 3))
+        reason = (
+            f"training loss became {train_loss if train_loss is not None else 'nan'} at iteration "
+            f"{iteration} (lr {lr:g}): the run diverged"
+        )
+        log.write(
+            iteration=iteration,
+            epoch=round(iteration / self.iterations_per_epoch, 6),
+            lr=lr,
+            train_loss=train_loss,
+            train_error=train_error,
+            time=round(elapsed, 3),
+        )
         log.close()
         status = {"status": "failed", "reason": reason, "iteration": iteration}
         if self.is_chief:
-            status = runlog.write_status(self.out, "failed", reason=reason, iteration=iteration,
-                                         epoch=iteration / self.iterations_per_epoch)
+            status = runlog.write_status(
+                self.out, "failed", reason=reason, iteration=iteration, epoch=iteration / self.iterations_per_epoch
+            )
         self._say(f"{self.config.model}: {reason}; logs kept in {self.out}")
         return status
 
     def _finish(self, log, iteration, last, elapsed, images, train_time):
         log.close()
         test_error = last.get("test_error")
-        fields = dict(iteration=iteration, epoch=iteration / self.iterations_per_epoch, **self._data_fields(),
-                      test_error=test_error, test_loss=last.get("test_loss"),
-                      train_loss=last.get("train_loss"), train_error=last.get("train_error"),
-                      paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
-                      elapsed=elapsed, images_per_second=images / train_time if train_time else None)
+        fields = dict(
+            iteration=iteration,
+            epoch=iteration / self.iterations_per_epoch,
+            **self._data_fields(),
+            test_error=test_error,
+            test_loss=last.get("test_loss"),
+            train_loss=last.get("train_loss"),
+            train_error=last.get("train_error"),
+            paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
+            elapsed=elapsed,
+            images_per_second=images / train_time if train_time else None,
+        )
         status = dict(fields, status="finished")
         if self.is_chief:
             status = runlog.write_status(self.out, "finished", **fields)
         speed = f"{images / train_time:.0f} images/s" if train_time else "no training this session"
         data = SYNTHETIC_NOTE if self.config.dataset == "synthetic" else self.config.dataset
-        resumed = f", {iteration - self.start_iteration} this session after resuming at {self.start_iteration}" \
-            if self.start_iteration else ""
-        self._say(f"finished {self.config.model} on {data}: {iteration} iterations{resumed} in "
-                  f"{runlog.format_duration(elapsed)} ({speed}), test error {100 * test_error:.2f}% (loss "
-                  f"{last.get('test_loss'):.4f}){' -- paper fail (> 20%)' if fields['paper_fail'] else ''}; "
-                  f"wrote {self.out}")
+        resumed = (
+            f", {iteration - self.start_iteration} this session after resuming at {self.start_iteration}"
+            if self.start_iteration
+            else ""
+        )
+        self._say(
+            f"finished {self.config.model} on {data}: {iteration} iterations{resumed} in "
+            f"{runlog.format_duration(elapsed)} ({speed}), test error {100 * test_error:.2f}% (loss "
+            f"{last.get('test_loss'):.4f}){' -- paper fail (> 20%)' if fields['paper_fail'] else ''}; "
+            f"wrote {self.out}"
+        )
         return status
 
     def _finish_resumed_finished(self):
@@ -246,9 +299,14 @@ class Run(RunSetup):
         # Training ended but the final status was lost (stopped right after the last checkpoint).
         test_loss, test_error = self._evaluate(self.test_loader)
         self._save_model()
-        fields = dict(iteration=self.total, epoch=self.total / self.iterations_per_epoch, **self._data_fields(),
-                      test_error=test_error,
-                      test_loss=test_loss, paper_fail=bool(test_error > PAPER_FAIL_ERROR))
+        fields = dict(
+            iteration=self.total,
+            epoch=self.total / self.iterations_per_epoch,
+            **self._data_fields(),
+            test_error=test_error,
+            test_loss=test_loss,
+            paper_fail=bool(test_error > PAPER_FAIL_ERROR),
+        )
         if self.is_chief:
             return runlog.write_status(self.out, "finished", **fields)
         return dict(fields, status="finished")
@@ -290,8 +348,16 @@ def _progress(run, epoch, epochs_total, start_batch, total):
     if not (run.config.progress and run.is_chief):
         return None
 
-    return tqdm(total=total, initial=start_batch, desc=f"epoch {epoch + 1}/{epochs_total}",
-                unit="it", leave=True, mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=start_batch,
+        desc=f"epoch {epoch + 1}/{epochs_total}",
+        unit="it",
+        leave=True,
+        mininterval=1.0,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
 
 # ------------------------------------------------------------------------------------------------- API
@@ -318,8 +384,10 @@ def train(config=None, **settings):
             config = dataclasses.replace(config, **settings)
     resolved = config.resolved()
     if os.path.isfile(ckpt.checkpoint_path(resolved.out)):
-        raise ValueError(f"{resolved.out} already holds a run (checkpoint.zip); continue it with --resume "
-                         f"{resolved.out} or choose another --out")
+        raise ValueError(
+            f"{resolved.out} already holds a run (checkpoint.zip); continue it with --resume "
+            f"{resolved.out} or choose another --out"
+        )
     return Run(config).run()
 
 
@@ -335,8 +403,9 @@ def resume(out_dir, **overrides):
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"cannot resume {out_dir}: {config_path} is missing (not a training run directory)")
     if not _has_run_fields(config_path):
-        raise ValueError(f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or "
-                         "dataset)")
+        raise ValueError(
+            f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or dataset)"
+        )
     config = TrainConfig.load(config_path)
     bad = set(overrides) - set(RESUME_OVERRIDES)
     if bad:
@@ -344,8 +413,11 @@ def resume(out_dir, **overrides):
     config = dataclasses.replace(config, out=out_dir, **overrides)
     if not os.path.isfile(ckpt.checkpoint_path(out_dir)):
         # Stopped before its first checkpoint: nothing to lose by starting over with the same settings.
-        warnings.warn(f"{out_dir} has no checkpoint yet (the run stopped before writing one); starting it over "
-                      f"from {config_path}", stacklevel=2)
+        warnings.warn(
+            f"{out_dir} has no checkpoint yet (the run stopped before writing one); starting it over "
+            f"from {config_path}",
+            stacklevel=2,
+        )
         return Run(config).run()
     state = ckpt.read_checkpoint_state(out_dir)
     _warn_if_threads_changed(config, config_path)
@@ -357,9 +429,12 @@ def _warn_if_threads_changed(config, config_path):
     recorded = (read_json(config_path) or {}).get("omp_threads")
     threads = cpu.in_use()["threads"]
     if not config.gpus and recorded and recorded != threads:
-        warnings.warn(f"resuming {config.out} on {threads} OpenMP thread(s), but it was trained on {recorded}: the "
-                      "float rounding depends on the thread count, so the rest of the run will not be bit-identical "
-                      f"to an uninterrupted one (set OMP_NUM_THREADS={recorded} to keep it exact)", stacklevel=3)
+        warnings.warn(
+            f"resuming {config.out} on {threads} OpenMP thread(s), but it was trained on {recorded}: the "
+            "float rounding depends on the thread count, so the rest of the run will not be bit-identical "
+            f"to an uninterrupted one (set OMP_NUM_THREADS={recorded} to keep it exact)",
+            stacklevel=3,
+        )
 
 
 def _has_run_fields(config_path):

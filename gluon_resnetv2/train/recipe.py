@@ -17,6 +17,7 @@ CIFAR run.  Explicit milestones (``--lr-steps``) are given in the unit of the ru
 Every schedule is a pure function of the iteration number (:meth:`LRSchedule.__call__`), which is what
 makes a resumed run identical to an uninterrupted one.
 """
+
 import dataclasses
 import json
 import math
@@ -51,30 +52,55 @@ class Recipe:
     momentum: float
     wd: float
     batch_size: int
-    iterations: Optional[int]            # run length in iterations (CIFAR: 64k) ...
-    epochs: Optional[int]                # ... or in epochs (ImageNet: 90)
+    iterations: Optional[int]  # run length in iterations (CIFAR: 64k) ...
+    epochs: Optional[int]  # ... or in epochs (ImageNet: 90)
     lr_schedule: str
-    lr_step_fractions: tuple             # step milestones as fractions of the run
+    lr_step_fractions: tuple  # step milestones as fractions of the run
     lr_factor: float
-    warmup: int                          # iterations at warmup_lr before the schedule starts
+    warmup: int  # iterations at warmup_lr before the schedule starts
     warmup_lr: float
 
 
 #: CIFAR recipe (paper, Sec. 3.1 and Appendix).
-CIFAR_RECIPE = Recipe(lr=0.1, momentum=0.9, wd=1e-4, batch_size=128, iterations=64000, epochs=None,
-                      lr_schedule="step", lr_step_fractions=(0.5, 0.75), lr_factor=0.1,
-                      warmup=400, warmup_lr=0.01)
+CIFAR_RECIPE = Recipe(
+    lr=0.1,
+    momentum=0.9,
+    wd=1e-4,
+    batch_size=128,
+    iterations=64000,
+    epochs=None,
+    lr_schedule="step",
+    lr_step_fractions=(0.5, 0.75),
+    lr_factor=0.1,
+    warmup=400,
+    warmup_lr=0.01,
+)
 
 #: ImageNet recipe (paper, Sec. 5): lr 0.1, /10 at epochs 30 and 60, batch 256, 90 epochs.
-IMAGENET_RECIPE = Recipe(lr=0.1, momentum=0.9, wd=1e-4, batch_size=256, iterations=None, epochs=90,
-                         lr_schedule="step", lr_step_fractions=(1 / 3, 2 / 3), lr_factor=0.1,
-                         warmup=0, warmup_lr=0.01)
+IMAGENET_RECIPE = Recipe(
+    lr=0.1,
+    momentum=0.9,
+    wd=1e-4,
+    batch_size=256,
+    iterations=None,
+    epochs=90,
+    lr_schedule="step",
+    lr_step_fractions=(1 / 3, 2 / 3),
+    lr_factor=0.1,
+    warmup=0,
+    warmup_lr=0.01,
+)
 
 #: Fashion-MNIST and the synthetic set (short runs, not in the paper): the CIFAR recipe without warm-up.
 SMALL_RECIPE = dataclasses.replace(CIFAR_RECIPE, warmup=0)
 
-RECIPES = {"cifar10": CIFAR_RECIPE, "cifar100": CIFAR_RECIPE, "fashion-mnist": SMALL_RECIPE,
-           "synthetic": SMALL_RECIPE, "imagenet": IMAGENET_RECIPE}
+RECIPES = {
+    "cifar10": CIFAR_RECIPE,
+    "cifar100": CIFAR_RECIPE,
+    "fashion-mnist": SMALL_RECIPE,
+    "synthetic": SMALL_RECIPE,
+    "imagenet": IMAGENET_RECIPE,
+}
 
 #: The paper's "fail" in Table 1 as a fraction (errors are fractions here); the owner is
 #: :data:`gluon_resnetv2.paper_results.FAIL_THRESHOLD`, in percent as the paper gives it.
@@ -89,8 +115,12 @@ def recipe_for(dataset):
 
 
 #: The groups of ``gluon-resnetv2 train --help`` (after the model options), in order: TrainConfig's ``group``.
-OPTION_GROUPS = {"data": "data", "devices": "devices",
-                 "optimisation": "optimisation (defaults: the paper's recipe for the data set)", "output": "output"}
+OPTION_GROUPS = {
+    "data": "data",
+    "devices": "devices",
+    "optimisation": "optimisation (defaults: the paper's recipe for the data set)",
+    "output": "output",
+}
 
 
 def _option(default=None, help=None, group=None, flags=None, resume=False, factory=None, to_config=None, **cli):
@@ -121,83 +151,138 @@ class TrainConfig:
     model: str = "cifar_resnet20_v2"  # --model and the variant options: commands/model_args.py
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     # The CLI default of --dataset is None (filled in by config_from_args), so --resume can tell it was given.
-    dataset: str = _option(DEFAULT_DATASET, group="data", choices=DATASETS,
-                           help="data set (default {default}; synthetic: random images for smoke tests, its error "
-                                "means nothing)")
-    data_dir: Optional[str] = _option(group="data", resume=True,
-                                      help="directory of the data set files (default: its usual place)")
+    dataset: str = _option(
+        DEFAULT_DATASET,
+        group="data",
+        choices=DATASETS,
+        help="data set (default {default}; synthetic: random images for smoke tests, its error means nothing)",
+    )
+    data_dir: Optional[str] = _option(
+        group="data", resume=True, help="directory of the data set files (default: its usual place)"
+    )
     num_workers: int = _option(2, group="data", resume=True, type=int, help="loader threads (default 2)")
     # None = the dataset's training default (CIFAR: pad-crop-flip)
-    augment: Optional[bool] = _option(group="data", flags=[
-        ("--no-augment", dict(action="store_const", const=False,
-                              help="no augmentation (default: the data set's; CIFAR: 4-pixel pad, crop, flip)")),
-        ("--augment", dict(action="store_const", const=True, help="force the pad-crop-flip augmentation on"))])
+    augment: Optional[bool] = _option(
+        group="data",
+        flags=[
+            (
+                "--no-augment",
+                dict(
+                    action="store_const",
+                    const=False,
+                    help="no augmentation (default: the data set's; CIFAR: 4-pixel pad, crop, flip)",
+                ),
+            ),
+            ("--augment", dict(action="store_const", const=True, help="force the pad-crop-flip augmentation on")),
+        ],
+    )
     # train on the first N training images (quick runs, tests)
     train_subset: Optional[int] = _option(group="data", type=int, metavar="N", help="train on the first N images only")
     # load_dataset(**options), e.g. synthetic size
-    dataset_options: dict = _option(factory=dict, group="data", flags="--data-option", type="key_value",
-                                    action="append", metavar="KEY=VALUE", to_config="pairs",
-                                    help="extra load_dataset option (JSON value), e.g. image_shape=[3,16,16] for "
-                                         "synthetic")
-    cpus: Optional[int] = _option(group="devices", resume=True, type=int, metavar="N",
-                                  help="train on N CPU contexts (default 1)")
-    gpus: Optional[list] = _option(group="devices", resume=True, metavar="LIST", to_config="gpus",
-                                   help="comma-separated GPU indices, e.g. 0,1,2,3")
-    kvstore: str = _option("device", group="devices", resume=True,
-                           help="device (default), local, nccl; dist_sync / dist_device_sync under "
-                                "`gluon-resnetv2 launch`")
-    dtype: str = _option("float32", group="devices", choices=DTYPES,
-                         help="float16 trains with multi-precision SGD (fp32 master weights, GPUs); bfloat16 with "
-                              "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)")
-    batch_size: Optional[int] = _option(group="optimisation", type=int,
-                                        help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)")
+    dataset_options: dict = _option(
+        factory=dict,
+        group="data",
+        flags="--data-option",
+        type="key_value",
+        action="append",
+        metavar="KEY=VALUE",
+        to_config="pairs",
+        help="extra load_dataset option (JSON value), e.g. image_shape=[3,16,16] for synthetic",
+    )
+    cpus: Optional[int] = _option(
+        group="devices", resume=True, type=int, metavar="N", help="train on N CPU contexts (default 1)"
+    )
+    gpus: Optional[list] = _option(
+        group="devices", resume=True, metavar="LIST", to_config="gpus", help="comma-separated GPU indices, e.g. 0,1,2,3"
+    )
+    kvstore: str = _option(
+        "device",
+        group="devices",
+        resume=True,
+        help="device (default), local, nccl; dist_sync / dist_device_sync under `gluon-resnetv2 launch`",
+    )
+    dtype: str = _option(
+        "float32",
+        group="devices",
+        choices=DTYPES,
+        help="float16 trains with multi-precision SGD (fp32 master weights, GPUs); bfloat16 with "
+        "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)",
+    )
+    batch_size: Optional[int] = _option(
+        group="optimisation", type=int, help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)"
+    )
     epochs: Optional[float] = _option(group="optimisation", type=float, exclusive="length", help="run length in epochs")
-    iterations: Optional[int] = _option(group="optimisation", type=int, exclusive="length",
-                                        help="run length in iterations (paper CIFAR: 64000)")
+    iterations: Optional[int] = _option(
+        group="optimisation", type=int, exclusive="length", help="run length in iterations (paper CIFAR: 64000)"
+    )
     lr: Optional[float] = _option(group="optimisation", type=float, help="base learning rate (paper: 0.1)")
-    lr_schedule: Optional[str] = _option(group="optimisation", choices=SCHEDULES,
-                                         help="step (paper: /10 at 1/2 and 3/4 of the run, i.e. 32k and 48k of 64k), "
-                                              "cosine, constant")
-    lr_steps: Optional[list] = _option(group="optimisation", type="float_list", metavar="LIST",
-                                       help="step milestones in the run's unit (iterations with --iterations, epochs "
-                                            "with --epochs)")
+    lr_schedule: Optional[str] = _option(
+        group="optimisation",
+        choices=SCHEDULES,
+        help="step (paper: /10 at 1/2 and 3/4 of the run, i.e. 32k and 48k of 64k), cosine, constant",
+    )
+    lr_steps: Optional[list] = _option(
+        group="optimisation",
+        type="float_list",
+        metavar="LIST",
+        help="step milestones in the run's unit (iterations with --iterations, epochs with --epochs)",
+    )
     lr_factor: Optional[float] = _option(group="optimisation", type=float, help="step decay factor (paper: 0.1)")
-    warmup: Optional[int] = _option(group="optimisation", type=int, metavar="ITERATIONS",
-                                    help="iterations at --warmup-lr first (paper CIFAR: 400 at 0.01; 0 disables)")
+    warmup: Optional[int] = _option(
+        group="optimisation",
+        type=int,
+        metavar="ITERATIONS",
+        help="iterations at --warmup-lr first (paper CIFAR: 400 at 0.01; 0 disables)",
+    )
     warmup_lr: Optional[float] = _option(group="optimisation", type=float, help="warm-up learning rate (paper: 0.01)")
     momentum: Optional[float] = _option(group="optimisation", type=float, help="SGD momentum (paper: 0.9)")
     wd: Optional[float] = _option(group="optimisation", type=float, help="weight decay (paper: 1e-4)")
     # one of OPTIMIZERS; a config.json without it is an sgd run
-    optimizer: str = _option("sgd", group="optimisation", choices=OPTIMIZERS,
-                             help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' "
-                                  "released Torch code)")
-    seed: int = _option(0, group="optimisation", type=int,
-                        help="random seed; makes a CPU run repeatable (default 0)")
-    out: str = _option("runs/train", group="output",
-                       help="run directory: log.csv, config.json, status.json, checkpoints")
+    optimizer: str = _option(
+        "sgd",
+        group="optimisation",
+        choices=OPTIMIZERS,
+        help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' released Torch code)",
+    )
+    seed: int = _option(0, group="optimisation", type=int, help="random seed; makes a CPU run repeatable (default 0)")
+    out: str = _option(
+        "runs/train", group="output", help="run directory: log.csv, config.json, status.json, checkpoints"
+    )
     log_interval: int = _option(50, group="output", type=int, help="iterations per training-loss row (default 50)")
     # iterations between evaluations; None = every epoch
-    eval_interval: Optional[int] = _option(group="output", type=int,
-                                           help="iterations between test evaluations (default: every epoch)")
+    eval_interval: Optional[int] = _option(
+        group="output", type=int, help="iterations between test evaluations (default: every epoch)"
+    )
     # periodic evaluations on N evenly spaced test images only
-    eval_subset: Optional[int] = _option(group="output", type=int, metavar="N",
-                                         help="periodic evaluations on N evenly spaced test images (the final one "
-                                              "uses all)")
+    eval_subset: Optional[int] = _option(
+        group="output",
+        type=int,
+        metavar="N",
+        help="periodic evaluations on N evenly spaced test images (the final one uses all)",
+    )
     # iterations between extra checkpoints; None = each epoch
-    checkpoint_interval: Optional[int] = _option(group="output", type=int, metavar="ITERATIONS",
-                                                 help="extra checkpoints every ITERATIONS (always: every epoch and at "
-                                                      "the end)")
+    checkpoint_interval: Optional[int] = _option(
+        group="output",
+        type=int,
+        metavar="ITERATIONS",
+        help="extra checkpoints every ITERATIONS (always: every epoch and at the end)",
+    )
     label: Optional[str] = _option(group="output", help="legend label for plots")
-    progress: bool = _option(True, group="output", resume=True, flags=[
-        ("--no-progress", dict(action="store_false", default=True, help="no progress bar nor summary line"))])
+    progress: bool = _option(
+        True,
+        group="output",
+        resume=True,
+        flags=[("--no-progress", dict(action="store_false", default=True, help="no progress bar nor summary line"))],
+    )
 
     # ------------------------------------------------------------------------------------------------
 
     def resolved(self):
         """A copy with every ``None`` recipe field replaced by the dataset's paper default."""
         recipe = recipe_for(self.dataset)
-        cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs or {}),
-                                  dataset_options=dict(self.dataset_options or {}))
+        cfg = dataclasses.replace(
+            self, model_kwargs=dict(self.model_kwargs or {}), dataset_options=dict(self.dataset_options or {})
+        )
         for name in ("lr", "momentum", "wd", "batch_size", "lr_schedule", "lr_factor", "warmup", "warmup_lr"):
             if getattr(cfg, name) is None:
                 setattr(cfg, name, getattr(recipe, name))
@@ -321,8 +406,10 @@ class LRSchedule:
         return self.lr
 
     def __repr__(self):
-        return (f"LRSchedule({self.kind!r}, lr={self.lr}, total={self.total}, milestones={self.milestones}, "
-                f"factor={self.factor}, warmup={self.warmup}, warmup_lr={self.warmup_lr})")
+        return (
+            f"LRSchedule({self.kind!r}, lr={self.lr}, total={self.total}, milestones={self.milestones}, "
+            f"factor={self.factor}, warmup={self.warmup}, warmup_lr={self.warmup_lr})"
+        )
 
 
 def total_iterations(config, iterations_per_epoch):
@@ -344,12 +431,15 @@ def make_schedule(config, iterations_per_epoch):
         milestones = [int(round(step * per_unit)) for step in config.lr_steps]
         if milestones and milestones[-1] >= total:
             unit, length = ("iterations", total) if config.iterations is not None else ("epochs", config.epochs)
-            raise ValueError(f"--lr-steps {','.join(f'{s:g}' for s in config.lr_steps)} reach beyond the run: "
-                             f"milestones must be below its {length:g} {unit}")
+            raise ValueError(
+                f"--lr-steps {','.join(f'{s:g}' for s in config.lr_steps)} reach beyond the run: "
+                f"milestones must be below its {length:g} {unit}"
+            )
     else:
         milestones = [int(round(f * total)) for f in recipe_for(config.dataset).lr_step_fractions]
-    return LRSchedule(config.lr_schedule, config.lr, total, milestones, config.lr_factor,
-                      config.warmup, config.warmup_lr)
+    return LRSchedule(
+        config.lr_schedule, config.lr, total, milestones, config.lr_factor, config.warmup, config.warmup_lr
+    )
 
 
 #: The settings ``resume`` may change: they do not alter the result (threads, devices, paths, the bar).

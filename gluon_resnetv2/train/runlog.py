@@ -23,6 +23,7 @@ the current iteration; resumable; with ``signal``).
 kernel releases when that process ends, however it ends, so a second trainer is refused and a killed one
 leaves no stale lock.
 """
+
 import csv
 import fcntl
 import io
@@ -135,8 +136,9 @@ def _log_table(path):
         return None, []  # the header itself is still being written
     missing = [name for name in LOG_COLUMNS if name not in header]
     if missing:
-        raise ValueError(f"{path}: wrong columns {header}; expected {','.join(LOG_COLUMNS)} "
-                         f"(missing {', '.join(missing)})")
+        raise ValueError(
+            f"{path}: wrong columns {header}; expected {','.join(LOG_COLUMNS)} (missing {', '.join(missing)})"
+        )
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         is_last = number == len(lines)
@@ -176,8 +178,9 @@ def read_log(run_dir):
     header, rows = _log_table(path)
     if header is None:
         return {name: np.zeros(0) for name in LOG_COLUMNS}
-    data = np.array([[math.nan if value is None else value for value in row] for row in rows],
-                    dtype=np.float64).reshape(len(rows), len(header))
+    data = np.array(
+        [[math.nan if value is None else value for value in row] for row in rows], dtype=np.float64
+    ).reshape(len(rows), len(header))
     return {name: data[:, index] for index, name in enumerate(header)}
 
 
@@ -218,8 +221,10 @@ def lock_run_dir(out_dir):
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise RuntimeError(f"{out_dir} is in use by another trainer (pid {holder}); wait for it to finish or stop "
-                           "it (then --resume), or choose another --out") from None
+        raise RuntimeError(
+            f"{out_dir} is in use by another trainer (pid {holder}); wait for it to finish or stop "
+            "it (then --resume), or choose another --out"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")

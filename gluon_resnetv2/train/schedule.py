@@ -13,8 +13,11 @@ def logs_at(config, iteration, final):
 
 def evaluates_at(config, iteration, final, end_of_epoch):
     """Whether ``iteration`` evaluates on the test set (the final one on all of it)."""
-    return final or bool(config.eval_interval and iteration % config.eval_interval == 0) or \
-        (config.eval_interval is None and end_of_epoch)
+    return (
+        final
+        or bool(config.eval_interval and iteration % config.eval_interval == 0)
+        or (config.eval_interval is None and end_of_epoch)
+    )
 
 
 def checkpoints_at(config, iteration, final, end_of_epoch):

@@ -1,4 +1,5 @@
 """SIGINT/SIGTERM: stop a run after the current iteration with a checkpoint, or at once on a second signal."""
+
 import signal
 import threading
 
@@ -14,8 +15,9 @@ class Interrupted(KeyboardInterrupt):
         self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
         self.signal_name = signal.Signals(signum).name
         self.exit_code = 128 + signum
-        super().__init__(f"interrupted by {self.signal_name}"
-                         + (f" at iteration {iteration}" if iteration is not None else ""))
+        super().__init__(
+            f"interrupted by {self.signal_name}" + (f" at iteration {iteration}" if iteration is not None else "")
+        )
 
 
 class StopRequest:

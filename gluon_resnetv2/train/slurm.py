@@ -11,6 +11,7 @@ environment plus its ``DMLC_*`` variables (srun's default ``--export=ALL``).  ``
 ``--gres=gpu:K`` for every worker step; Slurm then sets the step's ``CUDA_VISIBLE_DEVICES``, so the
 worker's ``--gpus`` counts from 0 (added to a ``train`` command that has none).
 """
+
 import os
 import re
 import socket
@@ -45,8 +46,7 @@ def expand_tasks_per_node(text):
 def expand_nodelist(nodelist):
     """The node names of a Slurm node list (``node[01-03],gpu7``), by ``scontrol show hostnames``."""
     try:
-        result = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise RuntimeError("launch --slurm needs Slurm's scontrol on PATH (package slurm-client)") from None
     if result.returncode != 0:
@@ -82,15 +82,26 @@ def _with_gpus(command, gpus_per_worker):
         listed = command[command.index("--gpus") + 1] if command.index("--gpus") + 1 < len(command) else ""
         bad = [g for g in listed.split(",") if g.strip().isdigit() and int(g) >= gpus_per_worker]
         if bad:
-            raise ValueError(f"the worker command's --gpus {listed} names GPU {bad[0]}, but each Slurm worker step "
-                             f"gets {gpus_per_worker} (--gpus-per-worker), numbered from 0")
+            raise ValueError(
+                f"the worker command's --gpus {listed} names GPU {bad[0]}, but each Slurm worker step "
+                f"gets {gpus_per_worker} (--gpus-per-worker), numbered from 0"
+            )
     elif "train" in command:
         command += ["--gpus", ",".join(str(i) for i in range(gpus_per_worker))]
     return command
 
 
-def plan(command, num_workers, num_servers, nodes=None, port=None, python=None, interface=None,
-         gpus_per_worker=None, env=None):
+def plan(
+    command,
+    num_workers,
+    num_servers,
+    nodes=None,
+    port=None,
+    python=None,
+    interface=None,
+    gpus_per_worker=None,
+    env=None,
+):
     """The job's :class:`~.launcher.ProcessSpec` s with ``srun`` argv (``via='srun'``; ``env`` is set on
     the local ``srun`` and travels to the task).  ``nodes``: :class:`~.launcher.Host` s, default the
     current allocation (:func:`allocation` of ``env``)."""
@@ -101,8 +112,12 @@ def plan(command, num_workers, num_servers, nodes=None, port=None, python=None, 
     if port is None:  # the launcher normally runs on the first node (sbatch's batch host)
         job_id = int((env or os.environ).get("SLURM_JOB_ID", "0") or 0)
         port = free_port() if _is_local(first) else 9091 + job_id % 1000
-    base = {"DMLC_NUM_WORKER": str(num_workers), "DMLC_NUM_SERVER": str(num_servers),
-            "DMLC_PS_ROOT_URI": address(first), "DMLC_PS_ROOT_PORT": str(port)}
+    base = {
+        "DMLC_NUM_WORKER": str(num_workers),
+        "DMLC_NUM_SERVER": str(num_servers),
+        "DMLC_PS_ROOT_URI": address(first),
+        "DMLC_PS_ROOT_PORT": str(port),
+    }
     if interface:
         base["DMLC_INTERFACE"] = interface
     worker_argv = _with_gpus(command, gpus_per_worker) if gpus_per_worker else list(command)

@@ -5,6 +5,7 @@ softmax cross-entropy of its slice, the gradients are summed over the devices (a
 kvstore) and one SGD step with momentum 0.9 and weight decay 1e-4 is taken with
 ``rescale_grad = 1 / global_batch``, the average gradient of the global batch.
 """
+
 import random
 
 import mxnet as mx
@@ -18,7 +19,7 @@ from .devices import split_batch
 def seed_everything(seed):
     """Seed ``mx.random`` (all devices), NumPy and Python's ``random``."""
     mx.random.seed(int(seed))
-    np.random.seed(int(seed) % 2 ** 32)
+    np.random.seed(int(seed) % 2**32)
     random.seed(int(seed))
 
 
@@ -35,14 +36,25 @@ def subset(dataset, count, spread=False):
     if count is None or count >= len(dataset):
         return dataset
     if not isinstance(dataset, ArrayDataset):
-        raise ValueError(f"a subset of {getattr(dataset, 'name', 'this dataset')} is not supported "
-                         "(only in-memory datasets: fashion-mnist, cifar10, cifar100, synthetic)")
+        raise ValueError(
+            f"a subset of {getattr(dataset, 'name', 'this dataset')} is not supported "
+            "(only in-memory datasets: fashion-mnist, cifar10, cifar100, synthetic)"
+        )
     if count < 1:
         raise ValueError(f"a subset needs at least one image, got {count}")
     index = np.arange(count) * (len(dataset) // count) if spread else slice(0, count)
-    return ArrayDataset(dataset.images[index], dataset.labels[index], dataset.num_classes, dataset.mean,
-                        dataset.std, dataset.name, dataset.split, classes=dataset.classes,
-                        default_augment=dataset.default_augment, pad=dataset.pad)
+    return ArrayDataset(
+        dataset.images[index],
+        dataset.labels[index],
+        dataset.num_classes,
+        dataset.mean,
+        dataset.std,
+        dataset.name,
+        dataset.split,
+        classes=dataset.classes,
+        default_augment=dataset.default_augment,
+        pad=dataset.pad,
+    )
 
 
 def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):

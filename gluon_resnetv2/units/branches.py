@@ -5,6 +5,7 @@ Between two convolutions there is always BN-ReLU; after the last convolution com
 ``tail`` (BN for Fig. 4(a, d), BN-ReLU for (c), nothing for (b, e)).  The ordering's pre-activation is
 *not* part of the branch: it belongs to the unit, because the shortcut may read it too (Sec. 4.1).
 """
+
 from dataclasses import dataclass
 
 from mxnet.gluon import nn
@@ -58,8 +59,15 @@ BRANCHES = {"basic": basic_convs, "bottleneck": bottleneck_convs, "single": sing
 
 def conv(spec, in_channels=0):
     """A convolution with He initialisation and 'same' padding."""
-    return nn.Conv2D(spec.channels, spec.kernel, strides=spec.stride, padding=spec.kernel // 2,
-                     use_bias=spec.bias, in_channels=in_channels, weight_initializer=HE_INIT)
+    return nn.Conv2D(
+        spec.channels,
+        spec.kernel,
+        strides=spec.stride,
+        padding=spec.kernel // 2,
+        use_bias=spec.bias,
+        in_channels=in_channels,
+        weight_initializer=HE_INIT,
+    )
 
 
 class ResidualBranch(nn.HybridSequential):
@@ -75,8 +83,18 @@ class ResidualBranch(nn.HybridSequential):
     branch_kwargs : ``stride_on``/``bias`` of :func:`bottleneck_convs`
     """
 
-    def __init__(self, branch, channels, stride, in_channels=0, activation="full_preact",
-                 norm_layer=nn.BatchNorm, norm_kwargs=None, branch_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        branch,
+        channels,
+        stride,
+        in_channels=0,
+        activation="full_preact",
+        norm_layer=nn.BatchNorm,
+        norm_kwargs=None,
+        branch_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         try:
             make_convs = BRANCHES[branch]

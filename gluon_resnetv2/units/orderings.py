@@ -15,6 +15,7 @@ full_preact         BN-ReLU-W-BN-ReLU-W, +           BN-ReLU  -       -
 
 The operations are data, chosen when a unit is built; ``hybrid_forward`` never branches on them.
 """
+
 from dataclasses import dataclass
 
 from mxnet.gluon import nn
@@ -53,8 +54,9 @@ def get_ordering(activation):
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise ValueError(f"activation={activation!r} is not a Fig. 4 variant; expected one of "
-                         f"{', '.join(ACTIVATIONS)}") from None
+        raise ValueError(
+            f"activation={activation!r} is not a Fig. 4 variant; expected one of {', '.join(ACTIVATIONS)}"
+        ) from None
 
 
 def make_ops(ops, norm_layer=nn.BatchNorm, norm_kwargs=None, prefix=None):

@@ -23,6 +23,7 @@ Where a unit changes dimensions, ``x`` above is first projected (option B: 1x1 c
 subsampled and zero-padded (option A); with Eqn. 8 in mind every extra factor on this path is what the
 paper shows to hamper propagation.
 """
+
 from dataclasses import dataclass
 
 import mxnet as mx
@@ -31,6 +32,7 @@ from mxnet.gluon import nn
 from .init import HE_INIT
 
 # --- shortcut paths -----------------------------------------------------------------------------
+
 
 class Identity(nn.HybridBlock):
     """h(x) = x (Fig. 2(a), Eqn. 3's identity mapping)."""
@@ -47,12 +49,16 @@ class Projection(nn.HybridSequential):
     bare convolution.
     """
 
-    def __init__(self, channels, stride, in_channels=0, norm=False, norm_layer=nn.BatchNorm, norm_kwargs=None,
-                 **kwargs):
+    def __init__(
+        self, channels, stride, in_channels=0, norm=False, norm_layer=nn.BatchNorm, norm_kwargs=None, **kwargs
+    ):
         super().__init__(**kwargs)
         with self.name_scope():
-            self.add(nn.Conv2D(channels, 1, strides=stride, use_bias=False, in_channels=in_channels,
-                               weight_initializer=HE_INIT))
+            self.add(
+                nn.Conv2D(
+                    channels, 1, strides=stride, use_bias=False, in_channels=in_channels, weight_initializer=HE_INIT
+                )
+            )
             if norm:
                 self.add(norm_layer(**(norm_kwargs or {})))
 
@@ -75,8 +81,9 @@ class ZeroPadProjection(nn.HybridBlock):
             pad -= self._zero_chunks[-1]
 
     def hybrid_forward(self, F, x):
-        x = F.slice(x, begin=(None, None, None, None), end=(None, None, None, None),
-                    step=(1, 1, self._stride, self._stride))
+        x = F.slice(
+            x, begin=(None, None, None, None), end=(None, None, None, None), step=(1, 1, self._stride, self._stride)
+        )
         zeros = [F.zeros_like(F.slice_axis(x, axis=1, begin=0, end=k)) for k in self._zero_chunks]
         return F.concat(x, *zeros, dim=1)
 
@@ -105,6 +112,7 @@ class ShortcutDropout(nn.HybridBlock):
 
 # --- merges -------------------------------------------------------------------------------------
 
+
 class Add(nn.HybridBlock):
     """y = h + F (Eqn. 1)."""
 
@@ -129,8 +137,15 @@ class _Gate(nn.HybridBlock):
     def __init__(self, channels, stride, in_channels=0, gate_bias=-6.0, **kwargs):
         super().__init__(**kwargs)
         with self.name_scope():
-            self.gate = nn.Conv2D(channels, 1, strides=stride, use_bias=True, in_channels=in_channels,
-                                  weight_initializer=HE_INIT, bias_initializer=mx.init.Constant(gate_bias))
+            self.gate = nn.Conv2D(
+                channels,
+                1,
+                strides=stride,
+                use_bias=True,
+                in_channels=in_channels,
+                weight_initializer=HE_INIT,
+                bias_initializer=mx.init.Constant(gate_bias),
+            )
 
     def _g(self, F, source):
         return F.sigmoid(self.gate(source))
@@ -182,8 +197,10 @@ class ShortcutSpec:
         for option, owners in _OPTION_OWNERS.items():
             value = getattr(self, option)
             if value is not None and self.name not in owners:
-                raise ValueError(f"{option}={value!r} applies to shortcut={' or '.join(map(repr, owners))}, "
-                                 f"not shortcut={self.name!r}")
+                raise ValueError(
+                    f"{option}={value!r} applies to shortcut={' or '.join(map(repr, owners))}, "
+                    f"not shortcut={self.name!r}"
+                )
         defaults = {"shortcut_scale": 0.5, "residual_scale": 1.0, "gate_bias": -6.0, "shortcut_dropout": 0.5}
         for option, owners in _OPTION_OWNERS.items():
             if self.name in owners and getattr(self, option) is None:
@@ -196,8 +213,17 @@ class ShortcutSpec:
                 raise ValueError(f"{option}={value!r}: expected a non-negative scale")
 
 
-def build_shortcut(spec, channels, stride, downsample, in_channels, projection="conv", projection_norm=False,
-                   norm_layer=nn.BatchNorm, norm_kwargs=None):
+def build_shortcut(
+    spec,
+    channels,
+    stride,
+    downsample,
+    in_channels,
+    projection="conv",
+    projection_norm=False,
+    norm_layer=nn.BatchNorm,
+    norm_kwargs=None,
+):
     """Return ``(path, merge)`` blocks for the :class:`ShortcutSpec` ``spec`` of one unit."""
     if projection not in PROJECTIONS:
         raise ValueError(f"projection={projection!r}: expected one of {', '.join(PROJECTIONS)}")
@@ -212,8 +238,10 @@ def build_shortcut(spec, channels, stride, downsample, in_channels, projection="
         path = Projection(channels, stride, in_channels, projection_norm, norm_layer, norm_kwargs, prefix="shortcut_")
     else:
         base = project() if downsample else None
-        extra = {"constant_scaling": lambda: Scale(spec.shortcut_scale, prefix="scale_"),
-                 "dropout": lambda: ShortcutDropout(spec.shortcut_dropout, prefix="dropout_")}.get(spec.name)
+        extra = {
+            "constant_scaling": lambda: Scale(spec.shortcut_scale, prefix="scale_"),
+            "dropout": lambda: ShortcutDropout(spec.shortcut_dropout, prefix="dropout_"),
+        }.get(spec.name)
         parts = [b for b in (base, extra() if extra else None) if b is not None]
         if not parts:
             path = Identity(prefix="shortcut_")

@@ -7,6 +7,7 @@ activation right after conv1 and before splitting into two paths") and every uni
 projection (the projection sees the same normalised input as the branch).  Elsewhere the shortcut is
 the clean identity of Eqn. 4.
 """
+
 from mxnet.gluon import nn
 
 from .branches import ResidualBranch
@@ -68,15 +69,34 @@ class ResidualUnit(nn.HybridBlock):
         unit after the ImageNet stem (fb.resnet.torch ``preresnet.lua``'s ``'no_preact'``).
     """
 
-    def __init__(self, channels, stride=1, downsample=False, in_channels=0, norm_layer=nn.BatchNorm,
-                 norm_kwargs=None, branch="basic", activation="full_preact", shortcut="identity",
-                 shortcut_scale=None, residual_scale=None, gate_bias=None, shortcut_dropout=None,
-                 shortcut_source=None, projection="conv", branch_kwargs=None, preactivate=True,
-                 **kwargs):
+    def __init__(
+        self,
+        channels,
+        stride=1,
+        downsample=False,
+        in_channels=0,
+        norm_layer=nn.BatchNorm,
+        norm_kwargs=None,
+        branch="basic",
+        activation="full_preact",
+        shortcut="identity",
+        shortcut_scale=None,
+        residual_scale=None,
+        gate_bias=None,
+        shortcut_dropout=None,
+        shortcut_source=None,
+        projection="conv",
+        branch_kwargs=None,
+        preactivate=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         ordering = get_ordering(activation)
-        spec = shortcut if isinstance(shortcut, ShortcutSpec) else ShortcutSpec(
-            shortcut, shortcut_scale, residual_scale, gate_bias, shortcut_dropout)
+        spec = (
+            shortcut
+            if isinstance(shortcut, ShortcutSpec)
+            else ShortcutSpec(shortcut, shortcut_scale, residual_scale, gate_bias, shortcut_dropout)
+        )
         if shortcut_source is None:
             shortcut_source = "preact" if (downsample or spec.name == "conv1x1") else "input"
         if shortcut_source not in SHORTCUT_SOURCES:
@@ -87,13 +107,29 @@ class ResidualUnit(nn.HybridBlock):
         self.shortcut_source = shortcut_source
         self._source = _preactivated_input if shortcut_source == "preact" else _raw_input
         with self.name_scope():
-            self.preact = make_ops(ordering.preact if preactivate else (), norm_layer, norm_kwargs,
-                                   prefix="preact_")
-            self.branch = ResidualBranch(branch, channels, stride, in_channels, ordering, norm_layer, norm_kwargs,
-                                         branch_kwargs, prefix="branch_")
+            self.preact = make_ops(ordering.preact if preactivate else (), norm_layer, norm_kwargs, prefix="preact_")
+            self.branch = ResidualBranch(
+                branch,
+                channels,
+                stride,
+                in_channels,
+                ordering,
+                norm_layer,
+                norm_kwargs,
+                branch_kwargs,
+                prefix="branch_",
+            )
             self.shortcut, self.merge = build_shortcut(
-                spec, channels, stride, downsample, in_channels, projection,
-                projection_norm="bn" in ordering.tail, norm_layer=norm_layer, norm_kwargs=norm_kwargs)
+                spec,
+                channels,
+                stride,
+                downsample,
+                in_channels,
+                projection,
+                projection_norm="bn" in ordering.tail,
+                norm_layer=norm_layer,
+                norm_kwargs=norm_kwargs,
+            )
             self.postact = make_ops(ordering.post, norm_layer, norm_kwargs, prefix="post_")
 
     def hybrid_forward(self, F, x):

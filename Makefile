@@ -6,9 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
-EXTRAS := test,onnx
+EXTRAS := test,onnx,docs
 
-.PHONY: install dataset cluster-packages lint test test-fast demo bench clean constraints
+.PHONY: install dataset cluster-packages lint docs test test-fast demo bench clean constraints
 
 # constraints.txt pins every package (ours and theirs) to the versions the suite last passed with, so a new
 # gluoncv or matplotlib release cannot break a fresh clone unnoticed; `make constraints` refreshes it.
@@ -52,7 +52,7 @@ cluster-packages:
 
 # Lint (pyproject.toml's [tool.ruff]): the formatting, then unused names, undefined names, import order, likely
 # bugs; .ci/run runs it before the tests.
-LINT_PATHS := gluon_resnetv2 scripts tests
+LINT_PATHS := gluon_resnetv2 scripts tests docs/conf.py docs/_ext
 lint: install
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
@@ -64,7 +64,12 @@ constraints:
 	{ sed -n '/^#/p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | grep -v '^gluon-resnetv2'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .venv-constraints
 
-test: install dataset cluster-packages
+# The manual (docs/, Sphinx + MyST): warnings are errors, -n checks every internal reference; no network.
+# Its measured figures are rendered from the committed result files at build time (docs/_ext/grv2_results.py).
+docs: install
+	$(VENV)/bin/sphinx-build -q -W --keep-going -n -b html docs docs/_build/html
+
+test: install dataset cluster-packages docs
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing.
@@ -78,4 +83,4 @@ bench: install
 	$(PY) scripts/bench.py --models cifar_resnet56_v2 --out bench
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .venv-constraints
+	rm -rf $(VENV) *.egg-info .pytest_cache .venv-constraints docs/_build docs/_generated

@@ -4,7 +4,7 @@ Training keeps every intermediate output of the forward pass for the backward pa
 linearly with depth: ResNet-1001 at batch 64 holds about 3000 feature maps per image.  Recomputation
 (Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost") keeps only some of them and
 recomputes the rest during the backward pass.  Two mechanisms are offered; ``scripts/bench_memory.py``
-measures both (figures in ``docs/deploy.md``).
+measures both (figures in ``docs/guides/deployment.md``).
 
 1. :func:`recompute` -- **the one that saves memory**.  The network is cut into segments of
    ``segment_size`` residual units; in training, each segment runs inside an ``autograd.Function`` that
@@ -25,7 +25,7 @@ measures both (figures in ``docs/deploy.md``).
    when a graph is bound.  With Gluon's CachedOp (hybridized blocks) it has no measurable effect in
    1.9.1, and MXNet's symbolic executor (:class:`SymbolicTrainer`, Module API) does insert the
    recomputation nodes but, on these pre-activation networks, its memory planner ends up with the same
-   footprint (the measurements: ``docs/deploy.md``, "Memory at depth").  It is kept for completeness and
+   footprint (the measurements: ``docs/guides/deployment.md``, "Memory at depth").  It is kept for completeness and
    for MXNet versions where it helps; ``MXNET_MEMORY_OPT`` is the
    MXNet 2.0 switch, not read by 1.9.1.
 

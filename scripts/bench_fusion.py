@@ -8,7 +8,7 @@ A thin entry point: :mod:`gluon_resnetv2.commands.bench_fusion` and
     python scripts/bench_fusion.py --models cifar_resnet20_v2,cifar_resnet110_v2 --rounds 9
     MXNET_EXEC_BULK_EXEC_INFERENCE=0 OMP_NUM_THREADS=1 python scripts/bench_fusion.py --profile --rounds 1
 
-Figures: docs/deploy.md.
+Figures: docs/guides/deployment.md.
 """
 
 import sys

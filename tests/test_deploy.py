@@ -384,7 +384,7 @@ def test_quantize_runs_and_keeps_top1(activation, renamed):
 
     The residual additions with a ReLU operand (first unit of a v2 net; every identity-shortcut unit of a
     v1 net) are the ones taken out of mxnet 1.9.1's faulty INT8 conv+sum fusion.  (A random network does
-    not show the fault clearly; the trained-network figures are in docs/deploy.md.)"""
+    not show the fault clearly; the trained-network figures are in docs/guides/deployment.md.)"""
 
     net = tiny(14, activation=activation, input_shape=(8,) + SHAPE)  # 2 units per stage
     assert _rename_adds(to_symbol_block(net, (8,) + SHAPE))[1] == renamed

@@ -1,4 +1,4 @@
-"""README.md and docs/deploy.md say what the code does (the statements a new user acts on first), and the
+"""README.md and docs/guides/deployment.md say what the code does (the statements a new user acts on first), and the
 README's measured figures are those of the files committed in docs/."""
 
 import json
@@ -45,8 +45,8 @@ def test_make_bench_is_described_as_the_makefile_runs_it():
 
 
 def test_deploy_md_array_claims():
-    """The shapes docs/deploy.md names as refused are refused, as accepted are read as it says."""
-    text = _read("docs", "deploy.md")
+    """The shapes docs/guides/deployment.md names as refused are refused, as accepted are read as it says."""
+    text = _read("docs", "guides", "deployment.md")
     assert "say (4, 12, 12) for an RGB 12x12 export" in text and "(e.g. (12, 12, 5) or 5-D)" in text
     for shape in ((4, 12, 12), (12, 12, 5), (1, 2, 12, 12, 3)):
         with pytest.raises(ValueError, match="layouts accepted|expected"):

@@ -4,7 +4,7 @@
 >>> export_bundle(net, 'out/r110', Preprocess.from_dataset(test_set), onnx=True)
 >>> Predictor('out/r110').top_k(['shoe.png'], k=5)
 
-Fast CPU inference (figures in docs/deploy.md):
+Fast CPU inference (figures in docs/guides/deployment.md):
 
 >>> from gluon_resnetv2.deploy import fuse, quantize
 >>> fast = fuse(net, (64, 1, 28, 28))                                   # oneDNN fusion, fp32

@@ -4,7 +4,7 @@ BN-ReLU fusion, and the share of each operator in the time (MXNet profiler).
 Timing: random-weight networks, 1x28x28 input; plain = ``hybridize(static_alloc=True, static_shape=True)``;
 ``rounds`` interleaved rounds (each runs every variant), median per batch of wall-clock and process CPU
 time.  The profile is of batch 64 (set ``MXNET_EXEC_BULK_EXEC_INFERENCE=0`` so that operators are timed one
-by one rather than in bulk segments).  Figures: docs/deploy.md.
+by one rather than in bulk segments).  Figures: docs/guides/deployment.md.
 """
 
 import json

@@ -15,7 +15,7 @@ a training network can be fused or quantized for evaluation and keep training.
   collected on calibration batches, thresholds chosen ('naive': min/max; 'entropy': KL-divergence
   minimisation), and convolutions/FC layers run in INT8 with oneDNN, fused as above.
 
-Figures on Fashion-MNIST (speed and accuracy) are in ``docs/deploy.md``.
+Figures on Fashion-MNIST (speed and accuracy) are in ``docs/guides/deployment.md``.
 """
 
 import json

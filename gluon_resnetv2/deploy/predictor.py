@@ -15,8 +15,8 @@ import warnings
 
 import mxnet as mx
 import numpy as np
-from mxnet.runtime import Features
 
+from ..train.preflight import preflight_gpus
 from .export import export
 from .fast import fuse as fuse_net
 from .onnx_export import export_onnx
@@ -81,7 +81,7 @@ def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, f
 
 
 def resolve_context(device=None):
-    """``None``/'cpu' -> cpu; an int or 'gpu:N' -> that GPU after checking it exists (clear error if not)."""
+    """``None``/'cpu' -> cpu; an int or 'gpu:N' -> that GPU after the GPU preflight (clear error if not)."""
     if device is None or device == "cpu":
         return mx.cpu()
     if isinstance(device, mx.Context):
@@ -94,18 +94,11 @@ def resolve_context(device=None):
             index = int(text.split(":", 1)[1] if text.startswith("gpu") else text)
         except (ValueError, IndexError):
             raise ValueError(f"device {device!r}: expected 'cpu', a GPU index or 'gpu:N'") from None
-
-    if not Features().is_enabled("CUDA"):
-        raise RuntimeError(
-            f"GPU {index} requested, but this MXNet ({mx.__version__}) is a CPU-only build; "
-            f"install a CUDA build of mxnet (e.g. mxnet-cu112) or run on the CPU (omit --gpu)"
-        )
-    count = mx.context.num_gpus()
-    if index < 0 or index >= count:
-        raise RuntimeError(
-            f"GPU {index} requested, but {count} GPU(s) are visible"
-            + (f" (valid: 0..{count - 1})" if count else "; check CUDA_VISIBLE_DEVICES and the driver (nvidia-smi)")
-        )
+    if index < 0:
+        raise ValueError(f"device {device!r}: a GPU index is >= 0")
+    # The training preflight: a CPU-only build, a missing GPU, or one the build has no kernels for
+    # (Hopper with the pip wheels) is refused here rather than with "no kernel image" at the first batch.
+    preflight_gpus([index])
     return mx.gpu(index)
 
 
@@ -136,12 +129,17 @@ class Predictor:
     preprocess : Preprocess or None
         Overrides ``PREFIX-preprocess.json`` (required if that file is missing and images are given).
     fuse : bool
-        Apply the oneDNN (MKLDNN) graph fusion on CPU (:func:`gluon_resnetv2.deploy.fuse`).
+        Apply the oneDNN (MKLDNN) graph fusion (:func:`gluon_resnetv2.deploy.fuse`); CPU only, refused on a GPU.
     """
 
     def __init__(self, prefix, device=None, batch_size=64, epoch=None, preprocess=None, fuse=False):
         self.prefix = prefix
         self.ctx = resolve_context(device)
+        if fuse and self.ctx.device_type != "cpu":
+            raise ValueError(
+                f"fuse=True (--fuse) is oneDNN graph fusion for the CPU and does nothing on {self.ctx}: drop it "
+                "(on a GPU MXNet fuses pointwise operators by itself, see MXNET_USE_FUSION)"
+            )
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

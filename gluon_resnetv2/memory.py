@@ -134,6 +134,7 @@ def _make_recompute_block():
             super().__init__(**kwargs)
             self._segments = list(segments)
             self._params_of = params_of
+            self._inputs = []  # this step's recorded inputs, one per device: see wait_for_gradients
 
         def forward(self, x):
             autograd = mx.autograd
@@ -144,6 +145,7 @@ def _make_recompute_block():
             # The Functions are recorded only if their input is part of the graph.
             x = x.detach()
             x.attach_grad()
+            self._inputs.append(x)
             for segment, params in zip(self._segments, self._params_of):
                 x = _SegmentFunction(segment, params)(x)
             return x
@@ -159,6 +161,19 @@ def _make_recompute_block():
             """
             loss.backward()
             mx.nd.waitall()
+
+        def wait_for_gradients(self):
+            """After ``autograd.backward`` of this step's forward passes: wait until every recomputation
+            has run, without draining MXNet's whole engine queue (:meth:`backward`'s ``waitall``).
+
+            The gradient of each forward's input is written by the *last* segment Function to run
+            backward, which completes only after its Python ``backward`` (and those of the segments after
+            it) has run and issued its parameter-gradient writes; operations issued afterwards (the
+            Trainer's update) are ordered after those writes by the engine.
+            """
+            inputs, self._inputs = self._inputs, []
+            for x in inputs:
+                x.grad.wait_to_read()
 
     return RecomputeBlock
 

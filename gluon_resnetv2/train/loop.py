@@ -13,7 +13,6 @@ import time
 import warnings
 
 import mxnet as mx
-import numpy as np
 from tqdm import tqdm
 
 from .. import cpu
@@ -27,6 +26,7 @@ from .signals import Interrupted, StopRequest
 
 # The names of .steps stay importable from here (demo, scripts and tests import them from loop).
 from .steps import (  # noqa: F401
+    DeviceSums,
     derived_seed,
     evaluate,
     forward_backward,
@@ -82,11 +82,12 @@ class Run(RunSetup):
     def _restore(self):
         """``(position, log rows to keep)``: from the checkpoint when resuming, else the start."""
         if self.resume_state is None:
-            return _Position(), None
+            return _Position(DeviceSums(self.contexts[0])), None
         state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
-        pos = _Position(
-            state["iteration"], state["epoch"], state["batch"], LogInterval(*state["interval"]), state["elapsed"]
-        )
+        interval = LogInterval(*state["interval"])
+        # The checkpoint holds the sums over all workers: rank 0 carries them on, the others start at zero.
+        sums = DeviceSums(self.contexts[0], *(interval.state() if self.is_chief else ()))
+        pos = _Position(sums, state["iteration"], state["epoch"], state["batch"], interval, state["elapsed"])
         mx.random.seed(derived_seed(self.config.seed, self.rank, 1, pos.iteration))
         return pos, state["log_rows"]
 
@@ -130,23 +131,32 @@ class Run(RunSetup):
         """The rest of the current epoch (or of the run); the status of a diverged run, else None."""
         tick = time.time()
         for data, label in self.train_loader:
-            lr, sums = self._step(pos, data, label)
+            lr = self._step(pos, data, label)
             now = time.time()
             pos.train_time += now - tick
+            end_of_epoch = pos.batch == self.iterations_per_epoch
+            final = pos.iteration == self.total
+            # The loss sums are read (a host synchronisation) only where a row or a checkpoint needs them;
+            # a diverged loss is caught there (at most --log-interval iterations late).
+            read = (
+                logs_at(self.config, pos.iteration, final)
+                or checkpoints_at(self.config, pos.iteration, final, end_of_epoch)
+                or stop.signum is not None
+            )
+            if read:
+                self._read_sums(pos)
             if pos.bar is not None:
                 pos.bar.update(1)
                 pos.bar.set_postfix(
-                    loss=f"{sums[0] / max(sums[2], 1):.3f}",
+                    loss=f"{pos.interval.loss / max(pos.interval.count, 1):.3f}",
                     lr=f"{lr:.4g}",
                     img_s=f"{pos.images / max(pos.train_time, 1e-9):.0f}",
                     refresh=False,
                 )
-            if not math.isfinite(sums[0]):
+            if read and not math.isfinite(pos.interval.loss):
                 return self._fail(
                     log, pos.iteration, pos.epoch, lr, pos.interval, pos.elapsed0 + now - pos.start, pos.bar
                 )
-            end_of_epoch = pos.batch == self.iterations_per_epoch
-            final = pos.iteration == self.total
             self._record(pos, log, lr, final, end_of_epoch)
             if end_of_epoch:
                 pos.epoch, pos.batch = pos.epoch + 1, 0
@@ -157,7 +167,7 @@ class Run(RunSetup):
         return None
 
     def _step(self, pos, data, label):
-        """One SGD step on one global batch; ``(lr, [loss sum, errors, images])`` summed over the workers."""
+        """One SGD step on one global batch, its loss and errors added on the device (not read); the lr."""
         cfg = self.config
         lr = self.schedule(pos.iteration)
         self.trainer.set_learning_rate(lr)
@@ -165,14 +175,19 @@ class Run(RunSetup):
             self.train_forward, self.loss_fn, data, label, self.contexts, self.input_dtype
         )
         self.trainer.step(cfg.batch_size)
-        sums = np.array([scalar_sum(loss_parts), scalar_sum(error_parts), count], dtype=np.float64)
-        if self.worker_sum is not None:
-            sums = self.worker_sum(sums)
-        pos.interval.add(*sums)
+        pos.sums.add(loss_parts, error_parts, count)
         pos.iteration += 1
         pos.batch += 1
         pos.images += cfg.batch_size
-        return lr, sums
+        return lr
+
+    def _read_sums(self, pos):
+        """``pos.interval`` := the sums of the current log interval, over the workers (every rank reads at
+        the same iterations: the schedule's, or a signal's in a single-process run)."""
+        sums = pos.sums.read()
+        if self.worker_sum is not None:
+            sums = self.worker_sum(sums)
+        pos.interval = LogInterval(*(float(v) for v in sums))
 
     def _record(self, pos, log, lr, final, end_of_epoch):
         """The log.csv row of this iteration, if it logs or evaluates (:mod:`.schedule`)."""
@@ -182,6 +197,7 @@ class Run(RunSetup):
             train_loss, train_error = pos.interval.means()
             row.update(train_loss=train_loss, train_error=train_error)
             pos.interval = LogInterval()
+            pos.sums.reset()
         if evaluates_at(cfg, pos.iteration, final, end_of_epoch):
             loader = self.test_loader if final or self.subset_loader is None else self.subset_loader
             test_loss, test_error = self._evaluate(loader)
@@ -315,9 +331,10 @@ class Run(RunSetup):
 class _Position:
     """Where the loop is, and what this session measured (for the status and the summary line)."""
 
-    def __init__(self, iteration=0, epoch=0, batch=0, interval=None, elapsed0=0.0):
+    def __init__(self, sums, iteration=0, epoch=0, batch=0, interval=None, elapsed0=0.0):
         self.iteration, self.epoch, self.batch = iteration, epoch, batch
-        self.interval = interval if interval is not None else LogInterval()
+        self.sums = sums  # the loss/error sums of the current log interval, on the first device (DeviceSums)
+        self.interval = interval if interval is not None else LogInterval()  # their value when last read
         self.elapsed0 = elapsed0  # training seconds of the sessions before this one
         self.start = time.time()
         self.images = 0

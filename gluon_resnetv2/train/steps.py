@@ -60,10 +60,10 @@ def subset(dataset, count, spread=False):
 def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
     """Forward and backward of one batch split over ``contexts``.
 
-    ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute` (its ``backward``
-    waits for the recomputed segments' gradients).  Returns ``(loss_sum, errors, count)`` as
-    NDArrays/ints (per-device sums, not yet synchronised).  The gradients left in the parameters are the
-    *sums* over the batch's images (the Trainer divides).
+    ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute`.  Returns
+    ``(loss_sum, errors, count)``: lists of per-device NDArrays (not read: no host synchronisation; add
+    them to a :class:`DeviceSums`) and an int.  The gradients left in the parameters are the *sums* over
+    the batch's images (the Trainer divides).
     """
     datas, labels = split_batch(data, label, contexts)
     with autograd.record():
@@ -72,8 +72,11 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
             outputs = [out.astype("float32") for out in outputs]
         losses = [loss_fn(out, y) for out, y in zip(outputs, labels)]
     autograd.backward(losses)
-    if hasattr(net, "backward"):
-        mx.nd.waitall()  # recomputation writes the gradients in MXNet's custom-operator thread
+    if hasattr(net, "wait_for_gradients"):
+        # Recomputation writes the parameter gradients from Python in MXNet's custom-operator thread: they
+        # must have been issued before Trainer.step is.  This waits for each device's own backward only
+        # (the one host synchronisation of a recomputing step), not for the whole engine queue.
+        net.wait_for_gradients()
     loss_sum = [loss.sum() for loss in losses]
     errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
     return loss_sum, errors, data.shape[0]
@@ -102,26 +105,70 @@ def materialize(net, image_shape, ctx, dtype="float32"):
 
 
 def scalar_sum(values):
+    """The float sum of per-device scalar NDArrays (one host synchronisation per value)."""
     return float(sum(v.asscalar() for v in values))
+
+
+def _pairs(loss_parts, error_parts, ctx):
+    """Each device's ``[loss sum, errors]`` as a float64 vector on ``ctx`` (asynchronous copies)."""
+    for loss, errors in zip(loss_parts, error_parts):
+        pair = mx.nd.concat(loss.reshape((1,)), errors.reshape((1,)).astype(loss.dtype), dim=0)
+        yield pair.astype("float64").as_in_context(ctx)
+
+
+class DeviceSums:
+    """Running sums of the training loss and errors kept on one device, read only when a row is logged.
+
+    Reading a value (``asscalar``) makes the host wait for every device: doing it after each step (2 reads
+    per device) would stall the GPUs once per iteration.  The per-device sums are instead added, on
+    ``ctx``, into a float64 vector, in the order (device, then iteration) and precision the host used to add
+    them, so the logged numbers are those of per-step reads, bit for bit.  ``loss`` / ``errors`` start the
+    sums (a resumed run's partial interval); ``count`` (images) is host-side.
+    """
+
+    def __init__(self, ctx, loss=0.0, errors=0.0, count=0):
+        self.ctx = ctx
+        self.value = mx.nd.array([loss, errors], ctx=ctx, dtype="float64")
+        self.count = count
+
+    def add(self, loss_parts, error_parts, count):
+        step = None
+        for pair in _pairs(loss_parts, error_parts, self.ctx):
+            step = pair if step is None else step + pair
+        self.value += step
+        self.count += count
+
+    def read(self):
+        """``[loss sum, errors, images]`` (float64 NumPy): one host synchronisation."""
+        loss, errors = self.value.asnumpy()
+        return np.array([loss, errors, self.count], dtype=np.float64)
+
+    def reset(self):
+        self.value[:] = 0
+        self.count = 0
 
 
 def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=None):
     """Mean softmax cross-entropy and error (fraction) of ``net`` over ``loader`` (inference mode).
 
+    Every device's forward pass of a batch is issued before any result is used, and the sums stay on the
+    first device until the end: one host synchronisation per evaluation, the devices run side by side.
     Batches smaller than the number of devices (a last, uneven test batch) use fewer devices.  With
     ``worker_sum`` the sums are added over the workers (each evaluates its shard).
     """
     loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
-    loss_sum = errors = count = 0.0
+    sums, count = None, 0.0
     for data, label in loader.iterate(start_batch=0, epoch=0):
         datas, labels = split_batch(data, label, contexts)
-        for x, y in zip(datas, labels):
-            out = net(x.astype(dtype, copy=False))
-            if dtype != "float32":
-                out = out.astype("float32")
-            loss_sum += loss_fn(out, y).sum().asscalar()
-            errors += (out.argmax(axis=1) != y).sum().asscalar()
+        outputs = [net(x.astype(dtype, copy=False)) for x in datas]
+        if dtype != "float32":
+            outputs = [out.astype("float32") for out in outputs]
+        losses = [loss_fn(out, y).sum() for out, y in zip(outputs, labels)]
+        errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
+        for pair in _pairs(losses, errors, contexts[0]):
+            sums = pair if sums is None else sums + pair
         count += data.shape[0]
+    loss_sum, errors = sums.asnumpy() if sums is not None else (0.0, 0.0)
     totals = np.array([loss_sum, errors, count])
     if worker_sum is not None:
         totals = worker_sum(totals)

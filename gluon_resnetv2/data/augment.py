@@ -102,9 +102,22 @@ def color_augment(images, rng, jitter, lighting, eigval, eigvec):
     (0 = off): adds ``eigvec @ (alpha * eigval)`` to every pixel with ``alpha ~ N(0, lighting)``, the
     eigen-decomposition of the RGB covariance in pixel units.  No clipping, as in fb.resnet.torch.
     """
-    orders, factors, alphas = color_params(rng, len(images), jitter, lighting)
+    orders, factors, shifts = color_draw(rng, len(images), jitter, lighting, eigval, eigvec)
+    return apply_color(images, orders, factors, shifts, jitter, lighting)
+
+
+def color_draw(rng, n, jitter, lighting, eigval, eigvec):
+    """The random part of :func:`color_augment`: per image the jitter order and factors (as
+    :func:`color_params`) and the float32 RGB shift of the PCA lighting."""
+    orders, factors, alphas = color_params(rng, n, jitter, lighting)
     shifts = (np.asarray(eigvec, np.float64) @ (alphas * np.asarray(eigval, np.float64))[:, :, None])[:, :, 0]
-    for image, order, factor, shift in zip(images, orders, factors, shifts.astype(np.float32)):
+    return orders, factors, shifts.astype(np.float32)
+
+
+def apply_color(images, orders, factors, shifts, jitter, lighting):
+    """The arithmetic of :func:`color_augment` with the draws of :func:`color_draw`, in place (numpy; the
+    loader's device path, :mod:`.device`, does the same with NDArrays)."""
+    for image, order, factor, shift in zip(images, orders, factors, shifts):
         if jitter:
             for op in order:
                 a = factor[op]

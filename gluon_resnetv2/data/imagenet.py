@@ -45,6 +45,9 @@ IMAGENET_PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (
 #: fb.resnet.torch's ImageNet training defaults: ColorJitter(0.4, 0.4, 0.4) and Lighting(0.1).
 COLOR_JITTER, LIGHTING = 0.4, 0.1
 RECORDIO_MAGIC = 0xCED7230A
+#: Columns after the class in a uint8 hand-over's label when colours are jittered: 3 jitter orders,
+#: 3 factors, 3 lighting shifts (:meth:`RecordDataset.make_raw_batch`).
+COLOR_COLUMNS = 9
 FILES = {"train": "train", "test": "val", "val": "val"}
 
 
@@ -144,6 +147,10 @@ class RecordDataset:
         self.classes = [str(i) for i in range(self.num_classes)]
         self._readers = queue.SimpleQueue()
 
+    #: Decoding and cropping run per image in Python loops: the loader's workers are processes (threads
+    #: would serialise on the GIL), and batches can be handed over as uint8 (:meth:`make_raw_batch`).
+    worker_type = "process"
+
     @property
     def image_shape(self):
         return (3, self.crop_size, self.crop_size)
@@ -188,9 +195,14 @@ class RecordDataset:
     def __getitem__(self, index):
         return self.read(index)
 
-    def make_batch(self, indices, augment, rng):
-        """Decode, crop (random if ``augment``, else centre), jitter colours (if ``augment``) and normalise;
-        float32 NCHW + labels."""
+    def make_raw_batch(self, indices, augment, rng):
+        """Decode and crop (random if ``augment``, else centre): ``(uint8 NHWC images, label)``, what the
+        loader's workers hand over with ``hand_over='uint8'`` (4x less to copy than float32).
+
+        ``label`` is float32 ``(n,)``, or ``(n, 1 + COLOR_COLUMNS)`` when training jitters colours: the
+        class, then the colour draws of each image (jitter order, factors, lighting shift; see
+        :data:`COLOR_COLUMNS`), which :class:`.device.DeviceInput` applies where the batch is normalised.
+        """
         size = self.crop_size
         out = np.empty((len(indices), size, size, 3), np.uint8)
         labels = np.empty(len(indices), np.float32)
@@ -205,10 +217,25 @@ class RecordDataset:
                 out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
             else:
                 out[i] = center_crop(resize_shorter(image, self.resize), size)
-        if augment and (self.color_jitter or self.lighting):
-            out = _augment.color_augment(
-                out.astype(np.float32), rng, self.color_jitter, self.lighting, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+        if not (augment and (self.color_jitter or self.lighting)):
+            return out, labels
+        # Drawn after the crops, as the float path always did: both paths give the same batch.
+        orders, factors, shifts = _augment.color_draw(
+            rng, len(out), self.color_jitter, self.lighting, IMAGENET_PCA_EIGVAL, IMAGENET_PCA_EIGVEC
+        )
+        return out, np.concatenate([labels[:, None], orders, factors, shifts], axis=1).astype(np.float32)
+
+    def make_batch(self, indices, augment, rng):
+        """Decode, crop (random if ``augment``, else centre), jitter colours (if ``augment``) and normalise
+        in numpy: float32 NCHW + labels (the ``hand_over='float32'`` path, and the reference of the device
+        path)."""
+        out, labels = self.make_raw_batch(indices, augment, rng)
+        if labels.ndim == 2:
+            orders, factors, shifts = np.split(labels[:, 1:], [3, 6], axis=1)
+            out = _augment.apply_color(
+                out.astype(np.float32), orders.astype(np.int64), factors, shifts, self.color_jitter, self.lighting
             )
+            labels = np.ascontiguousarray(labels[:, 0])
         return _augment.normalize(out, self.mean, self.std), labels
 
 

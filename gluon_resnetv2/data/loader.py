@@ -11,13 +11,22 @@ Hence resuming at an epoch (``set_epoch``), or in the middle of one (``start_bat
 interrupted run exactly, without augmenting the skipped batches, and the results do not depend on the
 number of workers nor on thread scheduling.
 
-Batches are prepared by ``num_workers`` background threads and handed over in order through a bounded
-window of ``prefetch`` batches.  Threads rather than processes: the heavy part of a batch runs inside
-numpy and OpenCV loops that release the GIL, nothing has to be pickled between processes, and a CIFAR
-batch of 128 takes a few milliseconds against the half second a training step takes on this CPU
-(``scripts/bench_input.py`` measures both; feeding cifar_resnet20_v2 from the loader instead of a fixed
-batch changed its step time by under 1%).  Breaking out of a loop (or dropping the iterator) cancels
-what is queued and joins the threads.
+Batches are prepared by ``num_workers`` background workers (default: one per physical core) and handed
+over in order through a bounded window of ``prefetch`` batches.  The data set says which kind:
+
+* threads for the in-memory sets (:class:`~.base.ArrayDataset`): their batch is one vectorised numpy
+  gather that releases the GIL, nothing has to cross a process boundary, and a CIFAR batch of 128 takes a
+  few milliseconds against the half second a training step takes on this CPU;
+* processes for ImageNet (``worker_type = 'process'``, :mod:`.workers`): decoding, resizing and cropping
+  run per image in Python loops that would serialise threads on the GIL.
+
+``hand_over='uint8'`` (what the trainer asks for) stops the workers at the uint8 crops of a data set that
+has ``make_raw_batch`` (ImageNet): colour jitter and normalisation then run on the training device through
+:attr:`Loader.prepare` (:mod:`.device`), with 4x less to copy, and nothing is converted on the main
+thread; ``pin_memory`` puts those batches in page-locked memory for a fast copy to a GPU.  The default,
+``'float32'``, yields normalised float32 batches as before.  ``scripts/bench_input.py`` measures it all.
+Breaking out of a loop (or dropping the iterator) cancels what is queued; :meth:`Loader.close` (or
+garbage collection) ends worker processes.
 """
 
 import collections
@@ -27,7 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 import mxnet as mx
 import numpy as np
 
+from .device import DeviceInput
+from .workers import ProcessWorkers, default_workers
+
 LAST_BATCH = ("discard", "keep", "rollover")
+HAND_OVER = ("float32", "uint8")
+WORKER_TYPES = ("thread", "process")
 _SHUFFLE, _AUGMENT = 0, 1  # spawn-key tags: keep the two random streams independent
 
 
@@ -47,8 +61,9 @@ class Loader:
     augment : bool or None
         None: the dataset's ``default_augment`` for training loaders, off for test loaders.
     seed : int
-    num_workers : int
-        Background threads preparing batches; 0 prepares them in the consuming thread.
+    num_workers : int or None
+        Background workers preparing batches (None: one per physical core, :func:`.workers.default_workers`);
+        0 prepares them in the consuming thread.
     shard : (rank, num_parts) or None
         Training: every rank gets ``len(dataset) // num_parts`` samples of each epoch (disjoint, equal
         sizes; the few left over change every epoch with the shuffle).  Testing: the dataset is split into
@@ -60,6 +75,14 @@ class Loader:
         stream cut into batches, and ``len`` depends on the epoch).
     prefetch : int or None
         Batches prepared ahead (default ``2 * num_workers``); bounds the memory held.
+    hand_over : {'float32', 'uint8'}
+        'uint8': batches of a data set with ``make_raw_batch`` come as uint8 NHWC crops (labels possibly
+        with colour draws) that :attr:`prepare` turns into the float32 input on the device; other data
+        sets ignore it (``prepare`` is then None).  'float32': normalised float32 NCHW.
+    pin_memory : bool
+        Copy uint8 hand-overs into page-locked memory (``mx.cpu_pinned()``; needs a CUDA build of MXNet).
+    worker_type : {'thread', 'process'} or None
+        None: the data set's ``worker_type`` attribute, else threads.
     """
 
     def __init__(
@@ -69,10 +92,13 @@ class Loader:
         train=True,
         augment=None,
         seed=0,
-        num_workers=2,
+        num_workers=None,
         shard=None,
         last_batch=None,
         prefetch=None,
+        hand_over="float32",
+        pin_memory=False,
+        worker_type=None,
     ):
         self.dataset = dataset
         self.batch_size = int(batch_size)
@@ -84,9 +110,24 @@ class Loader:
         self.seed = int(seed)
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        self.num_workers = int(num_workers)
+        self.num_workers = default_workers() if num_workers is None else int(num_workers)
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if hand_over not in HAND_OVER:
+            raise ValueError(f"hand_over must be one of {HAND_OVER}, got {hand_over!r}")
+        self.worker_type = worker_type or getattr(dataset, "worker_type", "thread")
+        if self.worker_type not in WORKER_TYPES:
+            raise ValueError(f"worker_type must be one of {WORKER_TYPES}, got {worker_type!r}")
+        self.raw = hand_over == "uint8" and hasattr(dataset, "make_raw_batch")
+        #: ``prepare(data, label)`` -> the network's float32 input and the class labels, on data's device
+        #: (None: the batches are ready as they come).
+        self.prepare = None
+        if self.raw:
+            self.prepare = DeviceInput(
+                dataset.mean, dataset.std, getattr(dataset, "color_jitter", 0), getattr(dataset, "lighting", 0)
+            )
+        self.pin_memory = bool(pin_memory)
+        self._processes = None
         self.prefetch = max(1, int(prefetch) if prefetch is not None else 2 * self.num_workers)
         rank, parts = shard if shard is not None else (0, 1)
         if not 0 <= rank < parts:
@@ -111,6 +152,27 @@ class Loader:
             )
         self.epoch = 0
         self.start_batch = 0
+        if self.worker_type == "process" and self.num_workers > 0:
+            # Forked now, while the process is small and before a network or a GPU exists.
+            self._processes = ProcessWorkers(self, self.num_workers)
+
+    def close(self):
+        """End the worker processes (if any); iterating afterwards prepares batches in the consumer."""
+        if self._processes is not None:
+            self._processes.close()
+            self._processes = None
+            self.num_workers = 0
+
+    def __del__(self):
+        processes = getattr(self, "_processes", None)
+        if processes is not None:
+            processes.close()
+
+    def __getstate__(self):
+        # A worker process gets the loader by fork; nothing pickles it with its pool.
+        state = dict(self.__dict__)
+        state["_processes"] = None
+        return state
 
     # -- what an epoch contains ---------------------------------------------------------------------
 
@@ -173,9 +235,12 @@ class Loader:
         """The generator that augments batch ``batch`` of ``epoch`` on this rank."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_AUGMENT, epoch, self.rank, batch)))
 
-    def make_batch(self, epoch, batch, indices):
-        """numpy ``(data, label)`` of one batch (runs in a worker thread)."""
+    def make_batch(self, epoch, batch, indices, raw=None):
+        """numpy ``(data, label)`` of one batch (runs in a worker); ``raw``: the uint8 hand-over
+        (default: as ``hand_over`` asked)."""
         rng = self.batch_rng(epoch, batch) if self.augment else None
+        if self.raw if raw is None else raw:
+            return self.dataset.make_raw_batch(indices, self.augment, rng)
         return self.dataset.make_batch(indices, self.augment, rng)
 
     # -- iteration ----------------------------------------------------------------------------------
@@ -193,34 +258,48 @@ class Loader:
 
     def _generate(self, epoch, jobs):
         cpu = mx.cpu()
+        pinned = mx.cpu_pinned(0) if self.pin_memory else None
 
         def to_nd(batch):
             data, label = batch
-            return mx.nd.array(data, ctx=cpu, dtype=np.float32), mx.nd.array(label, ctx=cpu, dtype=np.float32)
+            if not isinstance(data, mx.nd.NDArray):  # threads: numpy; processes: NDArrays in shared memory
+                data = mx.nd.array(data, ctx=cpu, dtype=data.dtype if self.raw else np.float32)
+                label = mx.nd.array(label, ctx=cpu, dtype=np.float32)
+            if pinned is not None and self.raw:
+                data, label = data.as_in_context(pinned), label.as_in_context(pinned)
+            return data, label
 
         if self.num_workers == 0:
             for number, indices in jobs:
                 yield to_nd(self.make_batch(epoch, number, indices))
             return
-        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="gluon_resnetv2-loader")
+        if self._processes is not None:
+            pool, submit = None, self._processes.submit
+        else:
+            pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="gluon_resnetv2-loader")
+
+            def submit(raw, epoch, number, indices):
+                return pool.submit(self.make_batch, epoch, number, indices, raw)
+
         pending = collections.deque()
         todo = iter(jobs)
         try:
             for number, indices in todo:
-                pending.append(pool.submit(self.make_batch, epoch, number, indices))
+                pending.append(submit(self.raw, epoch, number, indices))
                 if len(pending) >= self.prefetch:
                     break
             while pending:
                 batch = pending.popleft().result()
                 job = next(todo, None)
                 if job is not None:
-                    pending.append(pool.submit(self.make_batch, epoch, *job))
+                    pending.append(submit(self.raw, epoch, *job))
                 yield to_nd(batch)
         finally:
             # Runs on exhaustion, on break (generator close) and on errors: nothing is left running.
             for future in pending:
                 future.cancel()
-            pool.shutdown(wait=True)
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     def __iter__(self):
         """Iterate over the current epoch; a pass run to its end advances to the next epoch (so a loop
@@ -234,22 +313,14 @@ class Loader:
         return (
             f"Loader({self.dataset!r}, batch_size={self.batch_size}, train={self.train}, "
             f"augment={self.augment}, shard=({self.rank}, {self.num_parts}), "
-            f"last_batch={self.last_batch!r}, num_workers={self.num_workers})"
+            f"last_batch={self.last_batch!r}, num_workers={self.num_workers} ({self.worker_type}s), "
+            f"hand_over={'uint8' if self.raw else 'float32'!r})"
         )
 
 
-def make_loader(
-    dataset, batch_size=128, train=True, augment=None, seed=0, num_workers=2, shard=None, last_batch=None, prefetch=None
-):
-    """A :class:`Loader` over ``dataset``; see there for the parameters."""
+def make_loader(dataset, batch_size=128, train=True, augment=None, seed=0, num_workers=None, shard=None, **options):
+    """A :class:`Loader` over ``dataset``; see there for the parameters (``options``: ``last_batch``,
+    ``prefetch``, ``hand_over``, ``pin_memory``, ``worker_type``)."""
     return Loader(
-        dataset,
-        batch_size,
-        train=train,
-        augment=augment,
-        seed=seed,
-        num_workers=num_workers,
-        shard=shard,
-        last_batch=last_batch,
-        prefetch=prefetch,
+        dataset, batch_size, train=train, augment=augment, seed=seed, num_workers=num_workers, shard=shard, **options
     )

@@ -82,6 +82,7 @@ class RunSetup:
             num_workers=cfg.num_workers,
             shard=shard,
             last_batch="discard",
+            **self._hand_over(),
         )
         eval_batch = max(self.per_worker_batch, len(self.contexts))
         self.test_loader = make_loader(
@@ -92,6 +93,7 @@ class RunSetup:
             num_workers=cfg.num_workers,
             shard=shard,
             last_batch="keep",
+            **self._hand_over(),
         )
         self.subset_loader = None
         if cfg.eval_subset is not None and cfg.eval_subset > len(test_set):
@@ -111,8 +113,14 @@ class RunSetup:
                 num_workers=cfg.num_workers,
                 shard=shard,
                 last_batch="keep",
+                **self._hand_over(),
             )
         self.iterations_per_epoch = len(self.train_loader)
+
+    def _hand_over(self):
+        """ImageNet batches come as uint8 and are normalised on the devices (:mod:`gluon_resnetv2.data.device`),
+        from page-locked memory when those are GPUs."""
+        return {"hand_over": "uint8", "pin_memory": any(ctx.device_type == "gpu" for ctx in self.contexts)}
 
     def _build_net(self):
         cfg = self.config

@@ -88,14 +88,20 @@ def check_batch_split(batch_size, num_devices, num_workers=1):
     return per_worker
 
 
-def split_batch(data, label, contexts):
-    """Split a batch over ``contexts`` (uneven slices allowed); fewer images than devices use fewer devices."""
+def split_batch(data, label, contexts, prepare=None):
+    """Split a batch over ``contexts`` (uneven slices allowed); fewer images than devices use fewer devices.
+
+    ``prepare`` (a loader's, :class:`gluon_resnetv2.data.device.DeviceInput`) then turns each device's
+    slice of a uint8 hand-over into the network's float32 input there."""
 
     n = data.shape[0]
     ctxs = contexts[: max(1, min(len(contexts), n))]
     if len(ctxs) == 1:
-        return [data.as_in_context(ctxs[0])], [label.as_in_context(ctxs[0])]
-    return (
-        gluon.utils.split_and_load(data, ctxs, even_split=False),
-        gluon.utils.split_and_load(label, ctxs, even_split=False),
-    )
+        datas, labels = [data.as_in_context(ctxs[0])], [label.as_in_context(ctxs[0])]
+    else:
+        datas = gluon.utils.split_and_load(data, ctxs, even_split=False)
+        labels = gluon.utils.split_and_load(label, ctxs, even_split=False)
+    if prepare is None:
+        return datas, labels
+    prepared = [prepare(x, y) for x, y in zip(datas, labels)]
+    return [x for x, _ in prepared], [y for _, y in prepared]

@@ -160,7 +160,9 @@ class TrainConfig:
     data_dir: Optional[str] = _option(
         group="data", resume=True, help="directory of the data set files (default: its usual place)"
     )
-    num_workers: int = _option(2, group="data", resume=True, type=int, help="loader threads (default 2)")
+    num_workers: Optional[int] = _option(
+        group="data", resume=True, type=int, help="loader workers (default: one per physical core)"
+    )
     # None = the dataset's training default (CIFAR: pad-crop-flip)
     augment: Optional[bool] = _option(
         group="data",
@@ -339,7 +341,7 @@ class TrainConfig:
             raise ValueError(f"--log-interval must be at least 1, got {self.log_interval}")
         if self.eval_interval is not None and self.eval_interval < 1:
             raise ValueError(f"--eval-interval must be at least 1, got {self.eval_interval}")
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num-workers must be >= 0, got {self.num_workers}")
         if self.lr_steps is not None and list(self.lr_steps) != sorted(self.lr_steps):
             raise ValueError(f"--lr-steps must be increasing, got {self.lr_steps}")

@@ -57,15 +57,15 @@ def subset(dataset, count, spread=False):
     )
 
 
-def forward_backward(net, loss_fn, data, label, contexts, dtype="float32"):
+def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepare=None):
     """Forward and backward of one batch split over ``contexts``.
 
     ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute`.  Returns
     ``(loss_sum, errors, count)``: lists of per-device NDArrays (not read: no host synchronisation; add
     them to a :class:`DeviceSums`) and an int.  The gradients left in the parameters are the *sums* over
-    the batch's images (the Trainer divides).
+    the batch's images (the Trainer divides).  ``prepare``: the loader's (uint8 hand-over).
     """
-    datas, labels = split_batch(data, label, contexts)
+    datas, labels = split_batch(data, label, contexts, prepare)
     with autograd.record():
         outputs = [net(x.astype(dtype, copy=False)) for x in datas]
         if dtype != "float32":
@@ -159,7 +159,7 @@ def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=No
     loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
     sums, count = None, 0.0
     for data, label in loader.iterate(start_batch=0, epoch=0):
-        datas, labels = split_batch(data, label, contexts)
+        datas, labels = split_batch(data, label, contexts, getattr(loader, "prepare", None))
         outputs = [net(x.astype(dtype, copy=False)) for x in datas]
         if dtype != "float32":
             outputs = [out.astype("float32") for out in outputs]

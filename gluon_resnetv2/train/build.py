@@ -66,6 +66,7 @@ class RunSetup:
         train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options), cfg.train_subset)
         test_set = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="test", **options)
         self.num_classes = train_set.num_classes
+        self.log_columns = runlog.log_columns(self.num_classes)
         self.image_shape = tuple(train_set.image_shape)
         shard = (self.rank, self.num_workers) if self.num_workers > 1 else None
         if len(train_set) // self.num_workers < self.per_worker_batch:
@@ -142,15 +143,21 @@ class RunSetup:
             self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
         self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-        self.worker_sum = WorkerSum(self.kv, 3) if self.distributed else None
+        # loss, errors, images (and the top-5 errors of an evaluation)
+        self.worker_sum = WorkerSum(self.kv, 4) if self.distributed else None
         self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None, self.num_workers)
         init_trainer_store(self.trainer, self.kv if self.distributed else None)  # after every kv.init
 
     # -- helpers ------------------------------------------------------------------------------------
 
     def _evaluate(self, loader):
+        """``{test_loss, test_error}`` on ``loader``, and ``test_top5_error`` for 100 classes or more."""
         self.sync_stats()
-        return evaluate(self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum)
+        top5 = runlog.TOP5_COLUMN in self.log_columns
+        values = evaluate(
+            self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum, top5=top5
+        )
+        return dict(zip(("test_loss", "test_error", runlog.TOP5_COLUMN), values))
 
     def _checkpoint(self, iteration, epoch, batch, interval, elapsed, log):
         self.sync_stats()

@@ -113,12 +113,15 @@ class WorkerSum:
             self._out = mx.nd.zeros((size,))
 
     def __call__(self, values):
+        """The sums of ``values`` (at most ``size`` numbers; shorter vectors are padded for the store)."""
         values = np.asarray(values, dtype=np.float64)
         if self.kv is None:
             return values
-        self.kv.push(SUM_KEY, mx.nd.array(values, dtype="float32"))
+        padded = np.zeros(self.size)
+        padded[: len(values)] = values
+        self.kv.push(SUM_KEY, mx.nd.array(padded, dtype="float32"))
         self.kv.pull(SUM_KEY, out=self._out)
-        return self._out.asnumpy().astype(np.float64)
+        return self._out.asnumpy().astype(np.float64)[: len(values)]
 
 
 class RunningStatsSync:

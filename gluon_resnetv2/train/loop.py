@@ -36,6 +36,7 @@ from .steps import (  # noqa: F401
     seed_everything,
     subset,
 )
+from .tensorboard_log import BoardLog
 
 
 class Run(RunSetup):
@@ -95,7 +96,9 @@ class Run(RunSetup):
         if not self.is_chief:
             return _NullLog()
         runlog.write_config(self.out, self.config)
-        log = runlog.RunLog(self.out, keep_rows=log_rows)
+        log = runlog.RunLog(self.out, keep_rows=log_rows, columns=self.log_columns)
+        if self.config.tensorboard:
+            log = BoardLog(log, self.out, resume_step=None if log_rows is None else iteration)
         runlog.write_status(
             self.out,
             "running",
@@ -200,15 +203,16 @@ class Run(RunSetup):
             pos.sums.reset()
         if evaluates_at(cfg, pos.iteration, final, end_of_epoch):
             loader = self.test_loader if final or self.subset_loader is None else self.subset_loader
-            test_loss, test_error = self._evaluate(loader)
-            row.update(test_loss=test_loss, test_error=test_error)
-            pos.last.update(test_loss=test_loss, test_error=test_error, test_iteration=pos.iteration)
+            test = self._evaluate(loader)
+            row.update(test)
+            pos.last.update(test, test_iteration=pos.iteration)
         if row:
             log.write(
                 iteration=pos.iteration,
                 epoch=round(pos.iteration / self.iterations_per_epoch, 6),
                 lr=lr,
                 time=round(pos.elapsed(), 3),
+                images_per_second=pos.images / pos.train_time if pos.train_time else None,
                 **row,
             )
             if row.get("train_loss") is not None:
@@ -282,6 +286,7 @@ class Run(RunSetup):
             **self._data_fields(),
             test_error=test_error,
             test_loss=last.get("test_loss"),
+            **self._top5_field(last),
             train_loss=last.get("train_loss"),
             train_error=last.get("train_error"),
             paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),
@@ -313,19 +318,22 @@ class Run(RunSetup):
             self._say(f"{self.out} already finished at iteration {status.get('iteration')}")
             return status
         # Training ended but the final status was lost (stopped right after the last checkpoint).
-        test_loss, test_error = self._evaluate(self.test_loader)
+        test = self._evaluate(self.test_loader)
         self._save_model()
         fields = dict(
             iteration=self.total,
             epoch=self.total / self.iterations_per_epoch,
             **self._data_fields(),
-            test_error=test_error,
-            test_loss=test_loss,
-            paper_fail=bool(test_error > PAPER_FAIL_ERROR),
+            **test,
+            paper_fail=bool(test["test_error"] > PAPER_FAIL_ERROR),
         )
         if self.is_chief:
             return runlog.write_status(self.out, "finished", **fields)
         return dict(fields, status="finished")
+
+    def _top5_field(self, last):
+        """status.json's ``test_top5_error`` (data sets of 100 classes or more: :data:`.runlog.TOP5_MIN_CLASSES`)."""
+        return {runlog.TOP5_COLUMN: last.get(runlog.TOP5_COLUMN)} if runlog.TOP5_COLUMN in self.log_columns else {}
 
 
 class _Position:

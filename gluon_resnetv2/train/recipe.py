@@ -270,6 +270,19 @@ class TrainConfig:
         help="extra checkpoints every ITERATIONS (always: every epoch and at the end)",
     )
     label: Optional[str] = _option(group="output", help="legend label for plots")
+    # TensorBoard event files in <out>/tensorboard (train/tensorboard_log.py); cheap enough to be on by default
+    tensorboard: bool = _option(
+        True,
+        group="output",
+        resume=True,
+        flags=[
+            (
+                "--tensorboard",
+                dict(action="store_const", const=True, help="write OUT/tensorboard/ event files (default)"),
+            ),
+            ("--no-tensorboard", dict(action="store_const", const=False, help="no TensorBoard event files")),
+        ],
+    )
     progress: bool = _option(
         True,
         group="output",

@@ -1,19 +1,24 @@
 """What a run writes for people and tools: ``log.csv``, ``config.json`` and ``status.json``, and the one
 reader of ``log.csv`` (:func:`read_log`, also for a file still being written; :mod:`gluon_resnetv2.plot` uses it).
 
-``log.csv`` has exactly the columns ``iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time``:
+``log.csv`` has the columns ``iteration,epoch,lr,train_loss,train_error,test_loss,test_error,time``
+(:data:`LOG_COLUMNS`), and ``test_top5_error`` after them for data sets of 100 classes or more
+(:func:`log_columns`):
 
 - ``iteration``: updates made so far; ``epoch``: ``iteration / iterations_per_epoch`` (fractional);
 - ``lr``: the learning rate of the last update;
 - ``train_loss``, ``train_error``: averages over the images of the last ``--log-interval`` iterations
   (the paper's Figure 1 dashed lines), present on logging rows;
 - ``test_loss``, ``test_error``: on the test set (solid lines), present on evaluation rows;
-- ``time``: seconds of training since the run started (resumes continue the count).
+- ``time``: seconds of training since the run started (resumes continue the count);
+- ``test_top5_error``: the fraction of test images whose label is not among the network's five highest
+  scores (the paper's Table 5 top-5 error), on evaluation rows.
 
 Errors are fractions in [0, 1]; a cell is empty where the value was not measured.  Rows are flushed as
 they are written so that ``gluon-resnetv2 plot`` can draw a run that is still going.
 
-``status.json`` says ``running`` (with ``pid``), ``finished`` (with the final test error and
+``status.json`` says ``running`` (with ``pid``), ``finished`` (with the final test error, its top-5 error
+``test_top5_error`` where log.csv has that column, and
 ``paper_fail``: the paper's Table 1 "fail", test error above 20 %), ``failed`` (the loss diverged: NaN or
 inf; with ``reason`` and ``iteration``), ``error`` (an exception stopped the run: ``reason``; the last
 checkpoint can be resumed) or ``interrupted`` (SIGINT / Ctrl-C or SIGTERM: a checkpoint was written after
@@ -42,6 +47,14 @@ CONFIG_NAME = "config.json"
 STATUS_NAME = "status.json"
 LOCK_NAME = ".lock"
 LOG_COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "time")
+TOP5_COLUMN = "test_top5_error"
+#: Data sets with at least this many classes log the top-5 error too (ImageNet, CIFAR-100; Table 5).
+TOP5_MIN_CLASSES = 100
+
+
+def log_columns(num_classes):
+    """The columns of the log.csv of a data set with ``num_classes`` classes."""
+    return LOG_COLUMNS + ((TOP5_COLUMN,) if num_classes >= TOP5_MIN_CLASSES else ())
 
 
 def _format(value):
@@ -57,23 +70,25 @@ def _format(value):
 class RunLog:
     """Append-only writer of ``log.csv``; counts its data rows (the checkpoint's log position)."""
 
-    def __init__(self, out_dir, keep_rows=None):
+    def __init__(self, out_dir, keep_rows=None, columns=LOG_COLUMNS):
         """Open ``<out_dir>/log.csv``: a fresh file, or (``keep_rows`` = n) the first n data rows of the old one."""
         self.path = os.path.join(out_dir, LOG_NAME)
-        header = ",".join(LOG_COLUMNS) + "\n"
+        self.columns = tuple(columns)
+        header = ",".join(self.columns) + "\n"
         if keep_rows is None:
             text = header
             self.rows = 0
         else:
-            text, self.rows = truncated_log(self.path, keep_rows)
+            text, self.rows = truncated_log(self.path, keep_rows, self.columns)
         atomic_write_text(self.path, text)
         self._handle = open(self.path, "a", encoding="utf-8", newline="")
 
-    def write(self, **values):
-        unknown = set(values) - set(LOG_COLUMNS)
+    def write(self, images_per_second=None, **values):
+        """One row; ``images_per_second`` is not a column (TensorBoard logs it: :mod:`.tensorboard_log`)."""
+        unknown = set(values) - set(self.columns)
         if unknown:
             raise ValueError(f"unknown log columns {sorted(unknown)}")
-        line = ",".join(_format(values.get(name)) for name in LOG_COLUMNS) + "\n"
+        line = ",".join(_format(values.get(name)) for name in self.columns) + "\n"
         self._handle.write(line)
         self._handle.flush()
         self.rows += 1
@@ -87,9 +102,10 @@ class RunLog:
             self._handle.close()
 
 
-def truncated_log(path, keep_rows):
-    """``(text, rows)``: the header and the first ``keep_rows`` data rows of ``path``."""
-    header = ",".join(LOG_COLUMNS) + "\n"
+def truncated_log(path, keep_rows, columns=LOG_COLUMNS):
+    """``(text, rows)``: the header of ``columns`` and the first ``keep_rows`` data rows of ``path`` (a
+    column the old file lacks is left empty in its rows)."""
+    header = ",".join(columns) + "\n"
     if not os.path.isfile(path):
         if keep_rows:
             raise RuntimeError(f"cannot resume: {path} is missing but the checkpoint expects {keep_rows} rows")
@@ -100,7 +116,15 @@ def truncated_log(path, keep_rows):
     if len(data) < keep_rows:
         raise RuntimeError(f"cannot resume: {path} has {len(data)} rows but the checkpoint expects {keep_rows}")
     kept = [line if line.endswith("\n") else line + "\n" for line in data[:keep_rows]]
+    old = [name.strip() for name in lines[0].strip().split(",")] if lines else list(columns)
+    if old != list(columns):
+        kept = [_rearranged(line, old, columns) for line in kept]
     return header + "".join(kept), keep_rows
+
+
+def _rearranged(line, old, columns):
+    cells = dict(zip(old, line.rstrip("\r\n").split(",")))
+    return ",".join(cells.get(name, "") for name in columns) + "\n"
 
 
 def _log_path(run_dir):

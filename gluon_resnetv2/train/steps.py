@@ -148,8 +148,17 @@ class DeviceSums:
         self.count = 0
 
 
-def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=None):
-    """Mean softmax cross-entropy and error (fraction) of ``net`` over ``loader`` (inference mode).
+def top5_misses(out, label):
+    """How many rows of ``out`` (scores, one row per image) do not have ``label`` among their five highest
+    scores: the top-5 error count of the paper's Table 5, as an NDArray on ``out``'s device."""
+    top = mx.nd.topk(out, axis=1, k=min(5, out.shape[1]), ret_typ="indices")
+    hits = (top == label.reshape((-1, 1)).astype(top.dtype)).sum()
+    return out.shape[0] - hits
+
+
+def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=None, top5=False):
+    """Mean softmax cross-entropy and error (fraction) of ``net`` over ``loader`` (inference mode); with
+    ``top5``, ``(loss, error, top-5 error)``.
 
     Every device's forward pass of a batch is issued before any result is used, and the sums stay on the
     first device until the end: one host synchronisation per evaluation, the devices run side by side.
@@ -157,7 +166,7 @@ def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=No
     ``worker_sum`` the sums are added over the workers (each evaluates its shard).
     """
     loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
-    sums, count = None, 0.0
+    sums, top5_sum, count = None, None, 0.0
     for data, label in loader.iterate(start_batch=0, epoch=0):
         datas, labels = split_batch(data, label, contexts, getattr(loader, "prepare", None))
         outputs = [net(x.astype(dtype, copy=False)) for x in datas]
@@ -167,10 +176,18 @@ def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=No
         errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
         for pair in _pairs(losses, errors, contexts[0]):
             sums = pair if sums is None else sums + pair
+        if top5:  # the misses stay on the first device too, read at the end
+            for misses in (top5_misses(out, y) for out, y in zip(outputs, labels)):
+                misses = misses.astype("float64").as_in_context(contexts[0])
+                top5_sum = misses if top5_sum is None else top5_sum + misses
         count += data.shape[0]
     loss_sum, errors = sums.asnumpy() if sums is not None else (0.0, 0.0)
     totals = np.array([loss_sum, errors, count])
+    if top5:
+        totals = np.append(totals, top5_sum.asscalar() if top5_sum is not None else 0.0)
     if worker_sum is not None:
         totals = worker_sum(totals)
-    loss_sum, errors, count = totals
+    loss_sum, errors, count = totals[:3]
+    if top5:
+        return loss_sum / max(count, 1), errors / max(count, 1), totals[3] / max(count, 1)
     return loss_sum / max(count, 1), errors / max(count, 1)

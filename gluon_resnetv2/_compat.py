@@ -8,16 +8,18 @@ numpy<1.24 wheel exists, it restores the aliases *before* mxnet is imported.  Th
 imports ``gluon_resnetv2`` before mxnet.
 
 It also fixes MXNet's OpenMP thread count before libmxnet loads (:func:`gluon_resnetv2.cpu.configure`:
-one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set).
+one thread per physical core unless ``OMP_NUM_THREADS``/``MXNET_OMP_MAX_THREADS`` is set), and loads the CUDA
+libraries of a CUDA build from NVIDIA's pip wheels (:func:`gluon_resnetv2.cuda_libs.preload`).
 """
 
 import warnings
 
 import numpy as np
 
-from . import cpu
+from . import cpu, cuda_libs
 
 cpu.configure()
+cuda_libs.preload()
 
 _ALIASES = {"bool": bool, "int": int, "float": float, "complex": complex, "object": object, "str": str}
 

@@ -144,13 +144,20 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
 
 
 def installed_mxnet_variant():
-    """``("1.9.1", "cu112")`` from the installed distribution's name (``mxnet-cu112``), or the version and ''."""
+    """``("1.9.1", "cu112")`` from the installed distribution's name (``mxnet-cu112``), or the version and ''.
+
+    With both ``mxnet`` and ``mxnet-cu112`` installed (the ``cu112`` extra next to the base dependency) they
+    share the ``mxnet`` folder: the build that is loaded (CUDA or not) tells which one's files are there.
+    """
+    found = []
     for dist in metadata.distributions():
-        name = (dist.metadata.get("Name") or "").lower()
-        if name == "mxnet" or name.startswith("mxnet-cu") or name.startswith("mxnet_cu"):
-            variant = name.replace("_", "-")[len("mxnet-") :] if name != "mxnet" else ""
-            return dist.version, variant
-    return mx.__version__, ""
+        name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
+        if name == "mxnet" or name.startswith("mxnet-cu"):
+            found.append((dist.version, name[len("mxnet-") :] if name != "mxnet" else ""))
+    if len(found) > 1:
+        cuda = cuda_enabled()
+        found = [item for item in found if bool(item[1]) == cuda] or found
+    return found[0] if found else (mx.__version__, "")
 
 
 def parse_archs(text):

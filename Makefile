@@ -50,12 +50,13 @@ cluster-packages:
 	  echo "         run 'sudo apt-get install openssh-server slurmctld slurmd slurm-client munge'"; \
 	fi
 
-# Lint (pyproject.toml's [tool.ruff]): the formatting, then unused names, undefined names, import order, likely
-# bugs; .ci/run runs it before the tests.
+# Lint (pyproject.toml's [tool.ruff] and [tool.mypy]): the formatting, then unused names, undefined names, import
+# order, likely bugs, then the types of the public API; .ci/run runs it before the tests.
 LINT_PATHS := gluon_resnetv2 scripts tests docs/conf.py docs/_ext
 lint: install
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 # Refresh the pins: a new venv from the unpinned pyproject.toml, then its `pip freeze` (our own package left out).
 constraints:
@@ -72,9 +73,10 @@ docs: install
 test: install dataset cluster-packages docs
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
-# Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing.
+# Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing. pytest-xdist
+# spreads the tests over the cores (-n auto: one worker per core; each test runs MXNet on one thread).
 test-fast: install dataset
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -n auto -m "not slow" $(PYTEST_ARGS) tests
 
 demo: install dataset
 	$(PY) -m gluon_resnetv2.demo --out demo

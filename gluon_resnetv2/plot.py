@@ -21,6 +21,8 @@ imported, so no display is needed and no global figure is left behind.
 """
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -126,7 +128,13 @@ def _dedupe(labels, run_dirs):
     return out
 
 
-def plot_runs(run_dirs, out_path=None, labels=None, title=None, ax=None):
+def plot_runs(
+    run_dirs: str | Sequence[str],
+    out_path: str | None = None,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+    ax: Any = None,
+) -> Figure:
     """Draw the paper's Figure 1 for one or more runs and return the :class:`~matplotlib.figure.Figure`.
 
     x axis: iterations.  Each run gets one colour and two lines: its training loss **dashed** on the left

@@ -3,6 +3,8 @@
 
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import mxnet as mx
 import numpy as np
@@ -77,17 +79,17 @@ def propagation(
 
 
 def analyze(
-    model,
-    variants,
-    out,
-    dataset="fashion-mnist",
-    data_dir=None,
-    batch_size=16,
-    iterations=0,
-    seed=0,
-    base_kwargs=None,
-    log=print,
-):
+    model: str,
+    variants: Sequence[Variant | str],
+    out: str,
+    dataset: str = "fashion-mnist",
+    data_dir: str | None = None,
+    batch_size: int = 16,
+    iterations: int = 0,
+    seed: int = 0,
+    base_kwargs: dict[str, Any] | None = None,
+    log: Callable[[str], Any] = print,
+) -> list[PropagationResult]:
     """Measure ``variants`` of ``model`` and write ``<out>/propagation.csv``, ``<out>/propagation.png`` and
     ``<out>/summary.md``.  Returns the list of :class:`PropagationResult`."""
     os.makedirs(out, exist_ok=True)

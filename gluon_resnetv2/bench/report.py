@@ -27,20 +27,20 @@ class BenchResult:
     implementation: str
     mode: str
     batch_size: int
-    train_images_per_s: float = None
-    infer_images_per_s: float = None
-    peak_rss_mb: float = None
+    train_images_per_s: float | None = None
+    infer_images_per_s: float | None = None
+    peak_rss_mb: float | None = None
     #: images per CPU-second of the process (all threads): not in the CSV, in bench.json and the table
-    train_images_per_cpu_s: float = None
-    infer_images_per_cpu_s: float = None
+    train_images_per_cpu_s: float | None = None
+    infer_images_per_cpu_s: float | None = None
     #: achieved GFLOP/s (graph multiply-adds x 2, x 3 for a training step; :mod:`gluon_resnetv2.flops`) and
     #: the fraction of the fp32 peak of the threads used (:func:`gluon_resnetv2.cpu.peak`): bench.json and
     #: the table
-    forward_macs: int = None
-    train_gflops: float = None
-    infer_gflops: float = None
-    train_peak_fraction: float = None
-    infer_peak_fraction: float = None
+    forward_macs: int | None = None
+    train_gflops: float | None = None
+    infer_gflops: float | None = None
+    train_peak_fraction: float | None = None
+    infer_peak_fraction: float | None = None
 
     def row(self):
         """The CSV row (figures rounded; empty where not applicable)."""

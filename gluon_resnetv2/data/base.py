@@ -121,7 +121,7 @@ def channel_stats(images):
 
 # Statistics of training sets already read, keyed by the files' identity (path, size, mtime), so that
 # loading the test split after the train split does not read and decode the training files again.
-_STATS_CACHE = {}
+_STATS_CACHE: dict[tuple, tuple] = {}
 
 
 def file_key(paths):

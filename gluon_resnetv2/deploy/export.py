@@ -2,13 +2,16 @@
 
 import os
 import tempfile
+from collections.abc import Sequence
 
 import mxnet as mx
 
 from ..fileio import atomic_write_bytes
 
 
-def export(net, path, input_shape, epoch=0, ctx=None):
+def export(
+    net: mx.gluon.HybridBlock, path: str, input_shape: Sequence[int], epoch: int = 0, ctx: mx.Context | None = None
+) -> tuple[str, str]:
     """Hybridize ``net`` (initialised), trace it on zeros of ``input_shape`` (N, C, H, W) and write
     ``path-symbol.json`` and ``path-%04d.params``.  Load with
     ``mx.gluon.SymbolBlock.imports(path + '-symbol.json', ['data'], path + '-0000.params')``.

@@ -20,6 +20,8 @@ Figures on Fashion-MNIST (speed and accuracy) are in ``docs/guides/deployment.md
 
 import json
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import mxnet as mx
 from mxnet.contrib.quantization import quantize_net_v2
@@ -109,7 +111,13 @@ def fuse_bn_relu(graph):
     return new, len(merged)
 
 
-def fuse(net, input_shape, backend="MKLDNN", ctx=None, bn_relu=True):
+def fuse(
+    net: mx.gluon.HybridBlock,
+    input_shape: Sequence[int],
+    backend: str = "MKLDNN",
+    ctx: mx.Context | None = None,
+    bn_relu: bool = True,
+) -> mx.gluon.SymbolBlock:
     """oneDNN graph fusion of ``net`` for inputs of ``input_shape`` (N, C, H, W); returns a new HybridBlock.
 
     The graph is partitioned with ``backend``'s subgraph properties (conv + BN + ReLU, conv + sum, FC);
@@ -215,19 +223,19 @@ class _Batches:
 
 
 def quantize(
-    net,
-    calib_data,
-    num_calib_batches=10,
-    calib_mode="naive",
-    input_shape=None,
-    quantized_dtype="auto",
-    exclude_layers_match=None,
-    exclude_operators=None,
-    quantize_granularity="tensor-wise",
-    residual_sum="safe",
-    ctx=None,
-    logger=None,
-):
+    net: mx.gluon.HybridBlock,
+    calib_data: Any,
+    num_calib_batches: int = 10,
+    calib_mode: str = "naive",
+    input_shape: Sequence[int] | None = None,
+    quantized_dtype: str = "auto",
+    exclude_layers_match: Sequence[str] | None = None,
+    exclude_operators: Sequence[str] | None = None,
+    quantize_granularity: str = "tensor-wise",
+    residual_sum: str = "safe",
+    ctx: mx.Context | None = None,
+    logger: Any = None,
+) -> mx.gluon.SymbolBlock:
     """INT8 post-training quantization of ``net`` (CPU, oneDNN); returns a new HybridBlock (SymbolBlock).
 
     Parameters

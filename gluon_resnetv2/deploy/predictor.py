@@ -132,7 +132,15 @@ class Predictor:
         Apply the oneDNN (MKLDNN) graph fusion (:func:`gluon_resnetv2.deploy.fuse`); CPU only, refused on a GPU.
     """
 
-    def __init__(self, prefix, device=None, batch_size=64, epoch=None, preprocess=None, fuse=False):
+    def __init__(
+        self,
+        prefix: str,
+        device: str | int | mx.Context | None = None,
+        batch_size: int = 64,
+        epoch: int | None = None,
+        preprocess: Preprocess | None = None,
+        fuse: bool = False,
+    ) -> None:
         self.prefix = prefix
         self.ctx = resolve_context(device)
         if fuse and self.ctx.device_type != "cpu":

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .. import cpu, procs
 from ..train import resume, train
@@ -91,23 +93,23 @@ def _split_devices(gpus, parallel):
 
 
 def run_table(
-    table,
-    out,
-    scale="quick",
-    rows=None,
-    dataset=None,
-    data_dir=None,
-    seeds=1,
-    gpus=None,
-    threads=None,
-    parallel=1,
-    iterations=None,
-    batch_size=None,
-    progress=False,
-    log=print,
-    image_size=None,
-    dtype="float32",
-):
+    table: str,
+    out: str,
+    scale: str = "quick",
+    rows: str | Sequence[str] | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    seeds: int = 1,
+    gpus: str | Sequence[int] | None = None,
+    threads: int | None = None,
+    parallel: int = 1,
+    iterations: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], Any] = print,
+    image_size: int | None = None,
+    dtype: str = "float32",
+) -> str:
     """Run the rows of ``table`` (see the module docstring) and write ``<out>/report.md``; returns its path.
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).

@@ -13,11 +13,13 @@ gluoncv's networks differ from the paper in a few places (see :class:`~.network.
 file into it, so a model trained with gluoncv gives the same outputs here.
 """
 
+import os
 import re
+from typing import Any
 
 import mxnet as mx
 
-from .network import Layout
+from .network import Layout, ResidualNetwork
 from .zoo import get_spec
 
 GLUONCV_LAYOUTS = {
@@ -46,7 +48,7 @@ def gluoncv_layout_model(name, **kwargs):
     return spec.build(layout=GLUONCV_LAYOUTS[(spec.family, version)], **kwargs)
 
 
-def from_gluoncv(name, params_file, ctx=None, **kwargs):
+def from_gluoncv(name: str, params_file: str | os.PathLike, ctx: Any = None, **kwargs: Any) -> ResidualNetwork:
     """Load a gluoncv model-zoo ``.params`` file for ``name`` into this package's network.
 
     ``kwargs`` (e.g. ``classes``) are those the gluoncv network was built with.  Returns an initialised

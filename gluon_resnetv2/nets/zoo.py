@@ -7,10 +7,12 @@ other variant of Figs. 2 and 4 on any network.
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 from ..units import ACTIVATIONS, PROJECTIONS, SHORTCUTS  # noqa: F401  (re-exported for the CLI)
 from .cifar import cifar_resnet
 from .imagenet import IMAGENET_DEPTHS, imagenet_resnet
+from .network import ResidualNetwork
 
 VERSIONS = {"v1": "original", "v2": "full_preact"}
 
@@ -33,7 +35,7 @@ class ModelSpec:
         return imagenet_resnet(self.depth, prefix=f"{self.name}_", **kwargs)
 
 
-_REGISTRY = {}
+_REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(spec):
@@ -112,7 +114,7 @@ def get_spec(name):
         raise ValueError(f"unknown model {name!r}.{hint} Valid names: {', '.join(list_models())}") from None
 
 
-def get_model(name, **kwargs):
+def get_model(name: str, **kwargs: Any) -> ResidualNetwork:
     """Build the registered network ``name``.
 
     Keyword arguments: ``classes`` (default 10 for CIFAR, 1000 for ImageNet), ``activation`` (Fig. 4:
@@ -133,6 +135,6 @@ def get_model(name, **kwargs):
     return spec.build(**kwargs)
 
 
-def list_models(family=None):
+def list_models(family: str | None = None) -> list[str]:
     """Registered names (all, or those of ``family`` 'cifar' / 'imagenet'), in registration order."""
     return [name for name, spec in _REGISTRY.items() if family is None or spec.family == family]

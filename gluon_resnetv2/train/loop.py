@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import warnings
+from typing import Any
 
 import mxnet as mx
 from tqdm import tqdm
@@ -388,7 +389,7 @@ def _progress(run, epoch, epochs_total, start_batch, total):
 # ------------------------------------------------------------------------------------------------- API
 
 
-def train(config=None, **settings):
+def train(config: TrainConfig | None = None, **settings: Any) -> dict:
     """Train and return the final status dict (as written to ``<out>/status.json``).
 
     ``config`` is a :class:`~.recipe.TrainConfig` (or a dict of its fields); keyword ``settings`` create
@@ -416,7 +417,7 @@ def train(config=None, **settings):
     return Run(config).run()
 
 
-def resume(out_dir, **overrides):
+def resume(out_dir: str, **overrides: Any) -> dict:
     """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.  A run
     that stopped before its first checkpoint starts over from its ``config.json`` (with a warning).
 

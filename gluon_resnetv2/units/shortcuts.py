@@ -186,10 +186,10 @@ class ShortcutSpec:
     so that a typo in an experiment cannot silently run the wrong variant."""
 
     name: str = "identity"
-    shortcut_scale: float = None
-    residual_scale: float = None
-    gate_bias: float = None
-    shortcut_dropout: float = None
+    shortcut_scale: float | None = None
+    residual_scale: float | None = None
+    gate_bias: float | None = None
+    shortcut_dropout: float | None = None
 
     def __post_init__(self):
         if self.name not in SHORTCUTS:

@@ -8,6 +8,9 @@ projection (the projection sees the same normalised input as the branch).  Elsew
 the clean identity of Eqn. 4.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from mxnet.gluon import nn
 
 from .branches import ResidualBranch
@@ -71,25 +74,25 @@ class ResidualUnit(nn.HybridBlock):
 
     def __init__(
         self,
-        channels,
-        stride=1,
-        downsample=False,
-        in_channels=0,
-        norm_layer=nn.BatchNorm,
-        norm_kwargs=None,
-        branch="basic",
-        activation="full_preact",
-        shortcut="identity",
-        shortcut_scale=None,
-        residual_scale=None,
-        gate_bias=None,
-        shortcut_dropout=None,
-        shortcut_source=None,
-        projection="conv",
-        branch_kwargs=None,
-        preactivate=True,
-        **kwargs,
-    ):
+        channels: int,
+        stride: int = 1,
+        downsample: bool = False,
+        in_channels: int = 0,
+        norm_layer: Callable[..., nn.HybridBlock] = nn.BatchNorm,
+        norm_kwargs: dict[str, Any] | None = None,
+        branch: str = "basic",
+        activation: str = "full_preact",
+        shortcut: str | ShortcutSpec = "identity",
+        shortcut_scale: float | None = None,
+        residual_scale: float | None = None,
+        gate_bias: float | None = None,
+        shortcut_dropout: float | None = None,
+        shortcut_source: str | None = None,
+        projection: str = "conv",
+        branch_kwargs: dict[str, Any] | None = None,
+        preactivate: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         ordering = get_ordering(activation)
         spec = (

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from data_fixtures import write_cifar
 
-from gluon_resnetv2 import get_model
+from gluon_resnetv2 import get_model, paper_results
 from gluon_resnetv2.data import load_dataset, make_loader
+from gluon_resnetv2.experiments.report import REPORT_COLUMNS, parse_report, report_columns, write_report
+from gluon_resnetv2.experiments.state import run_dir_of
+from gluon_resnetv2.experiments.suites import Experiment, get_experiments
 from gluon_resnetv2.train import train
-from gluon_resnetv2.train.runlog import LOG_COLUMNS, TOP5_COLUMN, read_log_rows, read_status
+from gluon_resnetv2.train.runlog import LOG_COLUMNS, TOP5_COLUMN, read_log_rows, read_status, write_status
 from gluon_resnetv2.train.steps import top5_misses
 from gluon_resnetv2.train.tensorboard_log import read_scalars
 
@@ -89,3 +92,41 @@ def test_ten_classes_log_no_top5_column(tmp_path):
         assert handle.readline().strip() == ",".join(LOG_COLUMNS)
     assert "test/top5_error" not in read_scalars(out)
     assert json.loads(open(os.path.join(out, "config.json"), encoding="utf-8").read())["tensorboard"] is True
+
+
+def _finished_run(run_dir, top1, top5):
+    os.makedirs(run_dir)
+    write_status(run_dir, "finished", iteration=10, test_error=top1, test_top5_error=top5, elapsed=1.0)
+
+
+def test_table5_report_compares_top1_and_top5(tmp_path):
+    """Table 5 (ImageNet) reports top-1 / top-5 side by side, in report.md and report.json."""
+    rows = paper_results.get_table("table5")[:2]
+    experiments = [
+        Experiment("table5", row.key, "paper", row.model, "imagenet", {}, iterations=10, warmup=0) for row in rows
+    ]
+    out = str(tmp_path)
+    _finished_run(run_dir_of(out, rows[0].key, 0), 0.25, 0.0625)
+    _finished_run(run_dir_of(out, rows[1].key, 0), 0.5, 0.125)
+    table = parse_report(write_report(out, experiments))
+    assert [list(r)[4:9] for r in table][0] == [
+        "paper error %",
+        "our error %",
+        "difference",
+        "paper top-5 %",
+        "our top-5 %",
+    ]
+    assert [(r["our error %"], r["paper top-5 %"], r["our top-5 %"]) for r in table] == [
+        ("25.00", f"{rows[0].top5:g}", "6.25"),
+        ("50.00", f"{rows[1].top5:g}", "12.50"),
+    ]
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as handle:
+        records = json.load(handle)["rows"]
+    assert [(r["paper_top5_error"], r["test_top5_error"]) for r in records] == [
+        (rows[0].top5, 6.25),
+        (rows[1].top5, 12.5),
+    ]
+
+
+def test_tables_without_top5_keep_their_columns():
+    assert report_columns(get_experiments("table1", "quick")) == REPORT_COLUMNS

@@ -11,7 +11,7 @@ from .. import paper_results as paper
 from ..agreement import json_number, loss_figures, table_agreement
 from ..fileio import atomic_write_text
 from ..paper_results import FAIL_THRESHOLD
-from ..train.runlog import format_duration, read_log
+from ..train.runlog import TOP5_COLUMN, format_duration, read_log
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
 
@@ -29,6 +29,7 @@ def _final(run_dir, iterations=None):
         reason=status.get("reason"),
         loss_final=None,
         loss_mean=None,
+        top5=None,
     )
     log = None
     if os.path.isfile(os.path.join(run_dir, "log.csv")):
@@ -45,6 +46,8 @@ def _final(run_dir, iterations=None):
         out["seconds"] = status.get("elapsed", out["seconds"])
         if status.get("test_error") is not None:
             out["error"] = 100.0 * float(status["test_error"])
+        if status.get(TOP5_COLUMN) is not None:
+            out["top5"] = 100.0 * float(status[TOP5_COLUMN])
     elif state == "failed":
         out["iterations"] = status.get("iteration", out["iterations"])
     if state in ("finished", "failed") and log is not None:
@@ -72,12 +75,14 @@ def summarize(out, experiment, seeds, alias=None):
     seconds = [f["seconds"] for f in finals if f["seconds"] is not None]
     losses_final = [f["loss_final"] for f in done if f["loss_final"] is not None]
     losses_mean = [f["loss_mean"] for f in done if f["loss_mean"] is not None]
+    top5 = [f["top5"] for f in finals if f["state"] == "finished" and f["top5"] is not None]
     return dict(
         ours=ours,
         errors=errors,
         fail=ours is not None and ours > FAIL_THRESHOLD,
         loss_final=statistics.median(losses_final) if losses_final else None,
         loss_mean=statistics.median(losses_mean) if losses_mean else None,
+        top5=statistics.median(top5) if top5 else None,
         complete=len(done) == seeds,
         state=states[0] if len(states) == 1 else "/".join(states),
         iterations=max(iterations) if iterations else None,
@@ -102,6 +107,22 @@ REPORT_COLUMNS = (
     "wall time",
     "result",
 )
+
+#: The columns a table with top-5 errors (Table 5, ImageNet) adds after "difference": top-1 / top-5.
+TOP5_REPORT_COLUMNS = ("paper top-5 %", "our top-5 %")
+
+
+def has_top5(experiments):
+    """Whether the paper gives top-5 errors for these rows (Table 5)."""
+    return any(exp.paper.top5 is not None for exp in experiments)
+
+
+def report_columns(experiments):
+    """:data:`REPORT_COLUMNS`, with :data:`TOP5_REPORT_COLUMNS` for a table with top-5 errors."""
+    if not has_top5(experiments):
+        return REPORT_COLUMNS
+    at = REPORT_COLUMNS.index("difference") + 1
+    return REPORT_COLUMNS[:at] + TOP5_REPORT_COLUMNS + REPORT_COLUMNS[at:]
 
 
 def _fmt(value):
@@ -180,6 +201,13 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None)
                 "result": result,
             }
         )
+        if has_top5(experiments):
+            rows[-1].update(
+                {
+                    "paper top-5 %": "" if row.top5 is None else f"{row.top5:g}",
+                    "our top-5 %": _fmt(s["top5"]),
+                }
+            )
     return rows
 
 
@@ -233,6 +261,7 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
     :func:`gluon_resnetv2.agreement.table_agreement` over the rows that ended."""
 
     summary = summary or summaries(out, experiments, seeds, alias)
+    top5 = has_top5(experiments)
     records, ranked = [], []
     for exp in experiments:
         row = exp.paper
@@ -251,6 +280,7 @@ def report_records(out, experiments, seeds=1, alias=None, summary=None):
                 state=s["state"],
                 diverged=diverged,
                 seeds=len(s["errors"]),
+                **({"paper_top5_error": row.top5, "test_top5_error": json_number(s["top5"])} if top5 else {}),
             )
         )
         ranked.append(
@@ -352,10 +382,11 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
     ]
     summary = summaries(out, experiments, seeds, alias)
     rows = report_rows(out, experiments, seeds, alias, notes, summary)
-    lines.append("| " + " | ".join(REPORT_COLUMNS) + " |")
-    lines.append("|" + "|".join(" --- " if i < 4 else " ---: " for i in range(len(REPORT_COLUMNS) - 1)) + "| --- |")
+    columns = report_columns(experiments)
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join(" --- " if i < 4 else " ---: " for i in range(len(columns) - 1)) + "| --- |")
     for row in rows:
-        lines.append("| " + " | ".join(row[c].replace("|", "/") for c in REPORT_COLUMNS) + " |")
+        lines.append("| " + " | ".join(row[c].replace("|", "/") for c in columns) + " |")
     records, agreement = report_records(out, experiments, seeds, alias, summary)
     lines += [""] + agreement_lines(agreement, spread_row(experiments))
     atomic_write_text(

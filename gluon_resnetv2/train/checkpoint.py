@@ -3,7 +3,8 @@
 ``<out>/checkpoint.zip`` holds
 
 - ``net.params``: the network parameters, running BatchNorm statistics included (``save_parameters``);
-- ``trainer.states``: the optimizer states (SGD momentum, fp32 master weights under ``--dtype float16``);
+- ``trainer.states``: the optimizer states (SGD momentum, fp32 master weights under ``--dtype float16``),
+  on the CPU: device-neutral, see :func:`trainer_states_bytes`;
 - ``state.json``: iteration, epoch, the position in ``log.csv`` (rows written), the partial sums of the
   current log interval, elapsed training time and the Python / NumPy RNG states.
 
@@ -12,13 +13,16 @@ one with :func:`os.replace`, so a run killed at any moment leaves either the pre
 checkpoint, never a torn one.
 """
 
+import copy
 import io
 import json
 import os
+import pickle
 import random
 import tempfile
 import zipfile
 
+import mxnet as mx
 import numpy as np
 
 from ..fileio import atomic_write_bytes
@@ -53,11 +57,59 @@ def _file_bytes(save):
             return handle.read()
 
 
+def _ready(trainer):
+    if trainer._update_on_kvstore:
+        raise ValueError("checkpoints need the optimizer on the workers (Trainer(update_on_kvstore=False))")
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+
+
+def trainer_states_bytes(trainer):
+    """The optimizer states of ``trainer`` (what ``Trainer.save_states`` writes), with every array on the CPU.
+
+    ``save_states`` pickles the states where they live, and unpickling puts each array back on that device
+    id: a run trained on GPUs 2,3 could only resume where a GPU 2 exists ("invalid device ordinal").
+    Here the states of the first device (every device holds the same ones: the gradients are summed before
+    the update) are copied to ``cpu(0)``, and the optimizer's per-device update counters keep only that
+    device's, under device 0; :func:`load_trainer_states` puts them on whatever devices resume the run.
+    """
+    _ready(trainer)
+    updater = trainer._updaters[0]
+    cpu = mx.cpu()
+    states = {index: updater.sync_state_context(state, cpu) for index, state in updater.states.items()}
+    optimizer = copy.copy(updater.optimizer)  # its pickled state: param_dict dropped, the rest shared
+    counts = dict(optimizer._all_index_update_counts.get(trainer._contexts[0].device_id, {}))
+    optimizer._all_index_update_counts = {0: counts}
+    optimizer._index_update_count = counts
+    return pickle.dumps((states, optimizer))
+
+
+def load_trainer_states(trainer, data):
+    """Restore :func:`trainer_states_bytes` (or ``Trainer.save_states``) ``data`` onto the devices of
+    ``trainer``, however many and numbered however: each device's updater gets the states, on its device."""
+    _ready(trainer)
+    with tempfile.TemporaryDirectory(prefix="gluon-resnetv2-ckpt-") as tmp:
+        path = os.path.join(tmp, "trainer.states")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        trainer.load_states(path)
+    optimizer = trainer._optimizer
+    # one device's counters (a checkpoint written by Trainer.save_states has one set per device id)
+    saved = max(optimizer._all_index_update_counts.values(), key=lambda counts: sum(counts.values()))
+    optimizer._all_index_update_counts = {ctx.device_id: dict(saved) for ctx in trainer._contexts}
+    optimizer._index_update_count = optimizer._all_index_update_counts[trainer._contexts[0].device_id]
+    for updater, ctx in zip(trainer._updaters, trainer._contexts):
+        updater.states = {index: updater.sync_state_context(state, ctx) for index, state in updater.states.items()}
+        updater.states_synced = dict.fromkeys(updater.states, True)
+
+
 def save_checkpoint(out_dir, net, trainer, state):
     """Write ``<out_dir>/checkpoint.zip`` atomically; ``state`` is a JSON-ready dict (see module doc)."""
 
     params = _file_bytes(net.save_parameters)
-    states = _file_bytes(trainer.save_states)
+    states = trainer_states_bytes(trainer)
     state = dict(state, format=FORMAT_VERSION, rng=rng_state())
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -94,12 +146,9 @@ def load_checkpoint(out_dir, net, trainer, ctx):
     state = read_checkpoint_state(out_dir)
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="gluon-resnetv2-ckpt-") as tmp:
         params = os.path.join(tmp, "net.params")
-        states = os.path.join(tmp, "trainer.states")
         with open(params, "wb") as handle:
             handle.write(archive.read("net.params"))
-        with open(states, "wb") as handle:
-            handle.write(archive.read("trainer.states"))
         net.load_parameters(params, ctx=ctx)
-        trainer.load_states(states)
+        load_trainer_states(trainer, archive.read("trainer.states"))
     set_rng_state(state["rng"])
     return state

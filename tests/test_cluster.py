@@ -68,8 +68,8 @@ def test_slurm_plan_places_roles_with_srun():
         ("worker", "n1", 3),
     ]
     worker = specs[5]
-    assert worker.via == "srun" and worker.argv[:4] == ["srun", "--overlap", "--nodes=1", "--ntasks=1"]
-    assert "--nodelist=n2" in worker.argv and "--gres=gpu:2" in worker.argv
+    assert worker.via == "srun" and worker.argv[:3] == ["srun", "--nodes=1", "--ntasks=1"]
+    assert "--nodelist=n2" in worker.argv and "--gres=gpu:2" in worker.argv and "--overlap" not in worker.argv
     assert worker.argv[worker.argv.index("--") + 1 :] == command + ["--gpus", "0,1"]  # Slurm's GPUs count from 0
     assert worker.env["DMLC_ROLE"] == "worker" and worker.env["GLUON_RESNETV2_WORKER_INDEX"] == "2"
     assert worker.env["DMLC_PS_ROOT_PORT"] == "1234" and worker.env["DMLC_NUM_WORKER"] == "4"
@@ -88,8 +88,8 @@ def test_slurm_allocation_variables():
 
 @pytest.mark.slow
 def test_launch_options_are_checked(capsys):
-    assert main(["launch", "-n", "1", "--gpus-per-worker", "1", "--", "x"]) != 0
-    assert "--gpus-per-worker goes with --slurm" in capsys.readouterr().err
+    assert main(["launch", "-n", "1", "--gpus-per-worker", "0", "--", "x"]) != 0
+    assert "--gpus-per-worker must be at least 1" in capsys.readouterr().err
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     result = subprocess.run(
         CLI + ["launch", "--slurm", "-n", "1", "--", "x"], env=env, capture_output=True, text=True, timeout=60

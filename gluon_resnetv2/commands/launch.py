@@ -64,8 +64,11 @@ def add_parser(subparsers):
         type=int,
         default=None,
         metavar="K",
-        help="with --slurm: K GPUs per worker step (--gres=gpu:K); the worker's --gpus counts "
-        "from 0 within them (added to a train command that has no --gpus)",
+        help="give every worker its own K GPUs: on localhost and over ssh the j-th worker on a host gets "
+        "GPUs j*K..j*K+K-1 of it through CUDA_VISIBLE_DEVICES (of the launcher's CUDA_VISIBLE_DEVICES on "
+        "localhost); with --slurm a non-overlapping step with --gres=gpu:K. The worker's --gpus counts from 0 "
+        "within them (added to a train command that has none). Without it, several workers on one host with "
+        "--gpus are refused: they would train on the same GPUs",
     )
     parser.add_argument(
         "--timeout",
@@ -93,8 +96,8 @@ def worker_command(command):
 
 
 def run(args):
-    if args.gpus_per_worker is not None and not args.slurm:
-        raise ValueError("--gpus-per-worker goes with --slurm; without Slurm give the worker command --gpus")
+    if args.gpus_per_worker is not None and args.gpus_per_worker < 1:
+        raise ValueError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
     hosts = read_hosts(args.hosts) if args.hosts else None
     command = worker_command(args.worker_command)
     try:

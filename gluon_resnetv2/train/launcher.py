@@ -46,12 +46,24 @@ import time
 
 from .. import cpu
 from .. import procs as procs_pool
+from .placement import (  # noqa: F401  (Host, read_hosts ... stay importable from here)
+    VISIBLE_ENV,
+    Host,
+    address,
+    check_gpu_sharing,
+    host_text,
+    parse_host,
+    place_workers,
+    read_hosts,
+    visible_devices,
+    with_gpus,
+    worker_gpu_sets,
+)
 
 #: ``via``: how the process is started ('local', 'ssh' or 'srun'); ``index``: its number within its role.
 #: ``env`` holds the job's variables; they are set on the local process except for ssh, where ``argv``
 #: carries them.
 ProcessSpec = collections.namedtuple("ProcessSpec", "role host argv env via index", defaults=("local", 0))
-Host = collections.namedtuple("Host", "name port slots")
 
 #: The program a scheduler or server runs locally: importing mxnet starts the role.
 SERVER_PROGRAM = "import gluon_resnetv2._compat; import mxnet"
@@ -71,57 +83,6 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def parse_host(text, where="host"):
-    """A :class:`Host` from ``host[:port] [slots=N]`` (the port is ssh's; slots: workers placed there)."""
-    fields = text.split()
-    name, port, slots = fields[0], None, 1
-    if name.count(":") == 1:
-        name, port_text = name.split(":")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"{where}: bad port in {fields[0]!r}; expected host[:port] with port 1-65535")
-        port = int(port_text)
-    for field in fields[1:]:
-        key, _, value = field.partition("=")
-        if key != "slots" or not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{where}: cannot read {field!r}; expected 'host[:port] [slots=N]' with N >= 1")
-        slots = int(value)
-    if not name:
-        raise ValueError(f"{where}: no host name in {text!r}")
-    return Host(name, port, slots)
-
-
-def read_hosts(path):
-    """The :class:`Host` list of a host file: ``host[:port] [slots=N]`` per line (``port``: ssh's, default
-    ssh's own; ``slots``: workers placed on the host before the next one, default 1); blank lines and ``#``
-    comments are ignored."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"host file not found: {path}")
-    hosts = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if line:
-                hosts.append(parse_host(line, f"{path}:{number}"))
-    if not hosts:
-        raise ValueError(f"host file {path} lists no hosts")
-    return hosts
-
-
-def address(host):
-    """The IPv4 address of ``host`` as seen from here (the name itself when it does not resolve)."""
-    name = host.rsplit("@", 1)[-1]
-    try:
-        return socket.gethostbyname(name)
-    except OSError:
-        return name
-
-
-def place_workers(hosts, num_workers):
-    """Host of each worker: the first host's slots are filled, then the next host's, round and round."""
-    slots = [h for h in hosts for _ in range(h.slots)]
-    return [slots[i % len(slots)] for i in range(num_workers)]
 
 
 def forwarded_env(env):
@@ -179,15 +140,30 @@ def plan(
     ssh_args=(),
     connect_timeout=DEFAULT_CONNECT_TIMEOUT,
     env=None,
+    gpus_per_worker=None,
 ):
     """The processes of a job as :class:`ProcessSpec` s (scheduler first, then servers, then workers).
 
     ``command`` is the worker's argv (a list); the scheduler and the servers run ``python -c`` importing
     mxnet.  ``hosts``: :class:`Host` s (or ``host[:port]`` strings) for an ssh job; ``env`` (default
-    ``os.environ``) gives the variables forwarded to remote processes.
+    ``os.environ``) gives the variables forwarded to remote processes.  ``gpus_per_worker`` K: every worker
+    gets its own K GPUs of its host in ``CUDA_VISIBLE_DEVICES`` (:mod:`.placement`); without it, several
+    workers on one host with a ``--gpus`` command are refused (they would share the GPUs).
     """
     check_sizes(command, num_workers, num_servers)
+    env = os.environ if env is None else env
     python = python or sys.executable
+    worker_hosts = place_workers(_as_hosts(hosts), num_workers) if hosts else [None] * num_workers
+    if gpus_per_worker:
+        gpu_sets = worker_gpu_sets(worker_hosts, gpus_per_worker, None if hosts else visible_devices(env))
+        command = with_gpus(command, gpus_per_worker)
+    else:
+        check_gpu_sharing(command, worker_hosts)
+        gpu_sets = [None] * num_workers
+
+    def gpu_env(index):
+        return {VISIBLE_ENV: gpu_sets[index]} if gpu_sets[index] is not None else {}
+
     base = {"DMLC_NUM_WORKER": str(num_workers), "DMLC_NUM_SERVER": str(num_servers)}
     server_argv = [python, "-c", SERVER_PROGRAM]
     if not hosts:
@@ -200,7 +176,11 @@ def plan(
         ]
         specs += [
             ProcessSpec(
-                "worker", None, list(command), dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}), index=i
+                "worker",
+                None,
+                list(command),
+                dict(base, DMLC_ROLE="worker", **{WORKER_INDEX_ENV: str(i)}, **gpu_env(i)),
+                index=i,
             )
             for i in range(num_workers)
         ]
@@ -210,7 +190,7 @@ def plan(
     if interface:
         base["DMLC_INTERFACE"] = interface
     cwd = cwd or os.getcwd()
-    forwarded = forwarded_env(os.environ if env is None else env)
+    forwarded = forwarded_env(env)
 
     def remote(role, host, argv, index=0):
         job = dict(base, DMLC_ROLE=role)
@@ -218,12 +198,13 @@ def plan(
             job["DMLC_NODE_HOST"] = address(host.name)
         if role == "worker":
             job[WORKER_INDEX_ENV] = str(index)
+            job.update(gpu_env(index))
         script = remote_script(cwd, dict(forwarded, **job), argv)
         return ProcessSpec(role, host, ssh_argv(host, script, ssh_args, connect_timeout), job, "ssh", index)
 
     specs = [remote("scheduler", hosts[0], server_argv)]
     specs += [remote("server", hosts[i % len(hosts)], server_argv, i) for i in range(num_servers)]
-    specs += [remote("worker", host, list(command), i) for i, host in enumerate(place_workers(hosts, num_workers))]
+    specs += [remote("worker", host, list(command), i) for i, host in enumerate(worker_hosts)]
     return specs
 
 
@@ -234,15 +215,6 @@ def check_sizes(command, num_workers, num_servers):
         raise ValueError(f"-n/--num-workers must be at least 1, got {num_workers}")
     if num_servers < 1:
         raise ValueError(f"-s/--num-servers must be at least 1, got {num_servers}")
-
-
-def host_text(host):
-    """``node-a:2222`` for a :class:`Host`, the node name for a Slurm node, '' for localhost."""
-    if host is None:
-        return ""
-    if isinstance(host, Host):
-        return host.name + (f":{host.port}" if host.port else "")
-    return str(host)
 
 
 def describe(spec, num, where=True):
@@ -309,6 +281,7 @@ def launch(
             ssh_args=ssh_args,
             connect_timeout=connect_timeout,
             env=base_env,
+            gpus_per_worker=gpus_per_worker,
         )
     counts = collections.Counter(s.role for s in specs)
     local_workers = sum(1 for s in specs if s.via == "local" and s.role == "worker")

@@ -59,10 +59,24 @@ def call(args, prog):
     return result if isinstance(result, int) else 0
 
 
+def interrupted(err, prog):
+    """Ctrl-C (or a SIGTERM a command turned into ``Interrupted``): one line and the shell's status, 130
+    (128 + SIGINT) or 143 (128 + SIGTERM).  Files that must not be half-written are staged
+    (:func:`gluon_resnetv2.fileio.staged`) or written atomically, so nothing is left half-written."""
+    kept = getattr(err, "kept", None)
+    print(f"{prog}: {str(err) or 'interrupted'}" + (f"; {kept}" if kept else ""), file=sys.stderr)
+    return getattr(err, "exit_code", 130)
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return call(args, f"gluon-resnetv2 {args.command}")
+    prog = "gluon-resnetv2"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog = f"gluon-resnetv2 {args.command}"
+        return call(args, prog)
+    except KeyboardInterrupt as err:
+        return interrupted(err, prog)
 
 
 def run_as_script(command, argv=None, prog=None):
@@ -70,8 +84,11 @@ def run_as_script(command, argv=None, prog=None):
     module = importlib.import_module(f"gluon_resnetv2.commands.{command}")
     parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
     module.add_arguments(parser)
-    args = parser.parse_args(argv)
-    return call(args, parser.prog)
+    try:
+        args = parser.parse_args(argv)
+        return call(args, parser.prog)
+    except KeyboardInterrupt as err:
+        return interrupted(err, parser.prog)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_a_stack_of_grey_images_is_n_images(bundle, tmp_path):
         ((5, 12, 12), 5, "NHW"),
         ((1, 12, 12), 1, "CHW"),
         ((12, 12, 3), 1, "HWC"),
-        ((3, 20, 20), 1, "CHW"),
+        ((1, 20, 20), 1, "CHW"),
         ((6, 1, 12, 12), 6, "NCHW"),
         ((6, 12, 12, 1), 6, "NHWC"),
         ((2, 12, 12, 3), 2, "NHWC"),
@@ -104,7 +104,16 @@ def test_array_layouts(shape, count, layout):
 
 
 @pytest.mark.parametrize(
-    "shape, input_shape", [((4, 12, 12), (3, 12, 12)), ((3, 12, 3), (3, 12, 12)), ((2, 3, 12, 3), (3, 12, 12))]
+    "shape, input_shape",
+    [
+        ((4, 12, 12), (3, 12, 12)),
+        ((3, 12, 3), (3, 12, 12)),
+        ((2, 3, 12, 3), (3, 12, 12)),
+        # issue 20 point 5: N grey images of another size than the export's, not one N-channel image
+        ((2, 20, 20), (1, 12, 12)),
+        ((3, 20, 20), (1, 12, 12)),
+        ((4, 20, 20), (3, 12, 12)),
+    ],
 )
 def test_ambiguous_arrays_are_refused_naming_shape_and_layouts(shape, input_shape):
     with pytest.raises(ValueError) as info:

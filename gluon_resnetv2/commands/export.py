@@ -9,17 +9,24 @@ Where the preprocessing comes from, first match wins: ``--mean``/``--std`` given
 that wrote ``--params`` (``<run>/model.params`` sits next to it), which also supplies the model options.
 """
 
+import fcntl
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 
 import mxnet as mx
 
 from ..data import load_dataset
 from ..deploy import Preprocess, export_bundle
+from ..deploy.export import input_channels
+from ..fileio import load_json, read_json
 from ..nets.gluoncv import from_gluoncv
 from ..nets.zoo import get_model
+from ..train.build import MODEL_NAME
+from ..train.checkpoint import CHECKPOINT_NAME
+from ..train.runlog import CONFIG_NAME, LOCK_NAME, STATUS_NAME
 from .model_args import add_model_args, model_kwargs
 
 
@@ -89,20 +96,29 @@ def add_parser(subparsers):
 
 def run_config(params_path):
     """The ``config.json`` of the training run that wrote ``params_path``, or {}."""
-    path = os.path.join(os.path.dirname(os.path.abspath(params_path)), "config.json")
+    path = os.path.join(os.path.dirname(os.path.abspath(params_path)), CONFIG_NAME)
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    config = load_json(path, "training run's config.json (written by gluon-resnetv2 train)")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: not a training run's config.json (a JSON object expected)")
+    return config
 
 
 def params_file(path):
     """The parameter file ``--params`` names: the file itself, or in a training run directory its
-    ``model.params`` (the final weights) or else its ``checkpoint.zip``."""
+    ``model.params`` (the final weights) when the run finished, else its ``checkpoint.zip`` (with a warning
+    saying the run is unfinished and which iteration the checkpoint holds)."""
     if os.path.isdir(path):
-        for name in ("model.params", "checkpoint.zip"):
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
+        model, checkpoint = os.path.join(path, MODEL_NAME), os.path.join(path, CHECKPOINT_NAME)
+        status = read_json(os.path.join(path, STATUS_NAME)) or {}
+        finished = status.get("status") == "finished" or (not status and os.path.isfile(model))
+        if os.path.isfile(checkpoint) and not finished:
+            warnings.warn(_unfinished(path, status, checkpoint), stacklevel=2)
+            return checkpoint
+        for name in (model, checkpoint):
+            if os.path.isfile(name):
+                return name
         raise FileNotFoundError(
             f"--params {path}: a directory without model.params or checkpoint.zip (not a "
             "finished or checkpointed training run)"
@@ -110,6 +126,38 @@ def params_file(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--params {path}: no such file")
     return path
+
+
+def _trainer_alive(run_dir):
+    """Whether a trainer holds ``run_dir``'s lock (see :func:`gluon_resnetv2.train.runlog.lock_run_dir`)."""
+    try:
+        with open(os.path.join(run_dir, LOCK_NAME), encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+    except OSError:
+        return False
+    return False
+
+
+def _unfinished(run_dir, status, checkpoint):
+    """What the warning for a run that has not finished says: its state and the checkpoint's iteration."""
+    total = status.get("total_iterations")
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            iteration = json.loads(archive.read("state.json").decode("utf-8")).get("iteration")
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        iteration = None  # load_params reports a corrupt checkpoint
+    if _trainer_alive(run_dir):
+        state = "is still training"
+    elif status.get("status") in ("running", None):
+        state = "stopped without finishing (its trainer is gone)"
+    else:
+        state = f"is unfinished (status {status['status']})"
+    at = f"iteration {iteration}" if iteration is not None else "an unknown iteration"
+    of = f" of {total}" if total else ""
+    return f"{run_dir} {state}: exporting its last checkpoint, {at}{of}, not the final weights"
 
 
 def _last_line(err):
@@ -157,7 +205,8 @@ def build_preprocess(args, config, input_shape):
 
     dataset_name = args.dataset or config.get("dataset")
     dataset = None
-    if dataset_name and (args.mean is None or args.std is None or args.class_names is None):
+    needed = args.mean is None or args.std is None or args.class_names is None or input_shape is None
+    if dataset_name and needed:
         data_dir = args.data_dir or (config.get("data_dir") if not args.dataset else None)
         dataset = load_dataset(dataset_name, data_dir=data_dir, split="test")
     if args.mean is not None and args.std is not None:
@@ -172,8 +221,13 @@ def build_preprocess(args, config, input_shape):
         )
     classes = None
     if args.class_names:
-        with open(args.class_names, encoding="utf-8") as handle:
-            classes = [line.strip() for line in handle if line.strip()]
+        try:
+            with open(args.class_names, encoding="utf-8") as handle:
+                classes = [line.strip() for line in handle if line.strip()]
+        except UnicodeDecodeError:
+            raise ValueError(f"--class-names {args.class_names}: not a text file (one class name per line)") from None
+        if not classes:
+            raise ValueError(f"--class-names {args.class_names}: empty; expected one class name per line")
     elif dataset is not None:
         classes = list(dataset.classes)
     if input_shape is None:
@@ -208,6 +262,12 @@ def run(args):
     else:
         net = get_model(model, **kwargs)
         load_params(net, args.params, ctx)
+    channels = input_channels(net)
+    if channels is not None and channels != input_shape[1]:
+        source = f"--input-shape {args.input_shape}" if args.input_shape else f"the {preprocess.dataset} images"
+        raise ValueError(
+            f"{args.params}: trained on {channels}-channel images; this export expects {input_shape[1]} ({source})"
+        )
     files = export_bundle(
         net, args.out, preprocess, batch_size=input_shape[0], onnx=args.onnx, ctx=ctx, force=args.force
     )

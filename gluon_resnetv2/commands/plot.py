@@ -4,6 +4,8 @@ Argument parsing only; the drawing is :func:`gluon_resnetv2.plot.plot_runs` (Fig
 loss on the left axis, solid test error in % on the right, one colour per run).
 """
 
+from ..fileio import staged
+
 
 def add_arguments(parser):
     """Register the ``plot`` options on ``parser`` (shared by the CLI and ``scripts/plot_curves.py``)."""
@@ -49,9 +51,13 @@ def parse_labels(text):
 
 
 def run(args):
-    """Draw the figure the parsed ``args`` describe; returns 0."""
-    from ..plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
+    """Draw the figure the parsed ``args`` describe; returns 0.  The figure is drawn into a staging file and
+    moved into place whole, so Ctrl-C or an error while matplotlib writes it leaves an earlier figure as it
+    was (:func:`gluon_resnetv2.fileio.staged`)."""
+    from ..plot import output_format, plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
 
-    plot_runs(args.run_dirs, args.output, labels=parse_labels(args.labels), title=args.title)
+    output_format(args.output)  # an unsupported extension is refused before anything is drawn
+    with staged([args.output], what=args.output) as stage:
+        plot_runs(args.run_dirs, stage.path(args.output), labels=parse_labels(args.labels), title=args.title)
     print(f"wrote {args.output}")
     return 0

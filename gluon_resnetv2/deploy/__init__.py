@@ -11,6 +11,7 @@ Fast CPU inference (figures in docs/guides/deployment.md):
 >>> int8 = quantize(net, test_loader, num_calib_batches=10, calib_mode='naive')   # INT8
 """
 
+from .bundle import export_bundle, export_files, find_epoch, resolve_prefix
 from .fast import CALIB_MODES, RESIDUAL_SUM_MODES, fuse, fuse_bn_relu, fusion_breakdown, quantize, to_symbol_block
 from .onnx_export import (
     ONNX_REQUIREMENT,
@@ -21,7 +22,7 @@ from .onnx_export import (
     export_onnx,
     fixed_gamma_names,
 )
-from .predictor import Predictor, export_bundle, export_files, find_epoch, resolve_context, softmax
+from .predictor import Predictor, resolve_context, softmax
 from .preprocess import Preprocess, array_images, read_inputs
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "export_bundle",
     "export_files",
     "find_epoch",
+    "resolve_prefix",
     "resolve_context",
     "softmax",
     "read_inputs",

@@ -19,12 +19,17 @@ parameter as an input, which keeps onnxruntime from constant-folding them and in
 override weights).
 """
 
+import contextlib
+import io
 import json
 import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import mxnet as mx
 import numpy as np
+
+from ..fileio import staged
 
 ONNX_REQUIREMENT = "onnx>=1.14,<1.19"
 ONNXRUNTIME_REQUIREMENT = "onnxruntime>=1.16"
@@ -96,8 +101,17 @@ def export_onnx(symbol_file, params_file, input_shape, onnx_file, dynamic_batch=
     """Convert an MXNet export to ONNX; returns ``onnx_file``.
 
     ``input_shape`` is ``(N, C, H, W)``; with ``dynamic_batch`` the ONNX input's first dimension is the
-    symbolic ``batch`` so that any batch size runs.  The model is checked with ``onnx.checker``.
+    symbolic ``batch`` so that any batch size runs.  The model is checked with ``onnx.checker``.  The file is
+    written whole or not at all (an interrupted or failing export leaves an earlier ``onnx_file`` as it was).
     """
+    check_onnx()
+    with staged([onnx_file]) as stage:
+        write_onnx(symbol_file, params_file, input_shape, stage.path(onnx_file), dynamic_batch, opset, verbose)
+    return onnx_file
+
+
+def write_onnx(symbol_file, params_file, input_shape, onnx_file, dynamic_batch=True, opset=None, verbose=False):
+    """:func:`export_onnx` writing ``onnx_file`` directly (a path in a staging directory)."""
     onnx = check_onnx()
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
@@ -114,7 +128,10 @@ def export_onnx(symbol_file, params_file, input_shape, onnx_file, dynamic_batch=
     if opset is not None:
         kwargs["opset_version"] = int(opset)
     os.makedirs(os.path.dirname(os.path.abspath(onnx_file)), exist_ok=True)
-    mx.onnx.export_model(symbol, params, [shape], [np.float32], onnx_file, verbose=verbose, **kwargs)
+    # mxnet 1.9.1's translation of `scalar - x` (the gated shortcuts' 1 - g) prints each such node's name
+    # with a bare print(); that is debugging output, not a message for the user.
+    with contextlib.redirect_stdout(sys.stdout if verbose else io.StringIO()):
+        mx.onnx.export_model(symbol, params, [shape], [np.float32], onnx_file, verbose=verbose, **kwargs)
     model = onnx.load(onnx_file)
     initializers = {init.name for init in model.graph.initializer}
     inputs = [inp for inp in model.graph.input if inp.name not in initializers]

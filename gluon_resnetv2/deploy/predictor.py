@@ -1,83 +1,16 @@
-"""Exports on disk and the :class:`Predictor` that runs them without the model code.
+"""The :class:`Predictor` that runs an export (see :mod:`.bundle`) without the model code."""
 
-An export ``PREFIX`` is three files (four with ONNX)::
-
-    PREFIX-symbol.json       the graph (MXNet symbol; input 'data', NCHW float32)
-    PREFIX-0000.params       the parameters (running BatchNorm statistics included)
-    PREFIX-preprocess.json   input shape, per-channel mean/std (pixel units), class names, data set
-    PREFIX.onnx              optional, the same network in ONNX
-"""
-
-import glob
 import os
-import re
 import warnings
 
 import mxnet as mx
 import numpy as np
 
+from ..fileio import load_json
 from ..train.preflight import preflight_gpus
-from .export import export
+from .bundle import PARTS, export_files, find_epoch, resolve_prefix
 from .fast import fuse as fuse_net
-from .onnx_export import export_onnx
 from .preprocess import Preprocess, read_inputs
-
-
-def export_files(prefix, epoch=0):
-    """The file names of export ``prefix``."""
-    return {
-        "symbol": f"{prefix}-symbol.json",
-        "params": f"{prefix}-{epoch:04d}.params",
-        "preprocess": f"{prefix}-preprocess.json",
-        "onnx": f"{prefix}.onnx",
-    }
-
-
-def find_epoch(prefix):
-    """The epoch number of ``PREFIX-NNNN.params`` (0 if present, else the only/latest one)."""
-    found = sorted(
-        int(m.group(1))
-        for path in glob.glob(glob.escape(prefix) + "-*.params")
-        if (m := re.search(r"-(\d{4})\.params$", path))
-    )
-    if not found:
-        return None
-    return 0 if 0 in found else found[-1]
-
-
-def bundle_files(prefix):
-    """The files of an export ``prefix`` that exist (every ``PREFIX-NNNN.params`` included)."""
-    named = [path for key, path in export_files(prefix).items() if key != "params"]
-    params = glob.glob(glob.escape(prefix) + "-[0-9][0-9][0-9][0-9].params")
-    return sorted(path for path in named + params if os.path.exists(path))
-
-
-def export_bundle(net, prefix, preprocess, batch_size=1, onnx=False, ctx=None, force=False):
-    """Write export ``prefix``: the hybridized graph, its parameters, ``preprocess`` (a
-    :class:`~.preprocess.Preprocess`) and, with ``onnx=True``, ``PREFIX.onnx``.  Returns the file dict.
-
-    An existing export at ``prefix`` is an error unless ``force``; then every file of it is replaced and
-    those the new export does not write (a stale ``PREFIX.onnx``) are removed.  The ONNX file is written
-    last, after the MXNet files, so that a missing/incompatible onnx package leaves a usable MXNet export
-    and a clear error.
-    """
-    existing = bundle_files(prefix)
-    if existing and not force:
-        raise ValueError(
-            f"{prefix} is already an export ({', '.join(existing)}); give --force (force=True) to "
-            "replace it, or choose another --out"
-        )
-    input_shape = (int(batch_size),) + tuple(preprocess.input_shape)
-    files = export_files(prefix)
-    export(net, prefix, input_shape, ctx=ctx)
-    preprocess.save(files["preprocess"])
-    if not onnx:
-        files.pop("onnx")
-    for path in set(existing) - set(files.values()):
-        os.remove(path)
-    if onnx:
-        export_onnx(files["symbol"], files["params"], input_shape, files["onnx"])
-    return files
 
 
 def resolve_context(device=None):
@@ -119,7 +52,7 @@ class Predictor:
     Parameters
     ----------
     prefix : str
-        The export prefix (``PREFIX-symbol.json`` ...).
+        The export prefix (``PREFIX-symbol.json`` ...), one of its files, or a directory holding one export.
     device : None, 'cpu', int or 'gpu:N' or mx.Context
         Where to run; a GPU is checked to exist first.
     batch_size : int
@@ -141,7 +74,7 @@ class Predictor:
         preprocess: Preprocess | None = None,
         fuse: bool = False,
     ) -> None:
-        self.prefix = prefix
+        prefix = self.prefix = resolve_prefix(prefix)
         self.ctx = resolve_context(device)
         if fuse and self.ctx.device_type != "cpu":
             raise ValueError(
@@ -156,22 +89,24 @@ class Predictor:
         missing = [files[k] for k in ("symbol", "params") if not os.path.isfile(files[k])]
         if missing or epoch is None:
             raise FileNotFoundError(
-                f"export {prefix!r} is incomplete: missing {', '.join(missing)}; create it "
-                f"with `gluon-resnetv2 export --out {prefix} ...`"
+                f"export {prefix!r} is incomplete: missing {', '.join(missing or [files['params']])}; an export "
+                f"PREFIX is the files {PARTS}: create it with `gluon-resnetv2 export --out {prefix} ...`"
             )
         self.files = files
         if preprocess is None and os.path.isfile(files["preprocess"]):
             preprocess = Preprocess.load(files["preprocess"])
         self.preprocess = preprocess
+        load_json(files["symbol"], "graph (MXNet symbol JSON) written by gluon-resnetv2 export")
         try:
             with warnings.catch_warnings():
                 # SymbolBlock cannot infer the input's dtype from the graph and says so; it is float32.
                 warnings.filterwarnings("ignore", message="Cannot decide type")
                 self.net = mx.gluon.SymbolBlock.imports(files["symbol"], ["data"], files["params"], ctx=self.ctx)
         except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(err).__name__
             raise ValueError(
-                f"export {prefix!r} cannot be loaded ({first}); are {files['symbol']} and "
+                f"export {prefix!r} cannot be loaded ({reason}); are {files['symbol']} and "
                 f"{files['params']} from the same export?"
             ) from None
         self.net.hybridize(static_alloc=True, static_shape=True)
@@ -240,7 +175,21 @@ class Predictor:
     def predict(self, inputs, resize=True, on_error=None):
         """Paths -> ``(names, probabilities (N, classes))``; ``on_error`` as in :meth:`load`."""
         names, batch = self.load(inputs, resize=resize, on_error=on_error)
-        return names, softmax(self.logits(batch)) if names else np.zeros((0, 0), np.float32)
+        if not names:
+            return names, np.zeros((0, 0), np.float32)
+        logits = self.logits(batch)
+        finite = np.isfinite(logits).all(axis=1)
+        if not finite.all():
+            for name in (n for n, ok in zip(names, finite) if not ok):
+                err = ValueError(
+                    f"{name}: the network's output is not finite (NaN or inf); the export's parameters "
+                    f"({self.files['params']}) may come from a diverged run, or the input is extreme"
+                )
+                if on_error is None:
+                    raise err
+                on_error(name, err)
+            names, logits = [n for n, ok in zip(names, finite) if ok], logits[finite]
+        return names, softmax(logits) if names else np.zeros((0, 0), np.float32)
 
     def top_k(self, inputs, k=5, resize=True, on_error=None):
         """Paths -> list of ``(name, [(class_name, probability, index), ...])``, best first; ``on_error`` as

@@ -12,10 +12,11 @@ Inputs are brought to the stored ``(C, H, W)`` first:
   repetition, an alpha channel is dropped;
 * size: bilinear resize (area averaging when shrinking) to ``(H, W)`` unless ``resize=False``.
 
-Arrays (``.npy``) hold pixels in 0..255 (any numeric dtype), one image as ``(H, W)``, ``(H, W, C)`` or
-``(C, H, W)`` or several as ``(N, H, W)`` (grey images of the export's size), ``(N, H, W, C)`` /
-``(N, C, H, W)``; a layout that is ambiguous for the export is refused.  Image files (PNG, JPEG, anything
-PIL reads) hold one image each.
+Arrays (``.npy``) hold pixels in 0..255 (integers or floats; uint16 is 16-bit and scaled to 0..255, with a
+warning), one image as ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` or several as ``(N, H, W)`` (grey images
+of the export's size), ``(N, H, W, C)`` / ``(N, C, H, W)``; a layout that is ambiguous for the export, a
+boolean array and values outside the pixel range are refused (:func:`pixel_values`).  Image files (PNG,
+JPEG, anything PIL reads) hold one image each; 16-bit grey PNGs are scaled to 0..255 like uint16 arrays.
 """
 
 import json
@@ -28,7 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..data.augment import normalize
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, load_json
 
 FORMAT = "gluon-resnetv2-preprocess"
 FORMAT_VERSION = 1
@@ -128,14 +129,7 @@ class Preprocess:
 
     @classmethod
     def load(cls, path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: preprocessing file not found") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(load_json(path, "preprocessing file written by gluon-resnetv2 export"), source=path)
 
     # -- application ----------------------------------------------------------------------------------
 
@@ -213,6 +207,14 @@ def _layout(shape, name, input_shape, batch, whole):
         candidates["NHW"] = 1
     if len(candidates) > 1:
         candidates = {k: c for k, c in candidates.items() if c == channels} or candidates
+    if set(candidates) == {"CHW"} and not batch and channels is not None and shape[0] not in (1, channels):
+        # (N, H, W) grey images of another size than the export's read the same as one N-channel image
+        # (N = 2 or 4: grey/colour + alpha, which would be dropped): refuse rather than guess.
+        raise ValueError(
+            f"{name}: array of shape {tuple(whole)} is ambiguous (one {shape[0]}-channel image (C, H, W), or "
+            f"{shape[0]} grey images (N, H, W) of {shape[1]}x{shape[2]}, not the export's {height}x{width}); "
+            f"expected {LAYOUTS}; the export takes {channels}x{height}x{width}"
+        )
     if len(candidates) == 1:
         return next(iter(candidates))
     what = "is not an image" if not candidates else f"is ambiguous (it could be {' or '.join(candidates)})"
@@ -226,6 +228,43 @@ def _as_hwc(image, layout):
     return image.transpose(1, 2, 0) if layout == "CHW" else image
 
 
+def pixel_values(array, name):
+    """An array's values as float32 pixels 0..255, converted exactly or refused with one line naming ``name``.
+
+    uint8 and other integer arrays with values in 0..255 are pixels as they are; uint16 is 16-bit pixels,
+    scaled by 255/65535 (with a warning saying so); floats must lie in 0..255 (all within [0, 1] gives a
+    warning: arrays are read as 0..255).  Booleans, complex numbers, negative values, integers above 255
+    other than uint16, NaN and inf are refused.
+    """
+    dtype = array.dtype
+    expect = "expected pixels 0..255 (uint8, or numbers in 0..255) or 16-bit pixels (uint16)"
+    if dtype.kind == "b":
+        raise ValueError(f"{name}: boolean array; {expect}; a mask as an image is (mask * 255).astype('uint8')")
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(f"{name}: array of dtype {dtype}; {expect}")
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name}: array contains NaN or infinite values; {expect}")
+    low, high = float(values.min()), float(values.max())
+    if dtype == np.uint16:
+        warnings.warn(f"{name}: 16-bit pixels (uint16, 0..65535) scaled to 0..255", stacklevel=3)
+        return values * np.float32(255.0 / 65535.0)
+    if low < 0 or high > 255:
+        hint = (
+            "; it looks normalised already: give the raw pixels"
+            if np.issubdtype(dtype, np.floating) and low < 0
+            else ""
+        )
+        raise ValueError(f"{name}: {dtype} values in [{low:g}, {high:g}]; {expect}{hint}")
+    if np.issubdtype(dtype, np.floating) and 0 < high <= 1.0:
+        warnings.warn(
+            f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
+            f"(multiply by 255 if they are 0..1 images)",
+            stacklevel=3,
+        )
+    return values
+
+
 def array_images(array, name, channels):
     """A loaded array -> list of (name, HWC float32 image).
 
@@ -235,19 +274,11 @@ def array_images(array, name, channels):
     """
     input_shape = tuple(channels) if isinstance(channels, (tuple, list)) else None
     array = np.asarray(array)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"{name}: array of dtype {array.dtype}; expected numeric pixel values")
+    if array.size == 0:
+        raise ValueError(f"{name}: empty array of shape {array.shape}; expected {LAYOUTS}")
+    values = pixel_values(array, name)
     if array.ndim not in (2, 3, 4):
         raise ValueError(f"{name}: array of shape {array.shape} is not an image; expected {LAYOUTS}")
-    values = array.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ValueError(f"{name}: array contains NaN or infinite values")
-    if values.size and np.issubdtype(array.dtype, np.floating) and 0 < values.max() <= 1.0:
-        warnings.warn(
-            f"{name}: float pixel values all within [0, 1]; arrays are read as 0..255 pixels "
-            f"(multiply by 255 if they are 0..1 images)",
-            stacklevel=2,
-        )
     if values.ndim == 2:
         return [(name, values[:, :, None])]
     if values.ndim == 3:
@@ -285,9 +316,15 @@ def read_inputs(paths, channels):
         try:
             with Image.open(path) as img:
                 img.load()
-                # Decode to the channel count the network wants with PIL's own conversions.
-                mode = "L" if (channels[0] if isinstance(channels, (tuple, list)) else channels) == 1 else "RGB"
-                pixels = np.asarray(img.convert(mode), np.float32)
+                if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+                    # 16-bit grey: PIL's convert('L') clips at 255 instead of scaling.
+                    pixels = pixel_values(np.asarray(img).astype(np.uint16), path)
+                elif img.mode in ("I", "F"):
+                    pixels = pixel_values(np.asarray(img), path)
+                else:
+                    # Decode to the channel count the network wants with PIL's own conversions.
+                    mode = "L" if (channels[0] if isinstance(channels, (tuple, list)) else channels) == 1 else "RGB"
+                    pixels = np.asarray(img.convert(mode), np.float32)
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(
                 f"{path}: cannot read as an image ({err.__class__.__name__}: {err}); expected "

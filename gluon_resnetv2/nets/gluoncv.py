@@ -13,6 +13,10 @@ gluoncv's networks differ from the paper in a few places (see :class:`~.network.
 file into it, so a model trained with gluoncv gives the same outputs here.
 """
 
+<<<<<<< HEAD
+=======
+import errno
+>>>>>>> d9617fd (deploy: export bundles, gluon_resnetv2.export, export_onnx and plot's figure are staged beside the target and moved into place together (fileio.staged): Ctrl-C, SIGTERM, a full disk leave the previous files byte-identical and no stray files; Ctrl-C in any command is one line and exit 130 (issue 20 points 1, 2, 12))
 import os
 import re
 from typing import Any
@@ -52,20 +56,22 @@ def from_gluoncv(name: str, params_file: str | os.PathLike, ctx: Any = None, **k
     """Load a gluoncv model-zoo ``.params`` file for ``name`` into this package's network.
 
     ``kwargs`` (e.g. ``classes``) are those the gluoncv network was built with.  Returns an initialised
-    network on ``ctx`` (default cpu) whose outputs equal gluoncv's.
+    network on ``ctx`` (default cpu) whose outputs equal gluoncv's.  A missing file, a file that is not MXNet
+    parameters and the parameters of another gluoncv network (another depth, version or number of classes)
+    each get one line naming the file and what it holds.
     """
     from gluoncv.model_zoo import get_model as gluoncv_get_model  # ~0.13 s at import; only this needs it
 
     ctx = ctx or mx.cpu()
     spec = get_spec(name)
     net = gluoncv_layout_model(name, **kwargs)
-    reference = gluoncv_get_model(
-        name, **{k: v for k, v in kwargs.items() if k in ("classes", "norm_layer", "norm_kwargs")}
-    )
+    built = {k: v for k, v in kwargs.items() if k in ("classes", "norm_layer", "norm_kwargs")}
+    reference = gluoncv_get_model(name, **built)
+    stored = _read_params(params_file, name)
     try:
         reference.load_parameters(params_file, ctx=mx.cpu())
-    except (AssertionError, mx.base.MXNetError, OSError) as err:
-        raise ValueError(f"{params_file} is not a gluoncv {name} parameter file: {err}") from None
+    except (AssertionError, ValueError, mx.base.MXNetError, OSError) as err:
+        raise ValueError(_mismatch(params_file, name, stored, reference, err, gluoncv_get_model)) from None
     net.initialize(ctx=mx.cpu())
     net(mx.nd.zeros(_PROBE_SHAPE[spec.family]))  # settle deferred shapes
     ours, theirs = list(net.collect_params().values()), list(reference.collect_params().values())
@@ -82,3 +88,48 @@ def from_gluoncv(name: str, params_file: str | os.PathLike, ctx: Any = None, **k
     if ctx != mx.cpu():
         net.collect_params().reset_ctx(ctx)
     return net
+
+
+def _read_params(path, name):
+    """The tensors of ``path`` (dmlc-core's own errors carry a C++ backtrace: say what is wrong instead)."""
+    path = os.fspath(path)
+    expected = f"expected gluoncv {name} parameters (a .params file of gluoncv's model zoo)"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, f"no such file ({expected})", path)
+    try:
+        stored = mx.nd.load(path)
+    except mx.base.MXNetError:
+        raise ValueError(f"{path}: not an MXNet parameter file; {expected}") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path}: a list of {len(stored)} arrays without names, not network parameters; {expected}")
+    return {key.split(":", 1)[-1]: value for key, value in stored.items()}
+
+
+def _holds(stored, candidate):
+    """Whether the tensors ``stored`` have the names of gluoncv network ``candidate``'s parameters."""
+    names = set(candidate._collect_params_with_prefix())
+    return set(stored) == names or {v.name for v in candidate.collect_params().values()} == set(stored)
+
+
+def _mismatch(path, name, stored, reference, err, gluoncv_get_model):
+    """One line: which gluoncv network (depth, version, classes) ``path`` holds, compared with ``name``."""
+    if _holds(stored, reference):
+        structural = reference._collect_params_with_prefix()
+        for key, param in structural.items():
+            have = stored.get(key)
+            if have is not None and param.shape and all(param.shape) and tuple(have.shape) != tuple(param.shape):
+                if key.startswith("output."):
+                    return (
+                        f"{path}: gluoncv {name} parameters for {have.shape[0]} classes, not the "
+                        f"{param.shape[0]} asked for (--classes {have.shape[0]})"
+                    )
+                return f"{path}: {key} has shape {tuple(have.shape)} where gluoncv {name} has {param.shape}"
+    else:
+        family = get_spec(name).family
+        ordered = sorted(GLUONCV_NAMES, key=lambda n: get_spec(n).family != family)
+        for other in ordered:
+            if other != name and _holds(stored, gluoncv_get_model(other)):
+                return f"{path} holds gluoncv {other} parameters, not {name}; load it as {other} (--model {other})"
+        return f"{path}: parameters of another network ({len(stored)} tensors), not gluoncv {name}'s"
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return f"{path} is not a gluoncv {name} parameter file: {lines[-1] if lines else type(err).__name__}"

@@ -13,10 +13,7 @@ gluoncv's networks differ from the paper in a few places (see :class:`~.network.
 file into it, so a model trained with gluoncv gives the same outputs here.
 """
 
-<<<<<<< HEAD
-=======
 import errno
->>>>>>> d9617fd (deploy: export bundles, gluon_resnetv2.export, export_onnx and plot's figure are staged beside the target and moved into place together (fileio.staged): Ctrl-C, SIGTERM, a full disk leave the previous files byte-identical and no stray files; Ctrl-C in any command is one line and exit 130 (issue 20 points 1, 2, 12))
 import os
 import re
 from typing import Any

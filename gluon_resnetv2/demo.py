@@ -30,7 +30,9 @@ from . import cpu, procs
 from .agreement import loss_figures
 from .train import TrainConfig, train
 from .train.loop import Run, forward_backward
+from .train.recipe import SEED
 from .train.runlog import read_log
+from .validate import positive_float, positive_int
 
 MIN_EPOCHS, MAX_EPOCHS = 0.5, 2.0
 TRAIN_IMAGES = 60000
@@ -132,31 +134,33 @@ def build_parser():
     )
     parser.add_argument(
         "--iterations",
-        type=int,
+        type=positive_int,
         default=None,
         help="training length per network for the pairs of fixed length (default: the pair's)",
     )
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST directory (default: its usual place)")
     parser.add_argument(
         "--epochs",
-        type=float,
+        type=positive_float,
         default=None,
         help="training length per network (default: what fits in --budget, 0.5 to 2 epochs)",
     )
     parser.add_argument(
         "--budget",
-        type=float,
+        type=positive_float,
         default=630.0,
         help="seconds of training for the demo when --epochs is not given (default 630)",
     )
     parser.add_argument("--sequential", action="store_true", help="train the networks one after the other")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--log-interval", type=int, default=20)
-    parser.add_argument("--eval-interval", type=int, default=100)
-    parser.add_argument("--eval-subset", type=int, default=2000)
-    parser.add_argument("--train-subset", type=int, default=None, help="use the first N training images (quick check)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--lr", type=positive_float, default=0.1)
+    parser.add_argument("--log-interval", type=positive_int, default=20)
+    parser.add_argument("--eval-interval", type=positive_int, default=100)
+    parser.add_argument("--eval-subset", type=positive_int, default=2000)
+    parser.add_argument(
+        "--train-subset", type=positive_int, default=None, help="use the first N training images (quick check)"
+    )
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=True)
     # internal: the work of one child process
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)

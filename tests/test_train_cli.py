@@ -46,7 +46,6 @@ def _error(capsys, argv):
         (["--kvstore", "dist_sync"], "gluon-resnetv2 launch"),
         (["--gpus", "0"], "without CUDA"),  # this machine's MXNet is the CPU build: the preflight stops it
         (["--batch-size", "64"], "larger than the 32 training images"),
-        (["--lr", "-1"], "--lr must be positive"),
         (["--dtype", "float16"], "float16 needs GPUs"),
     ],
 )

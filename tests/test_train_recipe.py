@@ -71,9 +71,9 @@ def test_constant_schedule_and_unknown():
         (dict(dataset="mnist"), "unknown dataset"),
         (dict(epochs=1, iterations=10), "either --epochs or --iterations"),
         (dict(cpus=2, gpus=[0]), "either --cpus or --gpus"),
-        (dict(batch_size=0), "--batch-size"),
-        (dict(lr_schedule="poly"), "--lr-schedule"),
-        (dict(dtype="int8"), "--dtype"),
+        (dict(batch_size=0), "batch_size=0: expected an integer >= 1"),
+        (dict(lr_schedule="poly"), "lr_schedule='poly': expected one of step, cosine, constant"),
+        (dict(dtype="int8"), "dtype='int8': expected one of float32"),
     ],
 )
 def test_config_validation(kwargs, message):

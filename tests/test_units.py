@@ -249,7 +249,7 @@ def test_shortcut_source_rule():
         ({"activation": "preact"}, "activation='preact' is not a Fig. 4 variant; expected one of original"),
         ({"shortcut": "gate"}, "shortcut='gate' is not a Fig. 2 variant"),
         ({"shortcut": "identity", "gate_bias": -6}, "gate_bias=-6 applies to shortcut='exclusive_gating'"),
-        ({"shortcut": "dropout", "shortcut_dropout": 1.5}, "expected a probability in [0, 1)"),
+        ({"shortcut": "dropout", "shortcut_dropout": 1.5}, "shortcut_dropout=1.5: expected a finite number in [0, 1)"),
         ({"branch": "triple"}, "branch='triple': expected one of basic, bottleneck, single"),
         ({"shortcut_source": "both"}, "shortcut_source='both'"),
         ({"projection": "pad"}, "projection='pad'"),

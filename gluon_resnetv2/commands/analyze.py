@@ -19,6 +19,8 @@ every variant.
 import os
 
 from ..analysis import analyze, parse_variants, variant_from_kwargs
+from ..train.recipe import DATASETS, SEED
+from ..validate import nonneg_int, positive_int
 from .model_args import add_model_args, model_kwargs
 
 _SHORTCUT_OPTIONS = ("shortcut", "shortcut_scale", "residual_scale", "gate_bias", "shortcut_dropout")
@@ -39,19 +41,20 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
         "--dataset",
+        choices=DATASETS,
         default="fashion-mnist",
         help="data set of the measured batch (default fashion-mnist; 'synthetic' needs no files)",
     )
     parser.add_argument("--data-dir", default=None, help="directory of the data set's files")
-    parser.add_argument("--batch-size", type=int, default=16, help="images in the measured batch (default 16)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images in the measured batch (default 16)")
     parser.add_argument(
         "--iterations",
-        type=int,
+        type=nonneg_int,
         default=0,
         metavar="K",
         help="train K SGD iterations (paper recipe, batch 128) before measuring (default 0: at initialisation)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the batch")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation and of the batch")
     parser.set_defaults(func=run)
     return parser
 

@@ -10,15 +10,8 @@ Speed knobs are environment variables read when MXNet loads, so they are set on 
 """
 
 from ..bench import IMPLEMENTATIONS, MODES, format_ratios, format_table, run_benchmark, write_report
+from ..validate import ListOf, name_list, nonneg_int, positive_int
 from .model_args import add_model_args, model_kwargs
-
-
-def _names(text, valid=None, what="value"):
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    bad = [n for n in names if valid is not None and n not in valid]
-    if bad:
-        raise ValueError(f"unknown {what} {', '.join(bad)}; expected some of {', '.join(valid)}")
-    return names
 
 
 def add_arguments(parser):
@@ -26,30 +19,38 @@ def add_arguments(parser):
 
     parser.add_argument(
         "--models",
+        type=name_list,
         default=None,
         metavar="NAME[,NAME...]",
         help="comma-separated network names, e.g. cifar_resnet56_v2,cifar_resnet110_v2",
     )
     parser.add_argument(
         "--modes",
+        type=ListOf(str, MODES, "mode"),
         default="imperative,hybrid,static,fused,int8",
         metavar="MODE[,MODE...]",
         help=f"some of {', '.join(MODES)} (default: all but bf16)",
     )
     parser.add_argument(
         "--implementations",
+        type=ListOf(str, IMPLEMENTATIONS, "implementation"),
         default="gluon_resnetv2,gluoncv,pytorch",
         metavar="IMPL[,IMPL...]",
         help=f"some of {', '.join(IMPLEMENTATIONS)} (pytorch only where torch is installed)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--iterations", type=int, default=20, help="timed steps per window")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
-    parser.add_argument("--repeats", type=int, default=1, help="timed windows per configuration; the best counts")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--iterations", type=positive_int, default=20, help="timed steps per window")
+    parser.add_argument("--warmup", type=nonneg_int, default=3, help="untimed steps before timing")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="run every configuration this many times, interleaved; best figures count"
+        "--repeats", type=positive_int, default=1, help="timed windows per configuration; the best counts"
     )
-    parser.add_argument("--classes", type=int, default=None, help="classifier outputs (default 10 / 1000)")
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="run every configuration this many times, interleaved; best figures count",
+    )
+    parser.add_argument("--classes", type=positive_int, default=None, help="classifier outputs (default 10 / 1000)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory for bench.csv/bench.json")
     add_model_args(parser, model_required=False)
     parser.set_defaults(func=run)
@@ -71,13 +72,13 @@ def add_parser(subparsers):
 def run(args):
     """Run the benchmark the parsed ``args`` describe, print the table and ratios; returns 0."""
 
-    networks = _names(args.models, what="model") + ([args.model] if args.model else [])
+    networks = list(args.models or []) + ([args.model] if args.model else [])
     if not networks:
         raise ValueError("give at least one network with --models NAME[,NAME...]")
     report = run_benchmark(
         networks,
-        _names(args.modes, MODES, "mode"),
-        _names(args.implementations, IMPLEMENTATIONS, "implementation"),
+        args.modes,
+        args.implementations,
         batch_size=args.batch_size,
         iterations=args.iterations,
         warmup=args.warmup,

@@ -4,12 +4,13 @@ Argument parsing only; the measurement is :func:`gluon_resnetv2.deploy.bench_fus
 """
 
 from ..deploy.bench_fusion import run_fusion_bench
+from ..validate import positive_int
 
 
 def add_arguments(parser):
     """Register the options on ``parser`` (``scripts/bench_fusion.py``)."""
     parser.add_argument("--models", default="cifar_resnet20_v2,cifar_resnet110_v2")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=positive_int, default=9)
     parser.add_argument("--profile", action="store_true")
     parser.set_defaults(func=run)
     return parser

@@ -8,6 +8,7 @@ argument parsing only, the measuring is :func:`gluon_resnetv2.bench.depth_memory
 import json
 
 from ..bench.depth_memory import ENGINES, run_depth_memory
+from ..validate import int_range, nonneg_int, positive_float, positive_int
 
 
 def add_arguments(parser):
@@ -15,14 +16,14 @@ def add_arguments(parser):
 
     parser.add_argument("--models", nargs="+", default=["cifar_resnet164_v2", "cifar_resnet1001_v2"])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    parser.add_argument("--segment", type=int, default=None, help="units per recompute segment (default sqrt)")
-    parser.add_argument("--mirror", nargs="+", type=int, default=[0, 1], choices=[0, 1])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--iters", type=int, default=2, help="timed training steps after warm-up")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--segment", type=positive_int, default=None, help="units per recompute segment (default sqrt)")
+    parser.add_argument("--mirror", nargs="+", type=int_range(0, 1), default=[0, 1], choices=[0, 1])
+    parser.add_argument("--batch", type=positive_int, default=64)
+    parser.add_argument("--iters", type=positive_int, default=2, help="timed training steps after warm-up")
+    parser.add_argument("--warmup", type=nonneg_int, default=1)
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="OMP_NUM_THREADS of the children (default: inherited; leave it unset for the "
         "recompute engine, whose nested backward runs in a second MXNet thread and slows "
@@ -30,7 +31,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--mem-limit-gb",
-        type=float,
+        type=positive_float,
         default=None,
         help="address-space cap per child (a run that needs more fails instead of swapping)",
     )

@@ -27,6 +27,7 @@ from ..nets.zoo import get_model
 from ..train.build import MODEL_NAME
 from ..train.checkpoint import CHECKPOINT_NAME
 from ..train.runlog import CONFIG_NAME, LOCK_NAME, STATUS_NAME
+from ..validate import positive_int
 from .model_args import add_model_args, model_kwargs
 
 
@@ -56,7 +57,9 @@ def add_parser(subparsers):
         "PREFIX-preprocess.json (mean/std, input shape, class names) and with --onnx PREFIX.onnx.",
     )
     add_model_args(parser, model_required=False)
-    parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the data set's)")
+    parser.add_argument(
+        "--classes", type=positive_int, default=None, help="number of classes (default: the data set's)"
+    )
     parser.add_argument(
         "--params",
         required=True,

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from ..train.launcher import DEFAULT_CONNECT_TIMEOUT, launch, read_hosts
+from ..validate import port, positive_float, positive_int
 
 
 def add_parser(subparsers):
@@ -21,8 +22,8 @@ def add_parser(subparsers):
         "gluon-resnetv2 train --model cifar_resnet20_v2 --dataset cifar10 --kvstore dist_sync "
         "--out runs/dist",
     )
-    parser.add_argument("-n", "--num-workers", type=int, required=True, help="number of workers")
-    parser.add_argument("-s", "--num-servers", type=int, default=1, help="number of servers (default 1)")
+    parser.add_argument("-n", "--num-workers", type=positive_int, required=True, help="number of workers")
+    parser.add_argument("-s", "--num-servers", type=positive_int, default=1, help="number of servers (default 1)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--hosts",
@@ -37,7 +38,7 @@ def add_parser(subparsers):
         help="inside salloc/sbatch: start every process with srun on the allocation's nodes",
     )
     parser.add_argument(
-        "--port", type=int, default=None, help="scheduler port (default: a free one locally, 9091 with --hosts)"
+        "--port", type=port, default=None, help="scheduler port (default: a free one locally, 9091 with --hosts)"
     )
     parser.add_argument(
         "--ssh-args",
@@ -47,7 +48,7 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--connect-timeout",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="give up on a host that does not answer ssh within SECONDS (default 10)",
@@ -61,7 +62,7 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--gpus-per-worker",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="give every worker its own K GPUs: on localhost and over ssh the j-th worker on a host gets "
@@ -72,7 +73,7 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="stop the whole job after SECONDS (exit status 124)",

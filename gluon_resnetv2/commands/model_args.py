@@ -1,6 +1,7 @@
 """The model options every command that builds a network takes, spelled the same way everywhere."""
 
 from ..nets.zoo import ACTIVATIONS, PROJECTIONS, SHORTCUTS
+from ..units.shortcuts import OPTION_RANGES
 
 
 def add_model_args(parser, model_required=True, default_model=None):
@@ -16,10 +17,22 @@ def add_model_args(parser, model_required=True, default_model=None):
         "--activation", choices=ACTIVATIONS, default=None, help="Fig. 4 unit ordering (default: the name's _v1/_v2)"
     )
     group.add_argument("--shortcut", choices=SHORTCUTS, default=None, help="Fig. 2 shortcut (default: identity)")
-    group.add_argument("--shortcut-scale", type=float, default=None, help="constant_scaling: lambda on the shortcut")
-    group.add_argument("--residual-scale", type=float, default=None, help="constant_scaling: scale of F")
-    group.add_argument("--gate-bias", type=float, default=None, help="gating: initial b_g")
-    group.add_argument("--shortcut-dropout", type=float, default=None, help="dropout shortcut: drop probability")
+    group.add_argument(
+        "--shortcut-scale",
+        type=OPTION_RANGES["shortcut_scale"],
+        default=None,
+        help="constant_scaling: lambda on the shortcut",
+    )
+    group.add_argument(
+        "--residual-scale", type=OPTION_RANGES["residual_scale"], default=None, help="constant_scaling: scale of F"
+    )
+    group.add_argument("--gate-bias", type=OPTION_RANGES["gate_bias"], default=None, help="gating: initial b_g")
+    group.add_argument(
+        "--shortcut-dropout",
+        type=OPTION_RANGES["shortcut_dropout"],
+        default=None,
+        help="dropout shortcut: drop probability",
+    )
     group.add_argument(
         "--projection",
         choices=PROJECTIONS,

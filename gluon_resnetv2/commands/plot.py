@@ -5,6 +5,7 @@ loss on the left axis, solid test error in % on the right, one colour per run).
 """
 
 from ..fileio import staged
+from ..validate import ListOf
 
 
 def add_arguments(parser):
@@ -21,6 +22,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--labels",
+        type=ListOf(str, what="label"),
         default=None,
         metavar="A,B,...",
         help="comma-separated legend labels, one per run (default: model and variant from "
@@ -44,10 +46,10 @@ def add_parser(subparsers):
 
 
 def parse_labels(text):
-    """``"A,B"`` -> ``["A", "B"]``; None stays None."""
-    if text is None:
-        return None
-    return [label.strip() for label in text.split(",")]
+    """``"A,B"`` -> ``["A", "B"]`` (a list given stays as it is); None stays None."""
+    if text is None or isinstance(text, list):
+        return text
+    return ListOf(str, what="label")(text)
 
 
 def run(args):

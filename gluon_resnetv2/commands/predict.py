@@ -15,6 +15,7 @@ import sys
 
 from ..cli import error_message
 from ..deploy import Predictor
+from ..validate import nonneg_int, positive_int
 
 
 def add_parser(subparsers):
@@ -27,9 +28,9 @@ def add_parser(subparsers):
     )
     parser.add_argument("prefix", metavar="PREFIX", help="export prefix (PREFIX-symbol.json ...)")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files and/or .npy arrays")
-    parser.add_argument("--top-k", type=int, default=5, help="classes to print per image (default 5)")
-    parser.add_argument("--gpu", type=int, default=None, metavar="N", help="run on GPU N (default: CPU)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="classes to print per image (default 5)")
+    parser.add_argument("--gpu", type=nonneg_int, default=None, metavar="N", help="run on GPU N (default: CPU)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass")
     parser.add_argument(
         "--no-resize",
         action="store_true",

@@ -19,7 +19,8 @@ import sys
 from ..experiments import SCALE_NAMES, format_list, run_table
 from ..experiments.slurm import submit_table
 from ..paper_results import TABLES
-from ..train.recipe import DTYPES
+from ..train.recipe import DATASETS, DTYPES
+from ..validate import gpu_list, name_list, positive_int
 
 
 def add_arguments(parser):
@@ -27,7 +28,9 @@ def add_arguments(parser):
 
     parser.add_argument("table", help=f"which table: {', '.join(TABLES)} (table5, ImageNet, only with --list)")
     parser.add_argument("--list", action="store_true", help="print the rows with the paper's numbers and exit")
-    parser.add_argument("--rows", default=None, metavar="KEY,KEY,...", help="run only these rows (see --list)")
+    parser.add_argument(
+        "--rows", type=name_list, default=None, metavar="KEY,KEY,...", help="run only these rows (see --list)"
+    )
     parser.add_argument(
         "--scale",
         choices=SCALE_NAMES,
@@ -40,6 +43,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--dataset",
+        choices=DATASETS,
         default=None,
         help="data set of every row (default: fashion-mnist at quick scale, the row's own at paper scale)",
     )
@@ -47,23 +51,25 @@ def add_arguments(parser):
     parser.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/TABLE-SCALE)")
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="runs per row with seeds 0..K-1; the report gives the median (Table 4 style)",
     )
     parser.add_argument(
         "--parallel",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="rows trained at a time, each in its own process on its share of --gpus / --threads",
     )
-    parser.add_argument("--gpus", default=None, metavar="0,1,...", help="GPU indices, split among --parallel jobs")
+    parser.add_argument(
+        "--gpus", type=gpu_list, default=None, metavar="0,1,...", help="GPU indices, split among --parallel jobs"
+    )
     # Not --cpus: that option means CPU devices (contexts) in `train`; these are threads.
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="CPU threads in all, split among --parallel jobs (default: every physical core)",
@@ -80,11 +86,11 @@ def add_arguments(parser):
         metavar='"ARGS"',
         help='sbatch options for every row\'s job, written with =: --slurm-args="--time=12:00:00 -p gpu"',
     )
-    parser.add_argument("--iterations", type=int, default=None, help="override the scale's run length")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the scale's mini-batch")
+    parser.add_argument("--iterations", type=positive_int, default=None, help="override the scale's run length")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="override the scale's mini-batch")
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="S",
         help="average the images down to S x S (default: the depth scale's per-table size, else the data set's own)",

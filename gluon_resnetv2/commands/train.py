@@ -37,13 +37,6 @@ def _model_options():
     return tuple(action.dest for action in add_model_args(argparse.ArgumentParser())._group_actions)
 
 
-def _float_list(text):
-    try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def _data_option(text):
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -59,7 +52,7 @@ def _parse_gpus(text):
     return parse_gpus(text)
 
 
-_CONVERTERS = {"float_list": _float_list, "key_value": _data_option}
+_CONVERTERS = {"key_value": _data_option}
 _TO_CONFIG = {"gpus": _parse_gpus, "pairs": lambda pairs: dict(pairs or [])}
 _FIELD = {field.name: field for field in _FIELDS}
 

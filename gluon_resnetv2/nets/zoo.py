@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..units import ACTIVATIONS, PROJECTIONS, SHORTCUTS  # noqa: F401  (re-exported for the CLI)
+from ..units.orderings import get_ordering
+from ..units.shortcuts import OPTION_RANGES, ShortcutSpec
+from ..validate import check_choice, positive_int
 from .cifar import cifar_resnet
 from .imagenet import IMAGENET_DEPTHS, imagenet_resnet
 from .network import ResidualNetwork
@@ -132,7 +135,22 @@ def get_model(name: str, **kwargs: Any) -> ResidualNetwork:
             f"get_model({name!r}) got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(MODEL_OPTIONS)}"
         )
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    check_model_kwargs(kwargs)
     return spec.build(**kwargs)
+
+
+def check_model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """ValueError naming the first keyword of ``kwargs`` (get_model's options) whose value is out of range or
+    not one of its choices, so that a bad value is refused here and not when the network is initialised."""
+    positive_int.check(kwargs.get("classes"), "classes")
+    if kwargs.get("activation") is not None:
+        get_ordering(kwargs["activation"])  # an Ordering object or a Fig. 4 name
+    if kwargs.get("shortcut") is not None and not isinstance(kwargs["shortcut"], ShortcutSpec):
+        ShortcutSpec(kwargs["shortcut"])
+    check_choice(kwargs.get("projection"), PROJECTIONS, "projection")
+    for name, kind in OPTION_RANGES.items():
+        kind.check(kwargs.get(name), name)
+    return kwargs
 
 
 def list_models(family: str | None = None) -> list[str]:

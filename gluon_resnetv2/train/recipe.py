@@ -25,6 +25,20 @@ from typing import Optional
 
 from ..data.datasets import DATASETS as _LOADERS
 from ..paper_results import FAIL_THRESHOLD
+from ..validate import (
+    ListOf,
+    Number,
+    check_choice,
+    finite_float,
+    gpu_list,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
+
+#: ``--seed``: what numpy's and MXNet's seeding accept.
+SEED = Number(int, 0, 2**32 - 1)
 
 #: Datasets the trainer knows: the names of :data:`gluon_resnetv2.data.datasets.DATASETS`, their owner.
 DATASETS = tuple(_LOADERS)
@@ -161,7 +175,7 @@ class TrainConfig:
         group="data", resume=True, help="directory of the data set files (default: its usual place)"
     )
     num_workers: Optional[int] = _option(
-        group="data", resume=True, type=int, help="loader workers (default: one per physical core)"
+        group="data", resume=True, type=nonneg_int, help="loader workers (default: one per physical core)"
     )
     # None = the dataset's training default (CIFAR: pad-crop-flip)
     augment: Optional[bool] = _option(
@@ -179,7 +193,9 @@ class TrainConfig:
         ],
     )
     # train on the first N training images (quick runs, tests)
-    train_subset: Optional[int] = _option(group="data", type=int, metavar="N", help="train on the first N images only")
+    train_subset: Optional[int] = _option(
+        group="data", type=positive_int, metavar="N", help="train on the first N images only"
+    )
     # load_dataset(**options), e.g. synthetic size
     dataset_options: dict = _option(
         factory=dict,
@@ -192,10 +208,15 @@ class TrainConfig:
         help="extra load_dataset option (JSON value), e.g. image_shape=[3,16,16] for synthetic",
     )
     cpus: Optional[int] = _option(
-        group="devices", resume=True, type=int, metavar="N", help="train on N CPU contexts (default 1)"
+        group="devices", resume=True, type=positive_int, metavar="N", help="train on N CPU contexts (default 1)"
     )
     gpus: Optional[list] = _option(
-        group="devices", resume=True, metavar="LIST", to_config="gpus", help="comma-separated GPU indices, e.g. 0,1,2,3"
+        group="devices",
+        resume=True,
+        type=gpu_list,
+        metavar="LIST",
+        to_config="gpus",
+        help="comma-separated GPU indices, e.g. 0,1,2,3",
     )
     kvstore: str = _option(
         "device",
@@ -211,13 +232,18 @@ class TrainConfig:
         "MXNet's AMP on CPUs with AVX-512 BF16 (fp32 weights, bf16 convolutions)",
     )
     batch_size: Optional[int] = _option(
-        group="optimisation", type=int, help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)"
+        group="optimisation", type=positive_int, help="global mini-batch (paper: 128 CIFAR, 256 ImageNet)"
     )
-    epochs: Optional[float] = _option(group="optimisation", type=float, exclusive="length", help="run length in epochs")
+    epochs: Optional[float] = _option(
+        group="optimisation", type=positive_float, exclusive="length", help="run length in epochs"
+    )
     iterations: Optional[int] = _option(
-        group="optimisation", type=int, exclusive="length", help="run length in iterations (paper CIFAR: 64000)"
+        group="optimisation",
+        type=positive_int,
+        exclusive="length",
+        help="run length in iterations (paper CIFAR: 64000)",
     )
-    lr: Optional[float] = _option(group="optimisation", type=float, help="base learning rate (paper: 0.1)")
+    lr: Optional[float] = _option(group="optimisation", type=positive_float, help="base learning rate (paper: 0.1)")
     lr_schedule: Optional[str] = _option(
         group="optimisation",
         choices=SCHEDULES,
@@ -225,20 +251,26 @@ class TrainConfig:
     )
     lr_steps: Optional[list] = _option(
         group="optimisation",
-        type="float_list",
+        type=ListOf(positive_float, what="milestone"),
         metavar="LIST",
         help="step milestones in the run's unit (iterations with --iterations, epochs with --epochs)",
     )
-    lr_factor: Optional[float] = _option(group="optimisation", type=float, help="step decay factor (paper: 0.1)")
+    lr_factor: Optional[float] = _option(
+        group="optimisation", type=finite_float(0, 1, low_open=True), help="step decay factor (paper: 0.1)"
+    )
     warmup: Optional[int] = _option(
         group="optimisation",
-        type=int,
+        type=nonneg_int,
         metavar="ITERATIONS",
         help="iterations at --warmup-lr first (paper CIFAR: 400 at 0.01; 0 disables)",
     )
-    warmup_lr: Optional[float] = _option(group="optimisation", type=float, help="warm-up learning rate (paper: 0.01)")
-    momentum: Optional[float] = _option(group="optimisation", type=float, help="SGD momentum (paper: 0.9)")
-    wd: Optional[float] = _option(group="optimisation", type=float, help="weight decay (paper: 1e-4)")
+    warmup_lr: Optional[float] = _option(
+        group="optimisation", type=positive_float, help="warm-up learning rate (paper: 0.01)"
+    )
+    momentum: Optional[float] = _option(
+        group="optimisation", type=finite_float(0, 1, high_open=True), help="SGD momentum (paper: 0.9)"
+    )
+    wd: Optional[float] = _option(group="optimisation", type=nonneg_float, help="weight decay (paper: 1e-4)")
     # one of OPTIMIZERS; a config.json without it is an sgd run
     optimizer: str = _option(
         "sgd",
@@ -246,26 +278,28 @@ class TrainConfig:
         choices=OPTIMIZERS,
         help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' released Torch code)",
     )
-    seed: int = _option(0, group="optimisation", type=int, help="random seed; makes a CPU run repeatable (default 0)")
+    seed: int = _option(0, group="optimisation", type=SEED, help="random seed; makes a CPU run repeatable (default 0)")
     out: str = _option(
         "runs/train", group="output", help="run directory: log.csv, config.json, status.json, checkpoints"
     )
-    log_interval: int = _option(50, group="output", type=int, help="iterations per training-loss row (default 50)")
+    log_interval: int = _option(
+        50, group="output", type=positive_int, help="iterations per training-loss row (default 50)"
+    )
     # iterations between evaluations; None = every epoch
     eval_interval: Optional[int] = _option(
-        group="output", type=int, help="iterations between test evaluations (default: every epoch)"
+        group="output", type=positive_int, help="iterations between test evaluations (default: every epoch)"
     )
     # periodic evaluations on N evenly spaced test images only
     eval_subset: Optional[int] = _option(
         group="output",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="periodic evaluations on N evenly spaced test images (the final one uses all)",
     )
     # iterations between extra checkpoints; None = each epoch
     checkpoint_interval: Optional[int] = _option(
         group="output",
-        type=int,
+        type=positive_int,
         metavar="ITERATIONS",
         help="extra checkpoints every ITERATIONS (always: every epoch and at the end)",
     )
@@ -307,55 +341,24 @@ class TrainConfig:
         return cfg
 
     def validate(self):
-        """Raise ValueError with a readable message for inconsistent settings."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASETS)}")
+        """Raise ValueError with a readable message for a value out of its range (each field's range is its
+        option's ``type``, :mod:`gluon_resnetv2.validate`) or inconsistent settings."""
+        for field in dataclasses.fields(self):
+            cli = field.metadata.get("cli") or {}
+            value = getattr(self, field.name)
+            if isinstance(cli.get("type"), (Number, ListOf)):
+                cli["type"].check(value, field.name)
+            if cli.get("choices") is not None:
+                check_choice(value, cli["choices"], field.name)
+        from ..nets.zoo import check_model_kwargs  # the network package loads MXNet: only when validating
+
+        check_model_kwargs(dict(self.model_kwargs or {}))
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give either --epochs or --iterations, not both")
         if self.cpus is not None and self.gpus is not None:
             raise ValueError("give either --cpus or --gpus, not both")
-        if self.cpus is not None and self.cpus < 1:
-            raise ValueError(f"--cpus must be at least 1, got {self.cpus}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"--batch-size must be positive, got {self.batch_size}")
-        if self.epochs is not None and self.epochs <= 0:
-            raise ValueError(f"--epochs must be positive, got {self.epochs}")
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"--iterations must be positive, got {self.iterations}")
-        if self.lr_schedule is not None and self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"unknown --lr-schedule {self.lr_schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        for name in ("lr", "warmup_lr"):
-            value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.momentum is not None and not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1) (paper: 0.9), got {self.momentum}")
-        if self.wd is not None and not (self.wd >= 0 and math.isfinite(self.wd)):
-            raise ValueError(f"--wd must be >= 0 (paper: 1e-4), got {self.wd}")
-        if self.lr_factor is not None and not 0 < self.lr_factor <= 1:
-            raise ValueError(f"--lr-factor must be in (0, 1] (paper: 0.1), got {self.lr_factor}")
-        if self.checkpoint_interval is not None and self.checkpoint_interval < 1:
-            raise ValueError(f"--checkpoint-interval must be at least 1 iteration, got {self.checkpoint_interval}")
-        for name in ("eval_subset", "train_subset"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1 image, got {value}")
         if self.lr_steps is not None and self.lr_schedule is not None and self.lr_schedule != "step":
             raise ValueError(f"--lr-steps are the milestones of --lr-schedule step; {self.lr_schedule} has none")
-        if self.lr_steps is not None and any(step <= 0 for step in self.lr_steps):
-            raise ValueError(f"--lr-steps must be positive, got {self.lr_steps}")
-        if self.warmup is not None and self.warmup < 0:
-            raise ValueError(f"--warmup must be >= 0 iterations, got {self.warmup}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
-        if self.log_interval < 1:
-            raise ValueError(f"--log-interval must be at least 1, got {self.log_interval}")
-        if self.eval_interval is not None and self.eval_interval < 1:
-            raise ValueError(f"--eval-interval must be at least 1, got {self.eval_interval}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"--num-workers must be >= 0, got {self.num_workers}")
         if self.lr_steps is not None and list(self.lr_steps) != sorted(self.lr_steps):
             raise ValueError(f"--lr-steps must be increasing, got {self.lr_steps}")
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import mxnet as mx
 from mxnet.gluon import nn
 
+from ..validate import finite_float, nonneg_float, probability
 from .init import HE_INIT
 
 # --- shortcut paths -----------------------------------------------------------------------------
@@ -170,6 +171,14 @@ class ShortcutOnlyGate(_Gate):
 
 SHORTCUTS = ("identity", "constant_scaling", "exclusive_gating", "shortcut_only_gating", "conv1x1", "dropout")
 PROJECTIONS = ("conv", "zero_pad")
+#: The range of each shortcut option: the one owner of the checks of :class:`ShortcutSpec`, ``get_model``
+#: and the command-line options (commands/model_args.py).
+OPTION_RANGES = {
+    "shortcut_scale": nonneg_float,
+    "residual_scale": nonneg_float,
+    "gate_bias": finite_float(),
+    "shortcut_dropout": probability,
+}
 _OPTION_OWNERS = {
     "shortcut_scale": ("constant_scaling",),
     "residual_scale": ("constant_scaling",),
@@ -195,7 +204,7 @@ class ShortcutSpec:
         if self.name not in SHORTCUTS:
             raise ValueError(f"shortcut={self.name!r} is not a Fig. 2 variant; expected one of {', '.join(SHORTCUTS)}")
         for option, owners in _OPTION_OWNERS.items():
-            value = getattr(self, option)
+            value = OPTION_RANGES[option].check(getattr(self, option), option)
             if value is not None and self.name not in owners:
                 raise ValueError(
                     f"{option}={value!r} applies to shortcut={' or '.join(map(repr, owners))}, "
@@ -205,12 +214,6 @@ class ShortcutSpec:
         for option, owners in _OPTION_OWNERS.items():
             if self.name in owners and getattr(self, option) is None:
                 object.__setattr__(self, option, defaults[option])
-        if self.shortcut_dropout is not None and not 0.0 <= self.shortcut_dropout < 1.0:
-            raise ValueError(f"shortcut_dropout={self.shortcut_dropout!r}: expected a probability in [0, 1)")
-        for option in ("shortcut_scale", "residual_scale"):
-            value = getattr(self, option)
-            if value is not None and value < 0:
-                raise ValueError(f"{option}={value!r}: expected a non-negative scale")
 
 
 def build_shortcut(

@@ -18,7 +18,14 @@ from . import checkpoint as ckpt
 from . import runlog
 from .bf16 import bf16_forward, check_bf16
 from .devices import check_batch_split, make_contexts, preflight_gpus
-from .kvstore import RunningStatsSync, WorkerSum, create_kvstore, init_trainer_store, is_distributed
+from .kvstore import (
+    RunningStatsSync,
+    WorkerSum,
+    create_kvstore,
+    group_allreduce,
+    init_trainer_store,
+    is_distributed,
+)
 from .recipe import TrainConfig, make_schedule, total_iterations
 from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
 
@@ -142,6 +149,7 @@ class RunSetup:
                 raise ValueError("--dtype bfloat16 and GLUON_RESNETV2_MIRROR=1 (recomputation) cannot be combined")
             self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
         self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
+        group_allreduce(self.trainer)  # nccl: 16 gradient arrays per call instead of one
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         # loss, errors, images (and the top-5 errors of an evaluation)
         self.worker_sum = WorkerSum(self.kv, 4) if self.distributed else None

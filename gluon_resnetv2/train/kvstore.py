@@ -1,7 +1,16 @@
 """Gradient aggregation: the ``--kvstore`` choices, their checks, and a small cross-worker sum.
 
 Within one process the gradients of the devices are summed by a ``device`` (on the GPUs), ``local`` (on
-the CPU) or ``nccl`` store.  Across processes, ``dist_sync`` / ``dist_device_sync`` use MXNet's parameter
+the CPU) or ``nccl`` store.  ``device`` is the default, as it is Gluon's ``Trainer`` default and what
+gluoncv's training scripts use on one machine: it sums on the GPUs (peer to peer where the GPUs allow),
+while ``local`` copies every GPU's gradients to the host and back.  Gluon's ``Trainer`` makes one store
+call per parameter array (six per basic pre-activation unit: two BatchNorm gammas and betas, two
+convolution weights), and each ``nccl`` call is an NCCL group launch with a stream synchronisation, so
+with ``nccl`` :func:`group_allreduce` sends :data:`AGGREGATION_SIZE` arrays per call, as MXNet's Module
+API does for NCCL (``mxnet/model.py``, ``_update_params_on_kvstore_nccl``: the same
+``MXNET_UPDATE_AGGREGATION_SIZE`` variable and default).
+
+Across processes, ``dist_sync`` / ``dist_device_sync`` use MXNet's parameter
 server (started by ``gluon-resnetv2 launch``): every worker pushes its gradients, the servers sum them
 over all workers, every worker pulls the sum and applies the same SGD update, so all workers hold the same
 weights.  Because the store *sums*, the update divides by the *global* batch
@@ -28,6 +37,12 @@ REFUSED = {
     "dist_device_async": "asynchronous SGD is not the paper's recipe",
 }
 DMLC_VARS = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER")
+
+#: Gradient arrays per ``nccl`` pushpull call (MXNet Module's ``MXNET_UPDATE_AGGREGATION_SIZE``, default 16).
+AGGREGATION_ENV = "MXNET_UPDATE_AGGREGATION_SIZE"
+AGGREGATION_SIZE = 16
+#: The stores whose calls are grouped by :func:`group_allreduce`.
+GROUPED_STORES = ("nccl",)
 
 #: Key of :class:`WorkerSum` in the store; far above the Trainer's parameter keys 0..n-1.
 SUM_KEY = 999983
@@ -78,6 +93,43 @@ def create_kvstore(name, contexts):
         return name, 0, 1
     kv = mx.kv.create(name)
     return kv, kv.rank, kv.num_workers
+
+
+def aggregation_size(env=None):
+    """Arrays per grouped call: ``MXNET_UPDATE_AGGREGATION_SIZE`` (as MXNet's Module reads it) or 16."""
+    text = (os.environ if env is None else env).get(AGGREGATION_ENV, str(AGGREGATION_SIZE))
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{AGGREGATION_ENV}={text!r}: expected a positive number of arrays per call, e.g. 16")
+    return int(text)
+
+
+def group_allreduce(trainer, size=None, stores=GROUPED_STORES):
+    """Make ``trainer`` sum its dense gradients ``size`` arrays per ``pushpull`` call (default
+    :func:`aggregation_size`) when its store is one of ``stores``; returns whether it did.
+
+    Same sums as the Trainer's own per-array calls (the store sums each key over the devices either way);
+    only the number of calls, each with its NCCL group launch and stream synchronisation, goes down: from
+    one per parameter array to one per ``size``.
+    """
+    store = trainer._kvstore_params.get("kvstore")
+    name = store if isinstance(store, str) else getattr(store, "type", "")
+    if name not in stores or trainer._kvstore_params.get("update_on_kvstore"):
+        return False
+    size = aggregation_size() if size is None else int(size)
+    per_array = trainer._allreduce_grads
+
+    def allreduce():
+        if not trainer._kvstore:
+            return
+        dense = [(i, p.list_grad()) for i, p in enumerate(trainer._params) if p.grad_req != "null"]
+        if any(grads[0].stype != "default" for _, grads in dense):
+            return per_array()  # sparse gradients: the Trainer's own push/pull
+        for start in range(0, len(dense), size):
+            chunk = dense[start : start + size]
+            trainer._kvstore.pushpull([i for i, _ in chunk], [g for _, g in chunk], priority=-chunk[0][0])
+
+    trainer._allreduce_grads = allreduce
+    return True
 
 
 def init_trainer_store(trainer, kv):

@@ -1,14 +1,13 @@
-"""README.md and docs/guides/deployment.md say what the code does (the statements a new user acts on first), and the
-README's measured figures are those of the files committed in docs/."""
+"""The manual says what the code does: the statements a new user acts on first (default data set, run
+length, make bench, the inputs predict accepts, what export needs), read from the pages that hold them.
+The measured figures are checked by tests/test_docs_facts.py."""
 
-import json
 import os
 import re
 
 import numpy as np
 import pytest
 
-from gluon_resnetv2.analysis.results import results_from_csv
 from gluon_resnetv2.cli import build_parser
 from gluon_resnetv2.deploy import array_images
 from gluon_resnetv2.train.loop import MODEL_NAME
@@ -23,29 +22,37 @@ def _read(*path):
 
 
 def test_default_data_set_and_run_length():
-    readme = _read("README.md")
-    assert f"`--dataset {DEFAULT_DATASET}` (the default data set of the command and of Python's `train()`" in readme
+    guide = _read("docs", "guides", "training.md")
+    assert f"`--dataset {DEFAULT_DATASET}` (the default data set of the command and of Python's `train()`" in guide
     assert TrainConfig().dataset == DEFAULT_DATASET
-    assert "Without `--iterations` or `--epochs` it is as long as the paper's: **64k iterations**" in readme
+    assert "Without `--iterations` or `--epochs` it is as long as the paper's: **64k iterations**" in guide
     assert recipe_for(DEFAULT_DATASET).iterations == recipe_for("cifar10").iterations == 64000
-    assert recipe_for("imagenet").epochs == 90 and "90 epochs on ImageNet" in readme
-    assert f"`OUT/{MODEL_NAME}` (the final weights" in readme
+    assert recipe_for("imagenet").epochs == 90 and "90 epochs on ImageNet" in guide
+    assert f"`OUT/{MODEL_NAME}` (the final weights" in guide
+    assert "as long as the paper's (64k iterations)" in _read("README.md")
 
 
 def test_make_bench_is_described_as_the_makefile_runs_it():
     makefile = _read("Makefile")
     command = re.search(r"bench: install (\S+) scripts/bench.py (.*?) clean:", makefile).group(2)
     out = re.search(r"--out (\S+)", command).group(1)
-    assert "--modes" not in command  # the default modes, as the README says
-    readme = _read("README.md")
-    assert f"`make bench`: `{out}/bench.csv`" in readme and f"into {out}/" in readme
+    assert "--modes" not in command  # the default modes, as the guide says
+    guide = _read("docs", "guides", "benchmark.md")
+    assert f"`make bench`: `{out}/bench.csv`" in guide and f"into {out}/" in guide
 
     modes = build_parser().parse_args(["bench", "--out", "x"]).modes.split(",")
-    assert "bf16" not in modes and "(all of the above but bf16)" in readme
+    assert "bf16" not in modes and "(all of the above but bf16)" in guide
 
 
-def test_deploy_md_array_claims():
-    """The shapes docs/guides/deployment.md names as refused are refused, as accepted are read as it says."""
+def test_make_docs_is_part_of_make_test():
+    makefile = _read("Makefile")
+    assert re.search(r"test: install [^\n]*? docs \$\(PY\) -m pytest", makefile)
+    assert "sphinx-build -q -W --keep-going -n -b html docs docs/_build/html" in makefile
+    assert "docs/_build/" in _read(".gitignore")
+
+
+def test_deployment_guide_array_claims():
+    """The shapes the deployment guide names as refused are refused, as accepted are read as it says."""
     text = _read("docs", "guides", "deployment.md")
     assert "say (4, 12, 12) for an RGB 12x12 export" in text and "(e.g. (12, 12, 5) or 5-D)" in text
     for shape in ((4, 12, 12), (12, 12, 5), (1, 2, 12, 12, 3)):
@@ -55,42 +62,22 @@ def test_deploy_md_array_claims():
     assert len(array_images(np.ones((4, 12, 12), np.uint8), "x.npy", (1, 12, 12))) == 4
 
 
-def _raw(*path):
-    with open(os.path.join(ROOT, *path), encoding="utf-8") as handle:
-        return handle.read()
+def test_npy_batch_rule_names_h_and_w_wherever_predict_inputs_are_described():
+    """An (N, H, W) array is a batch only when H, W are the export's: the guide and predict's own help say so
+    (issue 20), and the code agrees: (4, 12, 10) for a 1x12x12 export is one image, not four."""
+    guide = _read("docs", "guides", "deployment.md")
+    assert "whose H, W differ from the export's is not read as a batch" in guide
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    description = " ".join(sub.choices["predict"].description.split())
+    assert "(N, H, W)" in description and "the export's H, W" in description
+    assert len(array_images(np.ones((4, 12, 10), np.uint8), "x.npy", (1, 12, 12))) == 1
 
 
-def test_propagation_tables_quote_the_committed_csv_files():
-    """The README's Eqn. 5/8 tables are the summaries of docs/propagation/*/propagation.csv, cell for cell."""
-    readme = _raw("README.md")
-    section = readme[readme.index("### Results at initialisation") : readme.index("### What the numbers say")]
-    pre_activation, original = section.split("On the original unit (Fig. 4(a)")
-    for text, kind in ((pre_activation, "v2"), (original, "v1")):
-        quoted = {
-            m.group(1): m.group(2).split(" | ")
-            for m in re.finditer(r"^\| .* \(`([^`]+)`\) \| (.*) \|$", text, re.M)
-            if m.group(1) != "--variant"
-        }
-        expected = {}
-        for depth in ("110", "1001"):
-            for result in results_from_csv(
-                os.path.join(ROOT, "docs", "propagation", f"resnet{depth}_{kind}", "propagation.csv")
-            ):
-                summary = result.summary()
-                expected.setdefault(summary["variant"], []).extend(
-                    f"{summary[key]:.3g}" for key in ("ratio_first", "ratio_min", "shortcut_term_unit1")
-                )
-        assert len(quoted) == 10 and quoted == expected, kind
-
-
-@pytest.mark.parametrize("table", ["1", "2", "3"])
-def test_depth_scale_agreement_quoted_as_report_json_has_it(table):
-    with open(os.path.join(ROOT, "docs", "reproduce", f"table{table}-depth", "report.json"), encoding="utf-8") as f:
-        agreement = json.load(f)["agreement"]
-    readme = _read("README.md")
-    start = readme.index(f"**Measured: Table {table} at depth scale**")
-    paragraph = re.split(r"\*\*(?:Measured: |Figure 1 at)", readme[start + 2 :])[0]
-    assert f"Spearman {agreement['spearman_test_error']:.2f}" in paragraph
-    assert f"{agreement['spearman_train_loss']:.2f}" in paragraph
-    if agreement["fails_total"]:
-        assert f"{agreement['fails_found']} of the paper's {agreement['fails_total']} fail rows" in paragraph
+def test_export_dataset_needs_the_data_on_disk():
+    guide = _read("docs", "guides", "deployment.md")
+    assert "`--dataset cifar10` reads CIFAR-10 itself" in guide and "nothing is downloaded" in guide
+    args = build_parser().parse_args(
+        ["export", "--params", "p", "--out", "o", "--dataset", "cifar10", "--data-dir", "d"]
+    )
+    assert args.dataset == "cifar10" and args.data_dir == "d"

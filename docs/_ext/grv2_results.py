@@ -66,6 +66,11 @@ def _f(value, fmt):
     return "n/a" if value is None else format(value, fmt)
 
 
+def _loss(value):
+    """Two decimals, or two digits for a loss that blew up (a diverging run logs 1e16)."""
+    return _f(value, ".2f" if value is None or abs(value) < 1000 else ".1e")
+
+
 # -- readers --------------------------------------------------------------------------------------------
 
 
@@ -85,8 +90,9 @@ def reproduce_facts(docs=DOCS):
                 "name": row["row"],
                 "paper_error": _f(row["paper_error"], ".2f"),
                 "test_error": _f(row["test_error"], ".2f"),
-                "train_loss_final": _f(row["train_loss_final"], ".2f"),
-                "train_loss_mean": _f(row["train_loss_mean"], ".2f"),
+                "paper": "fail" if row["paper_fail"] else _f(row["paper_error"], ".2f"),
+                "train_loss_final": _loss(row["train_loss_final"]),
+                "train_loss_mean": _loss(row["train_loss_mean"]),
                 "iterations": str(row["iterations"]),
                 "minutes": _f(None if row["seconds"] is None else row["seconds"] / 60, ".1f"),
                 "raw": row,
@@ -137,6 +143,12 @@ def propagation_facts(docs=DOCS):
                 "fwd_start": f"{float(stage0[1]['forward_norm']):.3g}" if len(stage0) > 1 else "n/a",
                 "fwd_end": f"{float(stage1[0]['forward_norm']):.3g}" if stage1 else "n/a",
                 "stage_units": str(len(stage0) - 1),
+                # Eqn. 8's product as a factor per unit, and the total's growth per unit, in per cent.
+                "per_unit": f"{float(rows[1]['shortcut_path_ratio']) ** (1 / (len(stage0) - 1)):.3g}",
+                "growth_pct": f"{(ratios[0] ** (1 / len(ratios)) - 1) * 100:.0f}",
+                "zero_units": str(
+                    sum(1 for r in rows if r["shortcut_path_ratio"] and float(r["shortcut_path_ratio"]) == 0)
+                ),
             }
         out[key(name)] = facts
     return out
@@ -149,7 +161,10 @@ def results_facts(docs=DOCS):
     for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
         if name.endswith(".json"):
             with open(os.path.join(base, name), encoding="utf-8") as handle:
-                out[key(name[: -len(".json")])] = json.load(handle)
+                data = json.load(handle)
+            if isinstance(data, dict):
+                data.setdefault("file", f"results/{name}")
+            out[key(name[: -len(".json")])] = data
     return out
 
 
@@ -188,7 +203,7 @@ def propagation_table(facts, kind):
 def reproduce_table(table):
     columns = ["row", "paper error %", "our error %", "train loss (final)", "train loss (mean)", "minutes"]
     rows = [
-        [f"`{r['name']}`", r["paper_error"], r["test_error"], r["train_loss_final"], r["train_loss_mean"], r["minutes"]]
+        [f"`{r['name']}`", r["paper"], r["test_error"], r["train_loss_final"], r["train_loss_mean"], r["minutes"]]
         for r in table["rows"].values()
     ]
     return _table(columns, rows, ["---"] + ["---:"] * 5)
@@ -197,8 +212,10 @@ def reproduce_table(table):
 def results_tables(name, data):
     """``{table_key: markdown}`` for each table of a docs/results file in this extension's format."""
     out = {}
-    for tkey, table in (data.get("tables") or {}).items():
+    for tkey, table in data["tables"].items():
         text = _table(table["columns"], table["rows"], table.get("align"))
+        if table.get("caption"):
+            text = f"*{table['caption']}*\n\n" + text
         note = _provenance(data, table)
         out[f"{name}-{tkey}"] = text + ("\n" + note + "\n" if note else "")
     return out
@@ -273,8 +290,8 @@ def readme_results_table(facts, link_prefix="docs/"):
             [
                 "Figure 1: the original ResNet-1001 is hard to optimise",
                 "training curves (CIFAR-10, 1001 layers)",
-                f"`make demo`: {fig['v1_error']} % (original) vs {fig['v2_error']} % (pre-activation), "
-                f"{fig['iterations']} iterations",
+                f"`make demo` (Fashion-MNIST 8x8, {fig['iterations']} iterations): {fig['v1_error']} % (original) "
+                f"vs {fig['v2_error']} % (pre-activation)",
                 f"[figure]({link_prefix}figure1.png)",
             ]
         )
@@ -302,8 +319,11 @@ def write_fragments(facts, out_dir=GENERATED):
     }
     for table in facts["r"].values():
         fragments[f"reproduce-{table['name']}.md"] = reproduce_table(table)
-    for name, data in facts["res"].items():
-        for fkey, text in results_tables(name, data).items():
+    for data in facts["res"].values():
+        if not isinstance(data, dict) or not isinstance(data.get("tables"), dict):
+            continue  # a result file in another format: its own command writes its fragment
+        stem = os.path.splitext(os.path.basename(data["file"]))[0]
+        for fkey, text in results_tables(stem, data).items():
             fragments[f"results-{fkey}.md"] = text
     for name, text in fragments.items():
         path = os.path.join(out_dir, name)

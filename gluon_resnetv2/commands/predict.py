@@ -23,8 +23,9 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "predict",
         help="classify image files / .npy arrays with an exported network",
-        description="Top-k classes of images (PNG, JPEG, ...) and .npy arrays (pixels 0..255; HW, HWC, CHW "
-        "or a batch) with an export written by `gluon-resnetv2 export`.",
+        description="Top-k classes of images (PNG, JPEG, ...) and .npy arrays (pixels 0..255; HW, HWC, CHW, "
+        "or a batch: NHWC, NCHW, or (N, H, W) grey images only when H, W are the export's H, W) with an export "
+        "written by `gluon-resnetv2 export`.",
     )
     parser.add_argument("prefix", metavar="PREFIX", help="export prefix (PREFIX-symbol.json ...)")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files and/or .npy arrays")

@@ -18,6 +18,7 @@ from gluon_resnetv2.data import make_loader
 from gluon_resnetv2.train import TrainConfig
 from gluon_resnetv2.train.launcher import Host, launch, plan, read_hosts
 from gluon_resnetv2.train.loop import Run, forward_backward
+from gluon_resnetv2.train.tensorboard_log import event_files, read_scalars
 
 G = 16  # global batch: 8 images per worker
 TRAIN = [
@@ -185,11 +186,13 @@ def test_two_workers_dist_sync(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
     # only rank 0 writes the run; every worker leaves its final weights
-    expected = {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers"}
+    expected = {"log.csv", "config.json", "status.json", "checkpoint.zip", "model.params", "workers", "tensorboard"}
     assert expected <= set(os.listdir(out))
     with open(os.path.join(out, "log.csv")) as handle:
         rows = handle.read().splitlines()
     assert len(rows) == 3  # header + iterations 1 and 2
+    assert len(event_files(out)) == 1  # rank 0's TensorBoard events only
+    assert [step for step, _ in read_scalars(out)["train/loss"]] == [1, 2]
     w0 = mx.nd.load(os.path.join(out, "workers", "rank0.params"))
     w1 = mx.nd.load(os.path.join(out, "workers", "rank1.params"))
     assert w0.keys() == w1.keys()

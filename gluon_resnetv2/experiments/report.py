@@ -4,14 +4,14 @@
 import json
 import math
 import os
-import re
 import statistics
 
 from .. import paper_results as paper
 from ..agreement import json_number, loss_figures, table_agreement
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, staged
 from ..paper_results import FAIL_THRESHOLD
 from ..train.runlog import TOP5_COLUMN, format_duration, read_log
+from .figures import draw_figures, figure_plan, plot_groups  # noqa: F401  (plot_groups: imported from here)
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
 
@@ -211,39 +211,6 @@ def report_rows(out, experiments, seeds=1, alias=None, notes=None, summary=None)
     return rows
 
 
-def _slug(text):
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def plot_groups(out, experiments, alias=None):
-    """Figure 3/6-style plots (training loss dashed, test error solid, against iterations), one per group of
-    rows the paper compares (Table 1 adds its baseline, the original unit, to every group).  Returns
-    ``[(group, path)]``; rows without a log yet are left out."""
-    from ..plot import plot_runs  # matplotlib: only plotting pays its start-up (~0.3 s)
-
-    groups = {}
-    for exp in experiments:
-        groups.setdefault(exp.paper.group, []).append(exp)
-    baseline = groups.pop("baseline", [])
-    figures = []
-    for group, members in groups.items():
-        runs = {}
-        for exp in baseline + members:
-            if exp.key in (alias or {}):
-                continue  # the same run is drawn under the row it belongs to
-            run_dir = run_dir_of(out, (alias or {}).get(exp.key, exp.key), 0)
-            log_file = os.path.join(run_dir, "log.csv")
-            if os.path.isfile(log_file) and os.path.getsize(log_file) > 80:
-                runs[exp.label] = run_dir
-        if not runs:
-            continue
-        path = os.path.join(out, "figures", f"{experiments[0].table}_{_slug(group)}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        plot_runs(runs, path, title=f"{paper.TITLES[experiments[0].table].split(':')[0]}: {group}")
-        figures.append((group, path))
-    return figures
-
-
 REPORT_JSON = "report.json"
 
 
@@ -389,11 +356,7 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
         lines.append("| " + " | ".join(row[c].replace("|", "/") for c in columns) + " |")
     records, agreement = report_records(out, experiments, seeds, alias, summary)
     lines += [""] + agreement_lines(agreement, spread_row(experiments))
-    atomic_write_text(
-        os.path.join(out, REPORT_JSON),
-        json.dumps(dict(table=table, scale=scale.name, rows=records, agreement=agreement), indent=2) + "\n",
-    )
-    figures = plot_groups(out, experiments, alias)
+    figures = figure_plan(out, experiments, alias)
     if figures:
         lines += [
             "",
@@ -402,10 +365,16 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
             "Dashed: training loss (left axis); solid: test error % (right axis); against iterations.",
             "",
         ]
-        for group, path in figures:
+        for group, path, _, _ in figures:
             lines += [f"### {group}", "", f"![{group}]({os.path.relpath(path, out)})", ""]
-    path = os.path.join(out, "report.md")
-    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    path, json_path = os.path.join(out, "report.md"), os.path.join(out, REPORT_JSON)
+    # report.md, report.json and the figures belong together: staged and moved into place at the end, so an
+    # interrupted or failing report leaves the previous one (and its figures) as it was.
+    with staged([path, json_path] + [figure for _, figure, _, _ in figures], what=f"report {path}") as stage:
+        document = dict(table=table, scale=scale.name, rows=records, agreement=agreement)
+        atomic_write_text(stage.path(json_path), json.dumps(document, indent=2) + "\n")
+        draw_figures(figures, stage.path)
+        atomic_write_text(stage.path(path), "\n".join(lines).rstrip() + "\n")
     return path
 
 

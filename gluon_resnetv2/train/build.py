@@ -196,7 +196,7 @@ class RunSetup:
         mx.random.seed(derived_seed(self.config.seed, self.rank, 1, iteration))
 
     def _save_model(self):
-        data = ckpt._file_bytes(self.net.save_parameters)
+        data = ckpt.params_bytes(self.net, self.trainer)  # float32, also from a float16 run
         if self.is_chief:
             ckpt.atomic_write_bytes(os.path.join(self.out, MODEL_NAME), data)
         if self.distributed:

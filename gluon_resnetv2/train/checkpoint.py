@@ -2,7 +2,8 @@
 
 ``<out>/checkpoint.zip`` holds
 
-- ``net.params``: the network parameters, running BatchNorm statistics included (``save_parameters``);
+- ``net.params``: the network parameters, running BatchNorm statistics included (``save_parameters``'s
+  layout), always in float32 (:func:`params_bytes`);
 - ``trainer.states``: the optimizer states (SGD momentum, fp32 master weights under ``--dtype float16``),
   on the CPU: device-neutral, see :func:`trainer_states_bytes`;
 - ``state.json``: iteration, epoch, the position in ``log.csv`` (rows written), the partial sums of the
@@ -53,6 +54,37 @@ def _file_bytes(save):
     with tempfile.TemporaryDirectory(prefix="gluon-resnetv2-ckpt-") as tmp:
         path = os.path.join(tmp, "blob")
         save(path)
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def params_bytes(net, trainer=None):
+    """``net.save_parameters``'s file, as bytes, with every parameter in float32.
+
+    A ``--dtype float16`` network holds float16 weights, which a float32 network (``export``, ``predict``,
+    ``get_model``) cannot load; the weights that matter are the float32 master copies that multi-precision
+    SGD keeps in the optimizer state of ``trainer`` and rounds to float16 after each update.  Those are
+    written; a float16 parameter without one (before the first step) is cast, exactly.  Loading into a float16
+    network again (``load_parameters(..., cast_dtype=True)``) rounds them to the same float16 weights.
+    """
+    masters = {}
+    if trainer is not None:
+        _ready(trainer)
+        states = trainer._updaters[0].states
+        for index, param in enumerate(trainer._params):
+            state = states.get(index)  # SGD / NAG multi-precision: (momentum or None, float32 master weight)
+            if np.dtype(param.dtype) == np.float16 and isinstance(state, (tuple, list)) and len(state) == 2:
+                if isinstance(state[1], mx.nd.NDArray) and state[1].dtype == np.float32:
+                    masters[id(param)] = state[1]
+    cpu = mx.cpu()
+    arrays = {}
+    for name, param in net._collect_params_with_prefix().items():
+        master = masters.get(id(param))
+        value = master.copyto(cpu) if master is not None else param._reduce()
+        arrays[name] = value.astype(np.float32) if value.dtype == np.float16 else value
+    with tempfile.TemporaryDirectory(prefix="gluon-resnetv2-ckpt-") as tmp:
+        path = os.path.join(tmp, "net.params")
+        mx.nd.save(path, arrays)
         with open(path, "rb") as handle:
             return handle.read()
 
@@ -108,7 +140,7 @@ def load_trainer_states(trainer, data):
 def save_checkpoint(out_dir, net, trainer, state):
     """Write ``<out_dir>/checkpoint.zip`` atomically; ``state`` is a JSON-ready dict (see module doc)."""
 
-    params = _file_bytes(net.save_parameters)
+    params = params_bytes(net, trainer)
     states = trainer_states_bytes(trainer)
     state = dict(state, format=FORMAT_VERSION, rng=rng_state())
     buffer = io.BytesIO()
@@ -148,7 +180,7 @@ def load_checkpoint(out_dir, net, trainer, ctx):
         params = os.path.join(tmp, "net.params")
         with open(params, "wb") as handle:
             handle.write(archive.read("net.params"))
-        net.load_parameters(params, ctx=ctx)
+        net.load_parameters(params, ctx=ctx, cast_dtype=True)  # float32 file, float16 network under float16
         load_trainer_states(trainer, archive.read("trainer.states"))
     set_rng_state(state["rng"])
     return state

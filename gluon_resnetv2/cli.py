@@ -12,7 +12,19 @@ import warnings
 
 # Sub-command modules, in the order ``--help`` lists them.  A missing module (a command still being
 # built) is skipped rather than breaking the others.
-COMMANDS = ["train", "launch", "plot", "reproduce", "analyze", "export", "predict", "bench", "bench_memory", "models"]
+COMMANDS = [
+    "check",
+    "train",
+    "launch",
+    "plot",
+    "reproduce",
+    "analyze",
+    "export",
+    "predict",
+    "bench",
+    "bench_memory",
+    "models",
+]
 
 
 def build_parser():

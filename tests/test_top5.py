@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_fixtures import write_cifar
 
-from gluon_resnetv2 import get_model, paper_results
+from gluon_resnetv2 import cli, get_model, paper_results
 from gluon_resnetv2.data import load_dataset, make_loader
 from gluon_resnetv2.experiments.report import REPORT_COLUMNS, parse_report, report_columns, write_report
 from gluon_resnetv2.experiments.state import run_dir_of
@@ -36,7 +36,7 @@ def test_top5_misses_counts_labels_outside_the_five_highest_scores():
 
 
 @pytest.mark.slow
-def test_top5_error_is_logged_and_equals_a_hand_computation(tmp_path):
+def test_top5_error_is_logged_and_equals_a_hand_computation(tmp_path, capsys):
     data = write_cifar(str(tmp_path / "data"), name="cifar100", fmt="binary", n_per_file=96)
     out = str(tmp_path / "run")
     status = train(
@@ -72,6 +72,24 @@ def test_top5_error_is_logged_and_equals_a_hand_computation(tmp_path):
     assert status["test_error"] == pytest.approx(top1, abs=1e-9)
     assert hand < top1  # top-5 is a different, smaller number
     assert read_scalars(out)["test/top5_error"][-1] == (2, pytest.approx(hand, rel=1e-6))
+
+    # predict --top-k 5 on an export of the run: the five highest scores of the same network
+    prefix = str(tmp_path / "export" / "net")
+    export = [
+        "export",
+        "--model",
+        "cifar_resnet20_v2",
+        "--classes",
+        "100",
+        "--params",
+        os.path.join(out, "model.params"),
+    ]
+    assert cli.main(export + ["--out", prefix, "--dataset", "cifar100", "--data-dir", data["dir"]]) == 0
+    np.save(tmp_path / "first.npy", data["test"][0][0])
+    capsys.readouterr()
+    assert cli.main(["predict", prefix, str(tmp_path / "first.npy"), "--top-k", "5", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top_k"]
+    assert [entry["index"] for entry in top] == list(np.argsort(-scores[0], kind="stable")[:5])
 
 
 def test_ten_classes_log_no_top5_column(tmp_path):

@@ -314,3 +314,30 @@ def test_a_broken_config_json_is_named(r20_params, tmp_path, capsys):
 def test_the_array_reader_still_takes_plain_pixels():
     items = array_images(np.full((12, 12), 255, np.uint8), "x.npy", SHAPE)
     assert len(items) == 1 and items[0][1].max() == 255
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"iteration,epoch\n\0\0\0\n"], ids=["binary", "nul"])
+def test_a_binary_log_csv_is_named(tmp_path, capsys, content):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_bytes(content)
+    assert cli.main(["plot", str(run), "-o", str(tmp_path / "fig.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"gluon-resnetv2 plot: error: {run / 'log.csv'}: binary data, not a text CSV file; expected the log.csv "
+        "of a training run"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_stale_staging_directory_of_a_killed_export_is_cleared(bundle, tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])  # a pid that has ended, as a SIGKILLed export's
+    dead.wait()
+    prefix = str(tmp_path / "r8")
+    stale = tmp_path / f".r8-symbol.json.staging-{dead.pid}-x"
+    (stale / "new").mkdir(parents=True)
+    (stale / "new" / "0-r8-symbol.json").write_text("half")
+    export_bundle(_net(), prefix, Preprocess(SHAPE, MEAN, STD))
+    assert sorted(os.listdir(tmp_path)) == ["r8-0000.params", "r8-preprocess.json", "r8-symbol.json"]

@@ -149,8 +149,14 @@ def _cell(text):
 def _log_table(path):
     """``(header, rows)`` of a log.csv that may still be written (see :func:`read_log`); a row is a list of
     floats, None for an empty cell; ``(None, [])`` while not even the header is complete."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        text = handle.read()
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            text = handle.read()
+        binary = "\0" in text  # csv.reader cannot parse a NUL byte either
+    except UnicodeDecodeError:
+        binary = True
+    if binary:
+        raise ValueError(f"{path}: binary data, not a text CSV file; expected the log.csv of a training run")
     lines = text.splitlines()
     complete_last = text.endswith(("\n", "\r"))
     if not lines:

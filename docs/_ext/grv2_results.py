@@ -201,7 +201,7 @@ def propagation_table(facts, kind):
 
 
 def reproduce_table(table):
-    columns = ["row", "paper error %", "our error %", "train loss (final)", "train loss (mean)", "minutes"]
+    columns = ["row", "paper error %", "our error %", "train loss (final)", "train loss (mean)", "minutes (all seeds)"]
     rows = [
         [f"`{r['name']}`", r["paper"], r["test_error"], r["train_loss_final"], r["train_loss_mean"], r["minutes"]]
         for r in table["rows"].values()

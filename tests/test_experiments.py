@@ -241,8 +241,11 @@ def test_rows_that_are_one_run_share_it():
         (lambda: E.select_rows("table1", "original,original"), "twice"),
         (lambda: E.get_experiments("table5"), "reference only"),
         (lambda: E.get_experiments("table1", scale="huge"), "unknown scale"),
-        (lambda: E.run_table("table1", "/tmp/never", seeds=0), "--seeds"),
-        (lambda: E.run_table("table1", "/tmp/never", threads=0), "--threads must be at least 1"),
+        (lambda: E.run_table("table1", "/tmp/never", seeds=0), "seeds=0: expected an integer >= 1"),
+        (lambda: E.run_table("table1", "/tmp/never", threads=0), "threads=0: expected an integer >= 1"),
+        (lambda: E.run_table("table1", "/tmp/never", seeds=float("nan")), "seeds=nan"),
+        (lambda: E.run_table("table1", "/tmp/never", rows=""), "rows: expected a comma-separated list of names"),
+        (lambda: E.run_table("table1", "/tmp/never", rows=[]), r"rows=\[\]: expected at least one name"),
         (lambda: E.run_table("table1", "/tmp/never", parallel=2, gpus="0"), "--parallel 2 needs"),
     ],
 )

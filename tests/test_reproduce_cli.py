@@ -11,6 +11,8 @@ import pytest
 
 from gluon_resnetv2 import cli, list_models
 from gluon_resnetv2 import experiments as E
+from gluon_resnetv2.experiments.state import locked_out
+from gluon_resnetv2.train.preflight import cuda_enabled
 
 
 def _quick_models():
@@ -83,3 +85,53 @@ def test_no_empty_figures_directory(tmp_path):
     assert E.plot_groups(str(tmp_path), experiments) == []
     E.write_report(str(tmp_path), experiments)
     assert sorted(os.listdir(tmp_path)) == ["report.json", "report.md"]
+
+
+# -- issue 20 point 9: GPUs checked once before anything is created; one reproduce per --out ----------------
+
+
+@pytest.mark.skipif(cuda_enabled(), reason="the CPU build of MXNet refuses --gpus; this one has CUDA")
+def test_gpus_with_the_cpu_build_stop_once_before_anything_is_created(capsys, tmp_path):
+    out = tmp_path / "t1"
+    argv = ["reproduce", "table1", "--gpus", "0,1", "--dataset", "synthetic", "--iterations", "1", "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr()
+    lines = err.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gluon-resnetv2 reproduce: error: ") and "CUDA" in lines[0]
+    assert err.out == "" and not out.exists()
+
+
+def test_a_second_reproduce_on_the_same_out_refuses_at_the_start(capsys, tmp_path):
+    out = str(tmp_path / "t1")
+    argv = ["reproduce", "table1", "--rows", "original", "--dataset", "synthetic", "--iterations", "1", "--out", out]
+    with locked_out(out):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"gluon-resnetv2 reproduce: error: {out} is in use by another `reproduce` (pid {os.getpid()}); "
+            "wait for it to end or give another --out"
+        ]
+        assert sorted(os.listdir(out)) == [".lock"]
+
+
+def test_the_lock_of_a_killed_reproduce_does_not_block(tmp_path):
+    out = str(tmp_path / "t1")
+    os.makedirs(out)
+    # The child takes the lock as locked_out does (flock on <out>/.lock) without loading MXNet.
+    child = (
+        "import fcntl, os, sys, time\n"
+        f"handle = open({os.path.join(out, '.lock')!r}, 'a+')\n"
+        "fcntl.flock(handle, fcntl.LOCK_EX)\n"
+        "handle.write(f'pid {os.getpid()}'); handle.flush(); print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RuntimeError, match=f"pid {holder.pid}"):
+            with locked_out(out):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked_out(out):  # the kernel dropped the dead process's lock: nothing stale remains
+        pass

@@ -12,11 +12,13 @@ from typing import Any
 from .. import cpu, procs
 from ..train import resume, train
 from ..train.checkpoint import read_checkpoint_state
-from ..train.devices import parse_gpus
+from ..train.devices import parse_gpus, preflight_gpus
+from ..train.recipe import DTYPES
 from ..train.runlog import write_status
+from ..validate import check_choice, positive_int
 from .report import write_report
 from .scales import get_scale
-from .state import _check_same_run, _read_status, _record_attempt, run_dir_of, run_state
+from .state import _check_same_run, _read_status, _record_attempt, locked_out, run_dir_of, run_state
 from .suites import get_experiments
 
 
@@ -118,12 +120,11 @@ def run_table(
     ``dtype``: every run's ``--dtype`` (``bfloat16`` needs AVX-512 BF16, see :mod:`.train.bf16`).
     """
 
-    if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    if parallel < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
+    for name, value in dict(
+        seeds=seeds, parallel=parallel, threads=threads, iterations=iterations, batch_size=batch_size
+    ).items():
+        positive_int.check(value, name)
+    check_choice(dtype, DTYPES, "dtype")
     gpus = parse_gpus(gpus) if gpus is not None else None
     if gpus is not None and threads is not None:
         raise ValueError("give either --gpus or --threads, not both")
@@ -131,7 +132,18 @@ def run_table(
         dataclasses.replace(e, dtype=dtype)
         for e in get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
     ]
-    os.makedirs(out, exist_ok=True)
+    if parallel > 1:
+        _split_devices(gpus, parallel)  # too few GPUs for --parallel: refused before anything is created
+    if gpus:
+        # Once, before anything is created: a CPU build of MXNet (or GPUs it cannot use) stops the table
+        # here instead of failing row by row.
+        preflight_gpus(gpus)
+    with locked_out(out):
+        return _run_locked(experiments, out, seeds, gpus, threads, parallel, data_dir, progress, log, dataset, scale)
+
+
+def _run_locked(experiments, out, seeds, gpus, threads, parallel, data_dir, progress, log, dataset, scale):
+    """The body of :func:`run_table`, run while this process holds ``<out>/.lock``."""
     jobs, alias = _plan(experiments, seeds, out)
     meta = dict(
         table=experiments[0].table,

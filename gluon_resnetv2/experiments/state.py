@@ -1,6 +1,8 @@
 """What a run directory holds (finished, diverged, running, resumable ...), the attempts made on it and the
 check that a directory is reused only for the same run."""
 
+import contextlib
+import fcntl
 import json
 import os
 import time
@@ -11,6 +13,35 @@ from ..train.checkpoint import checkpoint_path
 from ..train.runlog import read_status
 
 ATTEMPTS_NAME = "reproduce.json"
+
+#: ``<out>/.lock``: held (flock) by the ``reproduce`` that works on ``<out>``.
+OUT_LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def locked_out(out):
+    """Hold an exclusive lock on ``<out>/.lock`` while the block runs; RuntimeError at once when another
+    process holds it.  The lock is the kernel's (flock): it dies with its process, so a crashed run leaves
+    nothing that blocks the next one."""
+    os.makedirs(out, exist_ok=True)
+    handle = open(os.path.join(out, OUT_LOCK_NAME), "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(
+            f"{out} is in use by another `reproduce` ({holder}); wait for it to end or give another --out"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def _read_status(run_dir):

@@ -9,6 +9,7 @@ from ..data.base import check_image_size
 from ..data.datasets import canonical_name
 from ..data.fashion_mnist import IMAGE_SIDE
 from ..train.recipe import TrainConfig
+from ..validate import name_list
 from .scales import (
     DEPTH_SETTINGS,
     DEPTH_SPREAD_SEEDS,
@@ -223,12 +224,13 @@ def _with_row_recipe(exp, recipe, iterations=None):
 
 def select_rows(table, rows=None):
     """The :class:`~gluon_resnetv2.paper_results.PaperRow` list of ``table``, restricted to ``rows`` (keys,
-    a list or a comma-separated string).  ValueError names unknown keys and the valid ones."""
+    a list or a comma-separated string; None: all).  ValueError names unknown keys and the valid ones, or an
+    empty selection."""
     all_rows = paper.get_table(table)
-    if rows is None or rows == "" or rows == []:
+    if rows is None:
         return list(all_rows)
-    keys = [k.strip() for k in rows.split(",")] if isinstance(rows, str) else [str(k).strip() for k in rows]
-    keys = [k for k in keys if k]
+    # An empty selection ('' or []) is refused: it used to run every row.
+    keys = [str(k).strip() for k in name_list.check(rows, "rows")]
     known = {row.key: row for row in all_rows}
     unknown = [k for k in keys if k not in known]
     if unknown:

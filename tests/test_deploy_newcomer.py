@@ -341,3 +341,18 @@ def test_a_stale_staging_directory_of_a_killed_export_is_cleared(bundle, tmp_pat
     (stale / "new" / "0-r8-symbol.json").write_text("half")
     export_bundle(_net(), prefix, Preprocess(SHAPE, MEAN, STD))
     assert sorted(os.listdir(tmp_path)) == ["r8-0000.params", "r8-preprocess.json", "r8-symbol.json"]
+
+
+def test_a_checkpoint_of_another_network_is_one_line_naming_the_checkpoint(r20_params, tmp_path, capsys):
+    """Not the copy extracted to a temporary directory, and not every parameter name."""
+    net = get_model("cifar_resnet20_v2", classes=100)
+    net.initialize()
+    net(mx.nd.zeros((1,) + SHAPE))
+    net.save_parameters(str(tmp_path / "c100.params"))
+    checkpoint = tmp_path / "checkpoint.zip"
+    with zipfile.ZipFile(checkpoint, "w") as archive:
+        archive.write(tmp_path / "c100.params", "net.params")
+    assert _cli_export(str(checkpoint), str(tmp_path / "e"), "--classes", "10") == 2
+    err = capsys.readouterr().err.strip()
+    expected = f"{checkpoint}: an output layer for 100 classes, this network has 10 (--classes 100)"
+    assert err == f"gluon-resnetv2 export: error: {expected}"

@@ -12,6 +12,7 @@ that wrote ``--params`` (``<run>/model.params`` sits next to it), which also sup
 import fcntl
 import json
 import os
+import re
 import tempfile
 import warnings
 import zipfile
@@ -196,11 +197,47 @@ def load_params(net, path, ctx):
             ) from None
         try:
             net.load_parameters(params, ctx=ctx)
-        except (mx.base.MXNetError, AssertionError) as err:
-            raise ValueError(
-                f"{path} does not fit this network ({_last_line(err)}); check --model and the model "
-                f"options (--classes, --activation, --shortcut ...)"
-            ) from None
+        except (mx.base.MXNetError, AssertionError, ValueError) as err:
+            # The network's own message lists every name, and for a checkpoint names the extracted copy.
+            raise ValueError(_mismatch(path, params, net, err)) from None
+
+
+def _units(names):
+    """Residual units per stage of parameter ``names`` (``features.S.U.branch...``), stage by stage."""
+    stages = {}
+    for name in names:
+        if match := re.match(r"features\.(\d+)\.(\d+)\.branch\.", name):
+            stages.setdefault(int(match.group(1)), set()).add(int(match.group(2)))
+    return [len(stages[s]) for s in sorted(stages)]
+
+
+def _mismatch(path, params, net, err):
+    """One line: how the parameters in ``params`` (read from the user's ``path``) differ from ``net``'s."""
+    hint = "check --model and the model options (--classes, --activation, --shortcut ...)"
+    stored = {k.split(":", 1)[-1]: tuple(v.shape) for k, v in mx.nd.load(params).items()}
+    own = net._collect_params_with_prefix()
+    theirs, ours = _units(stored), _units(own)
+    if theirs != ours:
+        return (
+            f"{path} holds a network of another depth: {sum(theirs)} residual units ({theirs} per stage) where "
+            f"{net.name} has {sum(ours)} ({ours}); {hint}"
+        )
+    output, mine = stored.get("output.weight"), own.get("output.weight")
+    if output and mine is not None and mine.shape[0] and output[0] != mine.shape[0]:
+        return (
+            f"{path}: an output layer for {output[0]} classes, this network has {mine.shape[0]} (--classes {output[0]})"
+        )
+    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+    shapes = [
+        f"{k} {stored[k]} in the file, {own[k].shape} here"
+        for k in own
+        if k in stored and all(own[k].shape) and tuple(own[k].shape) != stored[k]
+    ]
+    parts = [f"{len(missing)} parameters missing (e.g. {missing[0]})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]})"] if unexpected else []
+    parts += [f"{len(shapes)} of another shape (e.g. {shapes[0]})"] if shapes else []
+    detail = "; ".join(parts) or _last_line(err)
+    return f"{path} does not fit {net.name}: {detail}; {hint}"
 
 
 def build_preprocess(args, config, input_shape):

@@ -442,3 +442,19 @@ def test_report_loss_column_is_readable_for_exploded_losses():
     assert _fmt_loss(7145219016666667.0) == "7.15e+15"
     assert _fmt_loss(math.inf) == "diverged"
     assert _fmt_loss(None) == ""
+
+
+def test_the_report_describes_the_runs_that_were_made_not_the_scale(tmp_path):
+    """Issue 20 point 13: --dataset synthetic --iterations 4 is not "Fashion-MNIST, 400 iterations"."""
+    experiments = E.get_experiments("table1", "quick", rows="original", dataset="synthetic", iterations=4)
+    text = open(E.write_report(str(tmp_path), experiments)).read()
+    opening = text.split("\n\n")[1]
+    assert "Fashion-MNIST, 400 iterations" not in text
+    assert opening.startswith("**Scale `quick`: these numbers are NOT comparable to the paper's.** Its networks")
+    assert "data set synthetic instead of the scale's fashion-mnist" in opening
+    assert "iterations 4 instead of the scale's 400" in opening
+    paper = E.get_experiments("table1", "paper", rows="original", iterations=4)
+    opening = open(E.write_report(str(tmp_path), paper)).read().split("\n\n")[1]
+    assert "NOT comparable" in opening and "iterations 4 instead of the scale's 64000" in opening
+    plain = open(E.write_report(str(tmp_path), E.get_experiments("table1", "quick", rows="original"))).read()
+    assert "Fashion-MNIST, 400 iterations of mini-batch 128" in plain.split("\n\n")[1]

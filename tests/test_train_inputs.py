@@ -69,6 +69,16 @@ def test_a_synthetic_run_says_so_in_its_summary_and_status(capsys, tmp_path):
     assert status["synthetic"] is True and status["dataset"] == "synthetic" and "not a real data set" in status["note"]
 
 
+def test_the_bar_says_that_it_evaluates_with_the_count_reached(capsys, tmp_path):
+    """Issue 20 point 13: during the final full-test-set evaluation the bar shows 4/4 and says so."""
+    argv = [a for a in BASE if a != "--no-progress"] + ["--out", str(tmp_path / "run")]
+    argv[argv.index("--iterations") + 1] = "4"
+    assert cli.main(argv) == 0
+    frames = capsys.readouterr().err.replace("\n", "\r").split("\r")
+    evaluating = [f for f in frames if "evaluating on the full test set" in f]
+    assert evaluating and "4/4" in evaluating[-1], frames
+
+
 # -- points 12, 13: options ------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from ..train.runlog import TOP5_COLUMN, format_duration, read_log
 from .figures import draw_figures, figure_plan, plot_groups  # noqa: F401  (plot_groups: imported from here)
 from .scales import DEPTH_SETTINGS, get_scale
 from .state import _read_status, run_dir_of, run_state
+from .suites import overrides
 
 
 def _final(run_dir, iterations=None):
@@ -313,15 +314,23 @@ def write_report(out, experiments, seeds=1, alias=None, notes=None):
         f"{first.iterations} iterations of mini-batch "
         f"{first.batch_size}, warm-up {first.warmup} iterations, lr /10 at 1/2 and 3/4 of the run."
     )
-    if not scale.comparable:
+    # Options that override the scale (--dataset synthetic --iterations 4) are what ran: say so instead of
+    # the scale's own description, and such runs are not the paper's.
+    changed = overrides(experiments)
+    description = (
+        f"{scale.description}"
+        if not changed
+        else f"Its networks and schedule shape, with {'; '.join(changed)} (given on the command line)"
+    )
+    if not scale.comparable or changed:
         lines += [
-            f"**Scale `{scale.name}`: these numbers are NOT comparable to the paper's.** {scale.description}. "
+            f"**Scale `{scale.name}`: these numbers are NOT comparable to the paper's.** {description}. "
             "They show whether each variant trains and how the variants rank at this size; the paper's "
             "column is given for orientation only.",
             "",
         ]
     else:
-        lines += [f"Scale `{scale.name}`: {scale.description}.", ""]
+        lines += [f"Scale `{scale.name}`: {description}.", ""]
     lines += [runs, ""]
     own = [
         f"{e.key}: {e.iterations} iterations of mini-batch {e.batch_size}, lr /10 at iterations "

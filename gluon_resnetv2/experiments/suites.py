@@ -249,6 +249,32 @@ def runs_at(row, scale):
     return datasets is None or row.dataset in datasets
 
 
+#: What ``reproduce --dataset/--iterations/--batch-size/--image-size`` may change of a scale's run.
+OVERRIDABLE = ("dataset", "iterations", "batch_size", "dataset_options")
+
+
+def overrides(experiments):
+    """``["iterations 4 instead of the scale's 400", ...]``: where ``experiments`` differ from what their scale makes of
+    the same rows without options, so that a report describes the runs that were made; [] when none."""
+    changed = {}
+    for exp in experiments:
+        own = experiment_for(exp.paper, exp.scale)
+        for name in OVERRIDABLE:
+            if getattr(exp, name) != getattr(own, name):
+                changed.setdefault(name, (set(), set()))
+                changed[name][0].add(_text(getattr(exp, name)))
+                changed[name][1].add(_text(getattr(own, name)))
+    labels = {"dataset": "data set", "batch_size": "mini-batch", "dataset_options": "data options"}
+    return [
+        f"{labels.get(name, name)} {'/'.join(sorted(ran))} instead of the scale's {'/'.join(sorted(default))}"
+        for name, (ran, default) in changed.items()
+    ]
+
+
+def _text(value):
+    return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "none" if isinstance(value, dict) else str(value)
+
+
 def get_experiments(table, scale="quick", rows=None, dataset=None, iterations=None, batch_size=None, image_size=None):
     """The experiments of ``table`` (all rows, or ``rows``) at ``scale``; rows the scale does not run
     (:func:`runs_at`) are left out, and a ValueError is raised when none is left."""

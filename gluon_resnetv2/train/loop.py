@@ -204,6 +204,9 @@ class Run(RunSetup):
             pos.sums.reset()
         if evaluates_at(cfg, pos.iteration, final, end_of_epoch):
             loader = self.test_loader if final or self.subset_loader is None else self.subset_loader
+            if pos.bar is not None:  # the bar stands still while it evaluates: show that, and the count so far
+                pos.bar.set_postfix_str(f"evaluating on the {'full ' if loader is self.test_loader else ''}test set")
+                pos.bar.refresh()
             test = self._evaluate(loader)
             row.update(test)
             pos.last.update(test, test_iteration=pos.iteration)

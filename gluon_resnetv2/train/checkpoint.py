@@ -7,7 +7,8 @@
 - ``trainer.states``: the optimizer states (SGD momentum, fp32 master weights under ``--dtype float16``),
   on the CPU: device-neutral, see :func:`trainer_states_bytes`;
 - ``state.json``: iteration, epoch, the position in ``log.csv`` (rows written), the partial sums of the
-  current log interval, elapsed training time and the Python / NumPy RNG states.
+  current log interval, elapsed training time, the Python / NumPy RNG states and, under ``--dtype float16``,
+  the dynamic loss scale (:mod:`.loss_scale`).
 
 It is written to a temporary file in the same directory, flushed and fsync'ed, then moved over the old
 one with :func:`os.replace`, so a run killed at any moment leaves either the previous or the new
@@ -27,6 +28,7 @@ import mxnet as mx
 import numpy as np
 
 from ..fileio import atomic_write_bytes
+from .loss_scale import loss_scaler
 
 CHECKPOINT_NAME = "checkpoint.zip"
 FORMAT_VERSION = 1
@@ -143,6 +145,9 @@ def save_checkpoint(out_dir, net, trainer, state):
     params = params_bytes(net, trainer)
     states = trainer_states_bytes(trainer)
     state = dict(state, format=FORMAT_VERSION, rng=rng_state())
+    scaler = loss_scaler(trainer)
+    if scaler is not None:
+        state["loss_scale"] = scaler.state()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr("net.params", params)
@@ -182,5 +187,8 @@ def load_checkpoint(out_dir, net, trainer, ctx):
             handle.write(archive.read("net.params"))
         net.load_parameters(params, ctx=ctx, cast_dtype=True)  # float32 file, float16 network under float16
         load_trainer_states(trainer, archive.read("trainer.states"))
+    scaler = loss_scaler(trainer)
+    if scaler is not None and "loss_scale" in state:
+        scaler.set_state(state["loss_scale"])
     set_rng_state(state["rng"])
     return state

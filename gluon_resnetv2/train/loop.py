@@ -176,7 +176,14 @@ class Run(RunSetup):
         lr = self.schedule(pos.iteration)
         self.trainer.set_learning_rate(lr)
         loss_parts, error_parts, count = forward_backward(
-            self.train_forward, self.loss_fn, data, label, self.contexts, self.input_dtype, self.train_loader.prepare
+            self.train_forward,
+            self.loss_fn,
+            data,
+            label,
+            self.contexts,
+            self.input_dtype,
+            self.train_loader.prepare,
+            trainer=self.trainer,
         )
         self.trainer.step(cfg.batch_size)
         pos.sums.add(loss_parts, error_parts, count)

@@ -14,6 +14,7 @@ from mxnet import autograd, gluon
 
 from ..data.base import ArrayDataset
 from .devices import split_batch
+from .loss_scale import enable_loss_scaling, scale_losses
 
 
 def seed_everything(seed):
@@ -57,13 +58,15 @@ def subset(dataset, count, spread=False):
     )
 
 
-def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepare=None):
+def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepare=None, trainer=None):
     """Forward and backward of one batch split over ``contexts``.
 
     ``net`` may be the recomputing wrapper of :func:`gluon_resnetv2.memory.recompute`.  Returns
     ``(loss_sum, errors, count)``: lists of per-device NDArrays (not read: no host synchronisation; add
     them to a :class:`DeviceSums`) and an int.  The gradients left in the parameters are the *sums* over
-    the batch's images (the Trainer divides).  ``prepare``: the loader's (uint8 hand-over).
+    the batch's images (the Trainer divides).  ``prepare``: the loader's (uint8 hand-over).  A ``trainer``
+    with dynamic loss scaling (float16, :mod:`.loss_scale`) gets gradients of the scaled loss, which its
+    ``step`` divides again; the returned losses are unscaled.
     """
     datas, labels = split_batch(data, label, contexts, prepare)
     with autograd.record():
@@ -71,7 +74,8 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepa
         if dtype != "float32":
             outputs = [out.astype("float32") for out in outputs]
         losses = [loss_fn(out, y) for out, y in zip(outputs, labels)]
-    autograd.backward(losses)
+        scaled = scale_losses(losses, trainer)
+    autograd.backward(scaled)
     if hasattr(net, "wait_for_gradients"):
         # Recomputation writes the parameter gradients from Python in MXNet's custom-operator thread: they
         # must have been issued before Trainer.step is.  This waits for each device's own backward only
@@ -84,11 +88,15 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepa
 
 def make_trainer(params, config, kvstore=None):
     """The Gluon Trainer of a resolved config: MXNet's ``sgd`` or ``nag`` optimizer (``config.optimizer``)
-    with its momentum and weight decay; float16 keeps fp32 master weights (``multi_precision``)."""
+    with its momentum and weight decay; float16 keeps fp32 master weights (``multi_precision``) and scales
+    the loss dynamically (:mod:`.loss_scale`: an overflowing step is skipped, not applied)."""
     optimizer_params = {"learning_rate": config.lr, "momentum": config.momentum, "wd": config.wd}
     if config.dtype == "float16":
         optimizer_params["multi_precision"] = True
-    return gluon.Trainer(params, config.optimizer, optimizer_params, kvstore=kvstore, update_on_kvstore=False)
+    trainer = gluon.Trainer(params, config.optimizer, optimizer_params, kvstore=kvstore, update_on_kvstore=False)
+    if config.dtype == "float16":
+        enable_loss_scaling(trainer)
+    return trainer
 
 
 def materialize(net, image_shape, ctx, dtype="float32"):

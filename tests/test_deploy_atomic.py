@@ -259,3 +259,28 @@ def test_python_export_onto_a_full_disk_keeps_the_old_files(small_disk):
 @pytest.fixture(autouse=True)
 def _no_pause(monkeypatch):
     monkeypatch.delenv(PAUSE_ENV, raising=False)
+
+
+def test_a_failure_while_moving_into_place_puts_the_old_files_back(tmp_path, monkeypatch):
+    """The commit itself: the third rename of a new file fails; the two already placed are taken back."""
+    import gluon_resnetv2.fileio as fileio
+
+    targets = [str(tmp_path / name) for name in ("a", "b", "c")]
+    for path in targets[:2] + [str(tmp_path / "stale")]:
+        open(path, "w").write(f"old {os.path.basename(path)}")
+    before = _snapshot(tmp_path)
+    real, placed = os.rename, []
+
+    def rename(src, dst):
+        if dst in targets:
+            placed.append(dst)
+            if len(placed) == 3:
+                raise OSError(5, "Input/output error", dst)
+        real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "rename", rename)
+    with pytest.raises(OSError, match="Input/output error"):
+        with fileio.staged(targets, remove=[str(tmp_path / "stale")]) as stage:
+            for path in targets:
+                open(stage.path(path), "w").write("new")
+    assert _snapshot(tmp_path) == before

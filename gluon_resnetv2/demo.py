@@ -8,9 +8,9 @@ networks side by side in two processes; then draws their curves the way Figure 1
 loss, solid: test error) in ``<out>/figure1.png`` and prints both final test errors and mean training losses.
 
 ``--pair`` trains another pair (:data:`PAIRS`): ``resnet20`` is the earlier default (ResNet-20, cosine lr
-from 0.1, no warm-up or augmentation, as many epochs (0.5 to 2) as fit in ``--budget`` seconds).  README,
-"Figure 1 and make demo", gives the measurements behind the default.  Runs go to ``<out>/runs/<model>``;
-an earlier demo's runs there are replaced.
+from 0.1, no warm-up or augmentation, as many epochs (0.5 to 2) as fit in ``--budget`` seconds).
+docs/guides/training.md, "Figure 1 and make demo", gives the measurements behind the default.  Runs go to
+``<out>/runs/<model>``; an earlier demo's runs there are replaced.
 """
 
 import argparse
@@ -44,7 +44,7 @@ class DemoPair:
 
     ``iterations`` None: the run length is as many epochs (0.5 to 2) as fit the ``--budget``, measured on
     the machine (the ResNet-20 pair); otherwise a fixed number of iterations chosen once from a measurement
-    on the 2-core reference machine (README).  ``image_size`` averages Fashion-MNIST down (the depth
+    on the 2-core reference machine (docs/guides/training.md).  ``image_size`` averages Fashion-MNIST down (the depth
     scale of ``reproduce``); ``recipe`` is 'demo' (lr 0.1, cosine decay, no warm-up, no augmentation) or
     'depth' (the paper's shape as at ``reproduce --scale depth``: warm-up at 0.01, lr 0.1 /10 at 1/2 and
     3/4, augmentation on)."""
@@ -99,7 +99,7 @@ PAIRS = {
 }
 
 #: What ``make demo`` trains: the deepest pair that showed the paper's contrast within the demo's budget
-#: (README, "Figure 1 and make demo", gives the measurements behind the choice).
+#: (docs/guides/training.md, "Figure 1 and make demo", gives the measurements behind the choice).
 DEFAULT_PAIR = "resnet1001-8"
 
 

@@ -7,7 +7,7 @@ A thin entry point: :mod:`gluon_resnetv2.commands.bench_bf16` and :func:`gluon_r
     python scripts/bench_bf16.py --models cifar_resnet20_v1,cifar_resnet20_v2 --iterations 30 --rounds 2
     OMP_NUM_THREADS=1 python scripts/bench_bf16.py --iterations 20
 
-Figures: README (Training) and docs/guides/benchmark.md.
+Figures: docs/results/bench-bf16.json, shown in docs/guides/benchmark.md.
 """
 
 import sys

@@ -36,7 +36,7 @@ class PropagationResult:
     seconds: float = 0.0
 
     def summary(self):
-        """The figures the README's signal-propagation section quotes: first unit's total gradient ratio, the
+        """The figures docs/guides/signal-propagation.md tabulates: first unit's total gradient ratio, the
         minimum and maximum ratio over units, and the shortcut-path term at unit 1 (the longest span within
         stage 1)."""
         ratios = [r["grad_ratio"] for r in self.rows[:-1]]

@@ -4,8 +4,8 @@
 For each network both precisions are built as real training runs (:class:`~.train.loop.Run` of
 :func:`gluon_resnetv2.demo.demo_config` with ``dtype`` set: the Fashion-MNIST loader, forward, backward, SGD
 step); then ``rounds`` rounds run ``iterations`` steps of each, interleaved, after :data:`WARMUP` warm-up
-steps, and the best round counts (images/s and images per process CPU-second).  Figures: README (Training)
-and docs/guides/benchmark.md.
+steps, and the best round counts (images/s and images per process CPU-second).  Figures:
+docs/results/bench-bf16.json, shown in docs/guides/benchmark.md.
 """
 
 import dataclasses

@@ -20,7 +20,8 @@ QUICK_ITERATIONS = 400
 @dataclasses.dataclass(frozen=True)
 class DepthSetting:
     """The ``depth`` scale of one table: input resolution and run length, the same for every row.  Chosen
-    once per table from a pilot of its ``original`` row alone (never per row); the README gives the reason."""
+    once per table from a pilot of its ``original`` row alone (never per row); docs/guides/reproducing.md gives
+    the reason."""
 
     image_size: int
     iterations: int

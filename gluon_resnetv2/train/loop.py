@@ -1,7 +1,7 @@
 """The training loop (He et al. 2016, Sec. 3.1 / Appendix): :func:`train` a network with the paper's
 recipe (SGD, momentum 0.9, weight decay 1e-4, the learning rate of :class:`~.recipe.LRSchedule` set every
 iteration), :func:`resume` a stopped run.  What a run writes, its determinism, distributed runs and
-BatchNorm: README.md, "Training".
+BatchNorm: docs/guides/training.md.
 """
 
 import dataclasses
@@ -461,7 +461,7 @@ def resume(out_dir: str, **overrides: Any) -> dict:
 
 
 def _warn_if_threads_changed(config, config_path):
-    # MKL-DNN splits its loops, and so rounds, by the OpenMP thread count (README: "Restarting is safe").
+    # MKL-DNN splits its loops, and so rounds, by the OpenMP thread count (docs/guides/training.md, "Determinism").
     recorded = (read_json(config_path) or {}).get("omp_threads")
     threads = cpu.in_use()["threads"]
     if not config.gpus and recorded and recorded != threads:

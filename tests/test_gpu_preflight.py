@@ -144,3 +144,16 @@ def test_fuse_on_a_gpu_is_refused(prefix, fake_gpus):
     fake_gpus(A100)  # the preflight passes: the refusal is fuse's
     with pytest.raises(ValueError, match=r"fuse=True \(--fuse\) is oneDNN graph fusion for the CPU.*gpu\(0\)"):
         Predictor(prefix, device=0, fuse=True)
+
+
+def test_cpu_files_over_the_cuda_wheel_are_named(monkeypatch):
+    """mxnet and mxnet-cu112 share the mxnet folder: the CPU build's files loaded with mxnet-cu112 installed."""
+    monkeypatch.setattr(preflight, "cuda_enabled", lambda: False)
+    monkeypatch.setattr(preflight, "mxnet_distributions", lambda: [("1.9.1", ""), ("1.9.1", "cu112")])
+    with pytest.raises(
+        RuntimeError, match=r"mxnet-cu112 is installed, but the CPU-only mxnet's files.*--force-reinstall"
+    ):
+        preflight_gpus("0")
+    assert preflight.installed_mxnet_variant() == ("1.9.1", "")  # the files that are loaded
+    monkeypatch.setattr(preflight, "cuda_enabled", lambda: True)
+    assert preflight.installed_mxnet_variant() == ("1.9.1", "cu112")

@@ -143,17 +143,23 @@ def check_gpu_support(requested, cuda_enabled, gpus, build_archs, build_ptx=(), 
     return None
 
 
+def mxnet_distributions():
+    """``[(version, variant)]`` of the installed MXNet distributions (``mxnet`` -> '', ``mxnet-cu112`` -> 'cu112')."""
+    found = []
+    for dist in metadata.distributions():
+        name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
+        if name == "mxnet" or name.startswith("mxnet-cu"):
+            found.append((dist.version, name[len("mxnet-") :] if name != "mxnet" else ""))
+    return found
+
+
 def installed_mxnet_variant():
     """``("1.9.1", "cu112")`` from the installed distribution's name (``mxnet-cu112``), or the version and ''.
 
     With both ``mxnet`` and ``mxnet-cu112`` installed (the ``cu112`` extra next to the base dependency) they
     share the ``mxnet`` folder: the build that is loaded (CUDA or not) tells which one's files are there.
     """
-    found = []
-    for dist in metadata.distributions():
-        name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
-        if name == "mxnet" or name.startswith("mxnet-cu"):
-            found.append((dist.version, name[len("mxnet-") :] if name != "mxnet" else ""))
+    found = mxnet_distributions()
     if len(found) > 1:
         cuda = cuda_enabled()
         found = [item for item in found if bool(item[1]) == cuda] or found
@@ -358,6 +364,13 @@ def preflight_gpus(gpus):
     else:
         archs, ptx = build_cuda_archs()
     message = check_gpu_support(requested, enabled, visible, archs, ptx, mx.__version__)
+    cuda_dists = [variant for _, variant in mxnet_distributions() if variant]
+    if not enabled and cuda_dists:
+        message = (
+            f"--gpus {','.join(map(str, requested))}: mxnet-{cuda_dists[0]} is installed, but the CPU-only mxnet's "
+            "files were installed over it (both packages share the 'mxnet' folder); restore the CUDA build with "
+            f"pip install --force-reinstall --no-deps mxnet-{cuda_dists[0]}==1.9.1 (docs/guides/gpu.md)"
+        )
     if message:
         raise RuntimeError(message)
     used = [g for g in visible if g.index in requested]

@@ -27,6 +27,7 @@ from .kvstore import (
     is_distributed,
 )
 from .recipe import TrainConfig, make_schedule, total_iterations
+from .resume_check import check_resume, config_record
 from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
 
 MODEL_NAME = "model.params"
@@ -63,6 +64,8 @@ class RunSetup:
         self._build_net()
         self.schedule = make_schedule(cfg, self.iterations_per_epoch)
         self.total = total_iterations(cfg, self.iterations_per_epoch)
+        if resume_state is not None:
+            check_resume(cfg, resume_state, self.total, self.out)
         self.resume_state = resume_state
 
     # -- construction -------------------------------------------------------------------------------
@@ -183,6 +186,7 @@ class RunSetup:
                     "interval": interval.state(),
                     "elapsed": elapsed,
                     "total": self.total,
+                    "config": config_record(self.config),  # what a resume checks config.json against
                 },
             )
             runlog.write_status(

@@ -185,7 +185,14 @@ def load_checkpoint(out_dir, net, trainer, ctx):
         params = os.path.join(tmp, "net.params")
         with open(params, "wb") as handle:
             handle.write(archive.read("net.params"))
-        net.load_parameters(params, ctx=ctx, cast_dtype=True)  # float32 file, float16 network under float16
+        try:
+            net.load_parameters(params, ctx=ctx, cast_dtype=True)  # float32 file, float16 network under float16
+        except (ValueError, AssertionError, mx.base.MXNetError):
+            # The message would name the temporary copy; the file the user has is the checkpoint.
+            raise ValueError(
+                f"cannot resume {out_dir}: the weights in {path} do not fit the network that "
+                f"{os.path.join(out_dir, 'config.json')} describes (was its model or a model option edited?)"
+            ) from None
         load_trainer_states(trainer, archive.read("trainer.states"))
     scaler = loss_scaler(trainer)
     if scaler is not None and "loss_scale" in state:

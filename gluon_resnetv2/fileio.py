@@ -215,7 +215,10 @@ def staged(targets, remove=(), what=None):
     try:
         with _Signals() as signals:
             with signals.held():  # a signal between making the directory and the try below would leak it
-                root = tempfile.mkdtemp(prefix=f".{name}{_STAGE_PREFIX}{os.getpid()}-", dir=directory)
+                try:
+                    root = tempfile.mkdtemp(prefix=f".{name}{_STAGE_PREFIX}{os.getpid()}-", dir=directory)
+                except OSError as err:  # name the user's directory, not the staging directory's random name
+                    raise OSError(err.errno, err.strerror, directory) from None
             stage = Stage(root, targets)
             try:
                 os.mkdir(os.path.join(root, "new"))

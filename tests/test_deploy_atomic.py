@@ -284,3 +284,19 @@ def test_a_failure_while_moving_into_place_puts_the_old_files_back(tmp_path, mon
             for path in targets:
                 open(stage.path(path), "w").write("new")
     assert _snapshot(tmp_path) == before
+
+
+def test_export_onto_a_read_only_file_system_names_the_directory(params, tmp_path, capsys):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
+    except OSError as err:
+        pytest.skip(f"cannot mount a tmpfs: {err}")
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {result.stderr.decode(errors='replace').strip()}")
+    try:
+        assert cli.main(_args(params, str(mount / "r"))) == 2
+        assert capsys.readouterr().err.strip() == f"gluon-resnetv2 export: error: {mount}: Read-only file system"
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=20)

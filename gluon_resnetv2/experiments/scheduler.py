@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,13 +86,35 @@ def _plan(experiments, seeds, out):
 
 
 def _split_devices(gpus, parallel):
-    """``--gpus`` split into ``parallel`` contiguous groups (each job trains on its own devices)."""
+    """``--gpus`` split into ``parallel`` contiguous groups of equal size (each job trains on its own devices:
+    every row on as many GPUs, so that the rows split their batches alike and stay comparable)."""
     if not gpus:
         return [None] * parallel
     if len(gpus) < parallel:
         raise ValueError(f"--parallel {parallel} needs at least {parallel} GPUs, --gpus gives {len(gpus)}")
     size = len(gpus) // parallel
     return [list(gpus[i * size : (i + 1) * size]) for i in range(parallel)]
+
+
+def _idle_gpus_warning(gpus, parallel):
+    """The one line that says which GPUs equal groups leave unused, or None."""
+    if not gpus or parallel < 2 or len(gpus) % parallel == 0:
+        return None
+    size = len(gpus) // parallel
+    idle = gpus[size * parallel :]
+    return (
+        f"--gpus {','.join(map(str, gpus))} --parallel {parallel}: each row trains on {size} GPU(s), so GPU(s) "
+        f"{','.join(map(str, idle))} stay idle; give a GPU count divisible by --parallel to use them all"
+    )
+
+
+def _gpu_child_threads(parallel):
+    """OpenMP threads of each GPU row's process: its share of the physical cores when the count is the
+    package's default (every core, which ``parallel`` processes would each take), else the user's setting."""
+    in_use = cpu.in_use()
+    if in_use["source"] != "physical cores":
+        return None  # an explicit OMP_NUM_THREADS (or MXNET_OMP_MAX_THREADS) passes through unchanged
+    return max(1, cpu.physical_cores() // parallel)
 
 
 def run_table(
@@ -116,7 +139,8 @@ def run_table(
 
     ``seeds``: runs per row (seeds 0 .. seeds-1; the report gives the median, Table 4 style).
     ``parallel``: rows run at a time, each in its own process with its share of ``gpus`` (a list of GPU
-    indices) or of ``threads`` (CPU threads in all; default: every physical core).
+    indices, split into equal groups: a remainder stays idle, with a warning) or of ``threads`` (CPU threads
+    in all; default: every physical core, which GPU rows share as well).
     ``dtype``: every run's ``--dtype`` (``bfloat16`` needs AVX-512 BF16, see :mod:`.train.bf16`).
     """
 
@@ -134,6 +158,9 @@ def run_table(
     ]
     if parallel > 1:
         _split_devices(gpus, parallel)  # too few GPUs for --parallel: refused before anything is created
+        idle = _idle_gpus_warning(gpus, parallel)
+        if idle:
+            warnings.warn(idle, stacklevel=2)
     if gpus:
         # Once, before anything is created: a CPU build of MXNet (or GPUs it cannot use) stops the table
         # here instead of failing row by row.
@@ -173,7 +200,9 @@ def _run_locked(experiments, out, seeds, gpus, threads, parallel, data_dir, prog
 
 def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
     """Run ``jobs`` ``parallel`` at a time (:func:`gluon_resnetv2.procs.run`), each in a child process
-    (``python -m gluon_resnetv2.experiments --job``) with its slot's GPUs, or its share of the CPU threads."""
+    (``python -m gluon_resnetv2.experiments --job``) with its slot's GPUs, or its share of the CPU threads
+    (a GPU row too: its CPU side -- data loading, host operators -- gets its share of the physical cores)."""
+    gpu_threads = _gpu_child_threads(parallel)
     threads = max(1, (threads or cpu.physical_cores()) // parallel)  # default: every physical core
 
     def start(job, slot):
@@ -187,6 +216,8 @@ def _run_parallel(jobs, parallel, devices, threads, data_dir, report, log):
         env = dict(os.environ)
         if devices[slot] is None:
             env.update(OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS=str(threads))
+        elif gpu_threads is not None:
+            env.update(OMP_NUM_THREADS=str(gpu_threads))
         log(
             f"{exp.table}/{exp.key} seed {seed}: started on "
             f"{'GPUs ' + ','.join(map(str, devices[slot])) if devices[slot] else f'{threads} CPU threads'}"

@@ -87,6 +87,15 @@ def test_arrays_that_are_not_pixels_are_refused(bundle, tmp_path, capsys, array,
     assert len(err.splitlines()) == 1 and f"{path}: " in err and message in err, err
 
 
+@pytest.mark.parametrize("name", ["empty.npy", "empty.png"])
+def test_an_empty_file_is_said_to_be_empty(bundle, tmp_path, capsys, name):
+    (tmp_path / name).write_bytes(b"")
+    assert cli.main(["predict", bundle, str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = f"{tmp_path / name}: empty file; expected an image file or a .npy array (numpy.save)"
+    assert err == f"gluon-resnetv2 predict: error: {expected}"
+
+
 def test_16_bit_pixels_are_scaled_exactly_and_said(bundle, tmp_path):
     """uint16 arrays and 16-bit PNGs are 0..65535 pixels: scaled to 0..255 with a warning (PIL alone clips)."""
     grey = np.random.default_rng(1).integers(0, 256, (12, 12)).astype(np.uint8)

@@ -305,6 +305,8 @@ def read_inputs(paths, channels):
             raise FileNotFoundError(f"{path}: no such file")
         if os.path.isdir(path):
             raise ValueError(f"{path}: is a directory, expected an image file or a .npy array")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{path}: empty file; expected an image file or a .npy array (numpy.save)")
         if path.lower().endswith(ARRAY_SUFFIXES):
             try:
                 array = np.load(path, allow_pickle=False)

@@ -3,6 +3,7 @@ into a bug report (:mod:`gluon_resnetv2.doctor`)."""
 
 from .. import doctor
 from ..train.devices import make_contexts, parse_gpus
+from ..validate import gpu_list, positive_int
 
 
 def add_parser(subparsers):
@@ -16,10 +17,10 @@ def add_parser(subparsers):
         "check fails. Paste the output into bug reports.",
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--gpus", default=None, metavar="LIST", help="GPU indices to check, e.g. 0,1")
-    where.add_argument("--cpus", type=int, default=None, metavar="N", help="check N CPU contexts (default 1)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (default 5)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per device and step (default 8)")
+    where.add_argument("--gpus", type=gpu_list, default=None, metavar="LIST", help="GPU indices to check, e.g. 0,1")
+    where.add_argument("--cpus", type=positive_int, default=None, metavar="N", help="check N CPU contexts (default 1)")
+    parser.add_argument("--steps", type=positive_int, default=5, help="timed steps (default 5)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per device and step (default 8)")
     parser.set_defaults(func=run)
     return parser
 

@@ -213,6 +213,8 @@ def results_tables(name, data):
     """``{table_key: markdown}`` for each table of a docs/results file in this extension's format."""
     out = {}
     for tkey, table in data["tables"].items():
+        if not (isinstance(table, dict) and "columns" in table and "rows" in table):
+            continue  # another format: the command that wrote the file renders it
         text = _table(table["columns"], table["rows"], table.get("align"))
         if table.get("caption"):
             text = f"*{table['caption']}*\n\n" + text

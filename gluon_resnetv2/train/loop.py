@@ -431,7 +431,13 @@ def resume(out_dir: str, **overrides: Any) -> dict:
     """Continue the run in ``out_dir`` from its checkpoint; the log is truncated to the checkpoint.  A run
     that stopped before its first checkpoint starts over from its ``config.json`` (with a warning).
 
-    ``overrides`` may change settings that do not alter the result, e.g. ``progress`` or ``num_workers``.
+    ``overrides`` may change settings that do not alter the result, e.g. ``progress`` or ``num_workers``, and
+    the devices (``cpus``, ``gpus``: checkpoints are device-neutral, any number and numbering of devices).
+
+    Bit-identical to an uninterrupted run on CPU contexts with the same thread count, instruction set and
+    device count.  Not on GPUs with MXNet's defaults (cuDNN autotuning, atomics, TF32): the run continues
+    correctly but drifts at rounding level; ``MXNET_CUDNN_AUTOTUNE_DEFAULT=0 MXNET_ENFORCE_DETERMINISM=1
+    NVIDIA_TF32_OVERRIDE=0`` remove those sources (untested on a GPU).  docs/guides/resume-determinism.md.
     """
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"cannot resume {out_dir}: no such directory")

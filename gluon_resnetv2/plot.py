@@ -21,6 +21,7 @@ imported, so no display is needed and no global figure is left behind.
 """
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,11 @@ _VARIANT_KEYS = (
     "shortcut_dropout",
     "projection",
 )
+
+
+class NothingToPlot(ValueError):
+    """No run has a logged value yet (an empty or header-only ``log.csv``): there is no figure to draw."""
+
 
 X_LABEL = "iterations"
 LOSS_LABEL = "training loss (dashed)"
@@ -118,6 +124,22 @@ def _series(log, column, scale=1.0):
     return x[keep], y[keep] * scale
 
 
+def has_values(log):
+    """Whether a :func:`read_log` table has any training loss or test error (a header-only log has none)."""
+    return any(np.isfinite(log[column]).any() for column in ("train_loss", "test_error"))
+
+
+def _log_name(run_dir):
+    """The log.csv of ``run_dir`` as the user gave it (the path itself when it is the file)."""
+    path = os.fspath(run_dir)
+    return path if path.endswith(".csv") else os.path.join(path, LOG_NAME)
+
+
+def _point_marker(x):
+    """A line of one point draws nothing: such a series (a quick run's single log row) gets a marker."""
+    return {"marker": "o", "markersize": 4} if len(x) == 1 else {}
+
+
 def _dedupe(labels, run_dirs):
     """Make default labels unique by appending the directory name where two runs share one."""
     out = list(labels)
@@ -168,6 +190,14 @@ def plot_runs(
         if len(labels) != len(run_dirs):
             raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs: give one label per run")
     logs = [read_log(run_dir) for run_dir in run_dirs]  # errors before any drawing
+    empty = [_log_name(run_dir) for run_dir, log in zip(run_dirs, logs) if not has_values(log)]
+    if len(empty) == len(run_dirs):
+        raise NothingToPlot(
+            f"nothing to plot: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no logged training loss "
+            "or test error yet (a run logs its first row after --log-interval iterations)"
+        )
+    for name in empty:
+        warnings.warn(f"{name} has no logged values yet: its run is in the legend without lines", stacklevel=2)
     if labels is None:
         labels = _dedupe([run_label(run_dir) for run_dir in run_dirs], run_dirs)
 
@@ -190,10 +220,18 @@ def plot_runs(
             color=color,
             label=f"{label}, training loss",
             gid=f"{index}:train_loss",
+            **_point_marker(x),
         )
         x, err = _series(log, "test_error", scale=100.0)
         (line,) = err_ax.plot(
-            x, err, linestyle="-", linewidth=1.5, color=color, label=f"{label}, test error", gid=f"{index}:test_error"
+            x,
+            err,
+            linestyle="-",
+            linewidth=1.5,
+            color=color,
+            label=f"{label}, test error",
+            gid=f"{index}:test_error",
+            **_point_marker(x),
         )
         handles.append(line)
 

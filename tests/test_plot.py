@@ -298,3 +298,36 @@ def test_script_entry_point(runs, tmp_path):
     assert script.main([str(runs["v1"][0]), "-o", str(out)]) == 0
     assert out.exists()
     assert script.main([str(runs["v1"][0]), "-o", str(tmp_path / "x.bmp")]) == 2
+
+
+# -- issue 20 point 7: one logged row is drawn; nothing logged is said ---------------------------------------
+
+
+def test_a_single_logged_row_is_drawn_as_points(tmp_path):
+    """A quick run (train --iterations 10) logs one row: a line of one point would draw nothing."""
+    run = write_run(tmp_path, "quick", [[10, 0.03, 0.1, 2.1, 0.8, 2.2, 0.75, 1.5]], {"model": "cifar_resnet20_v2"})
+    lines = lines_by_gid(P.plot_runs([run], tmp_path / "q.png"))
+    for gid, value in (("0:train_loss", 2.1), ("0:test_error", 75.0)):
+        assert list(lines[gid].get_xdata()) == [10] and list(lines[gid].get_ydata()) == [value]
+        assert lines[gid].get_marker() == "o"
+    many = lines_by_gid(P.plot_runs([write_run(tmp_path, "long", make_rows())]))
+    assert many["0:train_loss"].get_marker() in ("None", None, "")
+
+
+def test_a_header_only_log_is_nothing_to_plot(tmp_path, capsys):
+    empty = write_run(tmp_path, "empty", [], {"model": "cifar_resnet20_v2"})
+    out = tmp_path / "f.png"
+    assert main(["plot", str(empty), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"gluon-resnetv2 plot: error: nothing to plot: {empty}/log.csv has no logged training loss or test "
+        "error yet (a run logs its first row after --log-interval iterations)"
+    ]
+    assert not out.exists()
+    full = write_run(tmp_path, "full", make_rows())
+    assert main(["plot", str(empty), str(full), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"gluon-resnetv2 plot: warning: {empty}/log.csv has no logged values yet: "
+        "its run is in the legend without lines"
+    ]

@@ -4,11 +4,22 @@ import os
 import re
 
 from .. import paper_results as paper
+from ..train.runlog import read_log
 from .state import run_dir_of
 
 
 def _slug(text):
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _has_values(run_dir):
+    """Whether ``run_dir`` has logged a training loss or test error yet (a header-only log.csv has not)."""
+    from ..plot import has_values  # matplotlib: loaded only where there are curves to draw
+
+    try:
+        return has_values(read_log(run_dir))
+    except (OSError, ValueError):  # no log yet, or one being written
+        return False
 
 
 def figure_plan(out, experiments, alias=None):
@@ -26,8 +37,7 @@ def figure_plan(out, experiments, alias=None):
             if exp.key in (alias or {}):
                 continue  # the same run is drawn under the row it belongs to
             run_dir = run_dir_of(out, (alias or {}).get(exp.key, exp.key), 0)
-            log_file = os.path.join(run_dir, "log.csv")
-            if os.path.isfile(log_file) and os.path.getsize(log_file) > 80:
+            if _has_values(run_dir):
                 runs[exp.label] = run_dir
         if runs:
             path = os.path.join(out, "figures", f"{experiments[0].table}_{_slug(group)}.png")

@@ -14,6 +14,7 @@ test fails with the reason (in CI and as root) or is skipped (not root, outside 
 import os
 import shlex
 import socket
+import stat
 import subprocess
 import time
 
@@ -147,12 +148,15 @@ def start_sshd(directory):
     return daemons
 
 
-def slurm_conf(d, ctld_port, slurmd_port):
-    """A one-node ``slurm.conf``: everything in ``d``, loopback only, 2 CPUs, no cgroups or accounting."""
+def slurm_conf(d, ctld_port, slurmd_port, gpus=0):
+    """A one-node ``slurm.conf``: everything in ``d``, loopback only, 2 CPUs, no cgroups or accounting;
+    ``gpus``: that many fake GPUs as GRES (plain files in ``d`` stand for the device files)."""
     host = socket.gethostname().split(".")[0]
+    gres = f" Gres=gpu:{gpus}" if gpus else ""
     return "\n".join(
         [
             "ClusterName=gr2test",
+            *(["GresTypes=gpu"] if gpus else []),
             f"SlurmctldHost={host}(127.0.0.1)",
             f"SlurmctldPort={ctld_port}",
             f"SlurmdPort={slurmd_port}",
@@ -180,15 +184,16 @@ def slurm_conf(d, ctld_port, slurmd_port):
             "KillWait=5",
             "MinJobAge=600",
             "InactiveLimit=0",
-            "NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN",
+            f"NodeName=localhost NodeAddr=127.0.0.1 CPUs=2{gres} State=UNKNOWN",
             "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
             "",
         ]
     )
 
 
-def start_slurm(directory):
-    """munged + slurmctld + slurmd; returns :class:`Daemons` with ``env_extra`` (``SLURM_CONF``, for clients)."""
+def start_slurm(directory, gpus=0):
+    """munged + slurmctld + slurmd; returns :class:`Daemons` with ``env_extra`` (``SLURM_CONF``, for clients).
+    ``gpus``: fake GPUs of the node (GRES ``gpu``; Slurm sets each step's ``CUDA_VISIBLE_DEVICES``)."""
     missing = [p for p in SLURM_DAEMONS if not os.path.exists(p)]
     if missing:
         unavailable(f"{', '.join(missing)} missing: install slurmctld, slurmd, slurm-client and munge (make test does)")
@@ -202,7 +207,12 @@ def start_slurm(directory):
         handle.write(os.urandom(1024))
     conf = os.path.join(d, "slurm.conf")
     with open(conf, "w") as handle:
-        handle.write(slurm_conf(d, free_port(), free_port()))
+        handle.write(slurm_conf(d, free_port(), free_port(), gpus))
+    if gpus:
+        for i in range(gpus):  # slurmd wants character devices: /dev/null's numbers under another name
+            os.mknod(os.path.join(d, f"fakegpu{i}"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        with open(os.path.join(d, "gres.conf"), "w") as handle:
+            handle.write(f"NodeName=localhost Name=gpu File={d}/fakegpu[0-{gpus - 1}]\n")
     env = dict(os.environ, SLURM_CONF=conf)
     daemons = Daemons(d)
     daemons.env_extra = {"SLURM_CONF": conf}

@@ -88,8 +88,9 @@ def test_slurm_allocation_variables():
 
 @pytest.mark.slow
 def test_launch_options_are_checked(capsys):
-    assert main(["launch", "-n", "1", "--gpus-per-worker", "0", "--", "x"]) != 0
-    assert "--gpus-per-worker must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["launch", "-n", "1", "--gpus-per-worker", "0", "--", "x"])
+    assert "--gpus-per-worker: expected an integer >= 1, got '0'" in capsys.readouterr().err
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     result = subprocess.run(
         CLI + ["launch", "--slurm", "-n", "1", "--", "x"], env=env, capture_output=True, text=True, timeout=60

@@ -1,16 +1,28 @@
 """Several workers on one host get their own GPUs: the plans of ``launch`` (localhost, ssh, Slurm), the
-environment its local workers really get, and the refusal of workers that would share ``--gpus``."""
+environment its local workers really get, the GPUs a real Slurm (fake GPU devices as GRES) gives its worker
+steps, and the refusal of workers that would share ``--gpus``."""
 
 import os
+import subprocess
 import sys
 
 import pytest
+from cluster_fixtures import start_slurm
 
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.train import slurm
 from gluon_resnetv2.train.launcher import Host, launch, plan
 
 TRAIN = ["py", "-m", "gluon_resnetv2.cli", "train", "--kvstore", "dist_sync"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def gpu_slurm(tmp_path_factory):
+    """A one-node Slurm whose node has two (fake) GPUs as GRES."""
+    running = start_slurm(tmp_path_factory.mktemp("gpu-slurm"), gpus=2)
+    yield running
+    running.stop()
 
 
 def _workers(specs):
@@ -93,5 +105,26 @@ def test_launch_cli_refuses_shared_gpus(capsys):
     assert main(["launch", "-n", "2", "--", "gluon-resnetv2", "train", "--gpus", "0", "--kvstore", "dist_sync"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "2 workers on localhost would all train on --gpus 0" in err[0]
-    assert main(["launch", "-n", "1", "--gpus-per-worker", "0", "--", "x"]) == 2
-    assert "--gpus-per-worker must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["launch", "-n", "1", "--gpus-per-worker", "0", "--", "x"])
+    assert "--gpus-per-worker: expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_slurm_worker_steps_get_different_gpus(gpu_slurm, tmp_path):
+    """Two concurrent worker steps with --gres=gpu:1 on one node: with --overlap Slurm 22.05 gave both GPU 0;
+    the non-overlapping steps get GPU 0 and GPU 1."""
+    write = (
+        "import os, time; open(os.path.join(os.environ['OUT'], os.environ['GLUON_RESNETV2_WORKER_INDEX']), 'w')"
+        ".write(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')); time.sleep(3)"
+    )
+    command = ["salloc", "-n", "2", "--gres=gpu:2", "--time=5", sys.executable, "-m", "gluon_resnetv2.cli"]
+    command += ["launch", "--slurm", "-n", "2", "-s", "1", "--gpus-per-worker", "1", "--timeout", "90"]
+    command += ["--", sys.executable, "-c", write]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OUT=str(tmp_path), **gpu_slurm.env_extra)
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=150
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted((tmp_path / name).read_text() for name in ("0", "1")) == ["0", "1"]

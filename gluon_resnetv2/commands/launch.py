@@ -97,8 +97,6 @@ def worker_command(command):
 
 
 def run(args):
-    if args.gpus_per_worker is not None and args.gpus_per_worker < 1:
-        raise ValueError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
     hosts = read_hosts(args.hosts) if args.hosts else None
     command = worker_command(args.worker_command)
     try:

@@ -1,6 +1,7 @@
 """One owner per figure: the README's results table and every figure of the manual come from the committed
 result files (docs/_ext/grv2_results.py renders them), and no page types a measurement of its own."""
 
+import functools
 import glob
 import importlib
 import importlib.util
@@ -83,6 +84,11 @@ def test_propagation_tables_are_the_packages_summaries():
         assert len(quoted) == 10 and quoted == expected, kind
 
 
+@functools.lru_cache(maxsize=1)
+def _facts():
+    return EXT.all_facts(DOCS)
+
+
 SUBSTITUTION = re.compile(r"\{\{(.*?)\}\}", re.S)
 
 
@@ -90,7 +96,7 @@ SUBSTITUTION = re.compile(r"\{\{(.*?)\}\}", re.S)
 def test_every_substitution_names_a_figure_that_exists(path):
     """A typo in ``{{ r.table1_depth.rows.original.test_error }}`` fails here, not as an empty cell."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    facts = EXT.all_facts(DOCS)
+    facts = _facts()
     text = re.sub(r"`[^`\n]*`", "", _read(path))  # inline code shows the syntax, it is not substituted
     for match in SUBSTITUTION.finditer(text):
         value = env.from_string("{{" + match.group(1) + "}}").render(**facts)
@@ -145,6 +151,7 @@ def _numbers_in(value, out):
         out.update(float(m) for m in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", value))
 
 
+@functools.lru_cache(maxsize=1)
 def result_numbers():
     """Every number of every committed result file (what a typed figure is checked against)."""
     out = set()

@@ -28,35 +28,42 @@ TINY = dict(
 
 
 class SyncCounter:
-    """Counts the host reads of NDArrays (``asscalar`` reads through ``asnumpy``) and engine drains."""
+    """Counts the host reads of NDArray values (``asscalar`` reads through ``asnumpy``), the waits
+    (``wait_to_read``, recording which array) and the engine drains (``waitall``)."""
 
     def __init__(self, monkeypatch):
         self.reads = self.drains = 0
+        self.waited = []
         asnumpy, wait_to_read, waitall = mx.nd.NDArray.asnumpy, mx.nd.NDArray.wait_to_read, mx.nd.waitall
 
-        def counted(function, field):
-            def wrapper(*args, **kwargs):
-                setattr(self, field, getattr(self, field) + 1)
-                return function(*args, **kwargs)
+        def read(array, *args, **kwargs):
+            self.reads += 1
+            return asnumpy(array, *args, **kwargs)
 
-            return wrapper
+        def wait(array):
+            self.waited.append(id(array))
+            return wait_to_read(array)
 
-        monkeypatch.setattr(mx.nd.NDArray, "asnumpy", counted(asnumpy, "reads"))
-        monkeypatch.setattr(mx.nd.NDArray, "wait_to_read", counted(wait_to_read, "reads"))
-        monkeypatch.setattr(mx.nd, "waitall", counted(waitall, "drains"))
+        def drain():
+            self.drains += 1
+            return waitall()
 
-    def total(self):
-        return self.reads + self.drains
+        monkeypatch.setattr(mx.nd.NDArray, "asnumpy", read)
+        monkeypatch.setattr(mx.nd.NDArray, "wait_to_read", wait)
+        monkeypatch.setattr(mx.nd, "waitall", drain)
+
+    def state(self):
+        return self.reads, len(self.waited), self.drains
 
 
 def _count_in(monkeypatch, counter, cls, name, log):
-    """Record the syncs made inside each call of ``cls.name``."""
+    """Record ``(reads, waits, drains)`` made inside each call of ``cls.name``."""
     method = getattr(cls, name)
 
     def wrapper(*args, **kwargs):
-        before = counter.total()
+        before = counter.state()
         result = method(*args, **kwargs)
-        log.append(counter.total() - before)
+        log.append(tuple(b - a for a, b in zip(before, counter.state())))
         return result
 
     monkeypatch.setattr(cls, name, wrapper)
@@ -65,16 +72,29 @@ def _count_in(monkeypatch, counter, cls, name, log):
 @pytest.mark.parametrize("devices", [2, 4])
 def test_training_steps_read_nothing_and_rows_read_once(tmp_path, monkeypatch, devices):
     counter = SyncCounter(monkeypatch)
-    per_step, per_read = [], []
+    per_step, per_read, lagged = [], [], []
+    step = Run._step
+
+    def spy(self, pos, *args):
+        previous = getattr(getattr(pos, "sums", None), "_previous", None)
+        start = len(counter.waited)
+        result = step(self, pos, *args)
+        lagged.append(counter.waited[start:] == ([id(previous)] if previous is not None else []))
+        return result
+
+    monkeypatch.setattr(Run, "_step", spy)
     _count_in(monkeypatch, counter, Run, "_step", per_step)
     if hasattr(Run, "_read_sums"):  # (absent before: every step read)
         _count_in(monkeypatch, counter, Run, "_read_sums", per_read)
     out = str(tmp_path / "run")
     status = train(TrainConfig(out=out, iterations=6, log_interval=2, cpus=devices, seed=2, **TINY))
     assert status["status"] == "finished"
-    assert per_step == [0] * 6  # before: 2 reads per device per step
+    # no value read (before: 2 reads per device per step); from the second step on one wait, for the
+    # previous step's sums, issued after this step's work (the queue stays bounded, the devices busy)
+    assert per_step == [(0, 0, 0)] + [(0, 1, 0)] * 5
+    assert lagged == [True] * 6
     # one read at each log row (2, 4, 6) and checkpoint (end of epoch 1 at 3; 6 is both)
-    assert per_read == [1] * 4
+    assert per_read == [(1, 0, 0)] * 4
     assert [r["iteration"] for r in read_log_rows(out) if r["train_loss"] is not None] == [2, 4, 6]
 
 
@@ -86,7 +106,8 @@ def test_recomputation_waits_for_its_own_backward_not_the_whole_queue(tmp_path, 
     status = train(TrainConfig(out=str(tmp_path / "m"), iterations=3, log_interval=3, cpus=2, seed=2, **TINY))
     assert status["status"] == "finished"
     assert counter.drains == 0  # before: mx.nd.waitall() every step
-    assert per_step == [2] * 3  # one wait per device: the Python backward must run before the update
+    # one wait per device (the Python backward must have run before the update is issued), and the lag
+    assert per_step == [(0, 2, 0), (0, 3, 0), (0, 3, 0)]
 
 
 def _old_evaluate(net, loader, contexts, loss_fn):
@@ -115,7 +136,8 @@ def test_evaluation_reads_once_and_gives_the_same_numbers(monkeypatch, devices):
     expected = _old_evaluate(net, loader, ctxs, loss_fn)
     counter = SyncCounter(monkeypatch)
     result = steps.evaluate(net, loader, ctxs, loss_fn)
-    assert counter.total() == 1  # before: 2 per device per batch (2 * 25 here)
+    # one read (before: 2 per device per batch, 2 * 25 here) and a wait per batch for the one before
+    assert counter.state() == (1, 6, 0)
     assert result == expected  # bit for bit
 
 

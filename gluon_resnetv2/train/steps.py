@@ -132,12 +132,18 @@ class DeviceSums:
     ``ctx``, into a float64 vector, in the order (device, then iteration) and precision the host used to add
     them, so the logged numbers are those of per-step reads, bit for bit.  ``loss`` / ``errors`` start the
     sums (a resumed run's partial interval); ``count`` (images) is host-side.
+
+    :meth:`add`, called once a step has been issued, waits for the *previous* step's forward pass (never the
+    one just issued, so the devices always have queued work): without it Python would queue up to a whole
+    log interval of steps, each holding its input batch in memory, and the measured step time would be
+    the time to issue it, not to compute it.
     """
 
     def __init__(self, ctx, loss=0.0, errors=0.0, count=0):
         self.ctx = ctx
         self.value = mx.nd.array([loss, errors], ctx=ctx, dtype="float64")
         self.count = count
+        self._previous = None
 
     def add(self, loss_parts, error_parts, count):
         step = None
@@ -145,6 +151,9 @@ class DeviceSums:
             step = pair if step is None else step + pair
         self.value += step
         self.count += count
+        if self._previous is not None:
+            self._previous.wait_to_read()  # at most one step queued behind the one being computed
+        self._previous = step
 
     def read(self):
         """``[loss sum, errors, images]`` (float64 NumPy): one host synchronisation."""
@@ -169,7 +178,8 @@ def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=No
     ``top5``, ``(loss, error, top-5 error)``.
 
     Every device's forward pass of a batch is issued before any result is used, and the sums stay on the
-    first device until the end: one host synchronisation per evaluation, the devices run side by side.
+    first device until the end: the values are read once per evaluation, the devices run side by side.
+    Issuing a batch waits for the previous batch's results (the queue is at most two batches deep).
     Batches smaller than the number of devices (a last, uneven test batch) use fewer devices.  With
     ``worker_sum`` the sums are added over the workers (each evaluates its shard).
     """
@@ -182,8 +192,11 @@ def evaluate(net, loader, contexts, loss_fn=None, dtype="float32", worker_sum=No
             outputs = [out.astype("float32") for out in outputs]
         losses = [loss_fn(out, y).sum() for out, y in zip(outputs, labels)]
         errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
+        previous = sums
         for pair in _pairs(losses, errors, contexts[0]):
             sums = pair if sums is None else sums + pair
+        if previous is not None:
+            previous.wait_to_read()
         if top5:  # the misses stay on the first device too, read at the end
             for misses in (top5_misses(out, y) for out, y in zip(outputs, labels)):
                 misses = misses.astype("float64").as_in_context(contexts[0])

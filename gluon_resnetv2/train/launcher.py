@@ -17,7 +17,8 @@ the servers round-robin over the hosts and the workers fill each host's slots in
 directory are assumed).  Every process announces the address the launcher resolved for its host
 (``DMLC_NODE_HOST``) unless an ``interface`` is given.  A remote command is wrapped so that it ends when its
 ssh connection does, which is how :func:`launch` stops remote processes.  Inside a Slurm allocation
-:mod:`.slurm` makes the same plan with ``srun``.
+:mod:`.slurm` makes the same plan with ``srun``.  Several workers on one host get their own GPUs with
+``gpus_per_worker`` (``CUDA_VISIBLE_DEVICES`` per worker, :mod:`.placement`).
 
 MXNet's own launcher, ``tools/launch.py``, and the ``dmlc_tracker`` package behind it (both in the mxnet
 1.9.1 wheel: ``site-packages/mxnet/tools/launch.py`` and ``site-packages/dmlc_tracker``) start the same

@@ -105,3 +105,14 @@ def test_an_older_checkpoint_is_checked_on_its_length_and_its_weights(capsys, ru
 def test_an_unchanged_config_resumes(capsys, run):
     assert cli.main(["train", "--resume", run, "--num-workers", "0"]) == 0
     assert read_status(run)["status"] == "finished"
+
+
+def test_a_config_edited_into_nonsense_names_the_file(capsys, run):
+    config = os.path.join(run, "config.json")
+    _edit_config(run, lr="x")
+    assert f"cannot resume {run}: {config}: lr='x': expected a finite number > 0" in _resume_error(capsys, run)
+    _edit_config(run, lr=0.1, model_kwargs={"shortcut": "exclusive_gating", "gate_bias": "x"})
+    assert f"{config}: gate_bias='x': expected a finite number" in _resume_error(capsys, run)
+    open(config, "w").write("{")
+    assert cli.main(["train", "--resume", run]) == 2
+    assert f"error: {config} is not valid JSON (" in capsys.readouterr().err

@@ -448,7 +448,11 @@ def resume(out_dir: str, **overrides: Any) -> dict:
         raise ValueError(
             f"cannot resume {out_dir}: {config_path} does not describe a training run (no model or dataset)"
         )
-    config = TrainConfig.load(config_path)
+    try:  # a config.json edited into nonsense: name the file, not only the value
+        config = TrainConfig.load(config_path)
+        config.resolved()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"cannot resume {out_dir}: {config_path}: {err}") from None
     bad = set(overrides) - set(RESUME_OVERRIDES)
     if bad:
         raise ValueError(f"resume cannot change {', '.join(sorted(bad))}: the run continues with its config.json")
@@ -481,5 +485,8 @@ def _warn_if_threads_changed(config, config_path):
 
 def _has_run_fields(config_path):
     with open(config_path, encoding="utf-8") as handle:
-        data = json.load(handle)
+        try:
+            data = json.load(handle)
+        except ValueError as err:
+            raise ValueError(f"{config_path} is not valid JSON ({err}); a run's config.json is a JSON object") from None
     return isinstance(data, dict) and bool(data.get("model")) and bool(data.get("dataset"))

@@ -156,3 +156,19 @@ def test_train_refuses_nan_model_and_recipe_values_before_it_starts(tmp_path):
         assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match=r"^epochs=inf"):
         train(TrainConfig(**dict(base, iterations=None, epochs=math.inf)))
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("num_samples=NaN", "synthetic: num_samples=nan: expected an integer >= 1"),
+        ("num_samples=1.5", "synthetic: num_samples=1.5: expected an integer >= 1"),
+        ("num_classes=0", "synthetic: num_classes=0: expected an integer >= 1"),
+        ("noise=Infinity", "synthetic: noise=inf: expected a finite number >= 0"),
+        ("image_shape=[3,-1,8]", "synthetic: image_shape=-1: expected an integer >= 1"),
+    ],
+)
+def test_data_options_are_checked_and_named(capsys, tmp_path, option, message):
+    argv = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", option]
+    assert cli.main(argv + ["--iterations", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"gluon-resnetv2 train: error: {message}"]

@@ -9,6 +9,7 @@ small network separates the classes within a few hundred iterations.  Everything
 
 import numpy as np
 
+from ..validate import nonneg_float, positive_int
 from .base import ArrayDataset, cached_stats, channel_stats
 
 DEFAULT_SIZES = {"train": 2048, "test": 512}
@@ -61,12 +62,15 @@ def load_synthetic(
     del data_dir
     if num_samples is None:
         num_samples = DEFAULT_SIZES[split]
-    image_shape = tuple(int(s) for s in image_shape)
-    if len(image_shape) != 3 or min(image_shape) < 1 or num_samples < 1 or num_classes < 1:
-        raise ValueError(
-            f"synthetic: need image_shape (C, H, W), num_samples >= 1 and num_classes >= 1, got "
-            f"{image_shape}, {num_samples}, {num_classes}"
-        )
+    # The options come from --data-option KEY=VALUE too: checked here, each named (nan, 1.5, -5 alike).
+    for name, value in (("num_samples", num_samples), ("num_classes", num_classes)):
+        positive_int.check(value, f"synthetic: {name}")
+    nonneg_float.check(noise, "synthetic: noise")
+    if not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3:
+        raise ValueError(f"synthetic: image_shape={image_shape!r}: expected (C, H, W), e.g. [3,32,32]")
+    for size in image_shape:
+        positive_int.check(size, "synthetic: image_shape")
+    image_shape = tuple(image_shape)
     images, labels = _generate(split, num_samples, num_classes, image_shape, seed, noise)
     # Both splits, whatever their sizes, are normalised with the statistics of the default-sized
     # training split of this seed, so that train and test are always normalised alike.

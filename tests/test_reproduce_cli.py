@@ -135,3 +135,13 @@ def test_the_lock_of_a_killed_reproduce_does_not_block(tmp_path):
         holder.wait()
     with locked_out(out):  # the kernel dropped the dead process's lock: nothing stale remains
         pass
+
+
+def test_a_slurm_submission_refuses_an_out_in_use(tmp_path):
+    from gluon_resnetv2.experiments.slurm import submit_table
+
+    out = str(tmp_path / "t1")
+    with locked_out(out):
+        with pytest.raises(RuntimeError, match="is in use by another `reproduce`"):
+            submit_table("table1", out, rows="original")
+    assert os.listdir(out) == [".lock"]

@@ -24,10 +24,11 @@ import time
 
 from ..fileio import atomic_write_text
 from ..train.devices import parse_gpus
+from ..validate import positive_int
 from .report import write_report
 from .scales import get_scale
 from .scheduler import _plan
-from .state import _check_same_run, _read_json, run_state
+from .state import _check_same_run, _read_json, locked_out, run_state
 from .suites import get_experiments
 
 JOBS_NAME = "slurm_jobs.json"
@@ -145,8 +146,8 @@ def submit_table(
     ``slurm_args``: sbatch options for every job (a string or a list), e.g. ``"--time=4:00:00 -p gpu"``.
     """
 
-    if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    positive_int.check(seeds, "seeds")
+    positive_int.check(threads, "threads")
     args = shlex.split(slurm_args) if isinstance(slurm_args, str) else list(slurm_args or ())
     num_gpus = len(parse_gpus(gpus)) if gpus is not None else 0
     if num_gpus:
@@ -155,60 +156,61 @@ def submit_table(
         args.append(f"--cpus-per-task={int(threads)}")
     out = os.path.abspath(out)
     experiments = get_experiments(table, scale, rows, dataset, iterations, batch_size, image_size)
-    jobs, alias = _plan(experiments, seeds, out)
-    os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
-    meta = dict(
-        table=experiments[0].table,
-        scale=get_scale(scale).name,
-        seeds=seeds,
-        rows=[e.key for e in experiments],
-        dataset=dataset,
-        slurm=True,
-    )
-    atomic_write_text(os.path.join(out, "reproduce.json"), json.dumps(meta, indent=2))
+    with locked_out(out):  # a second reproduce (local or --slurm) on this --out refuses at the start
+        jobs, alias = _plan(experiments, seeds, out)
+        os.makedirs(os.path.join(out, "slurm"), exist_ok=True)
+        meta = dict(
+            table=experiments[0].table,
+            scale=get_scale(scale).name,
+            seeds=seeds,
+            rows=[e.key for e in experiments],
+            dataset=dataset,
+            slurm=True,
+        )
+        atomic_write_text(os.path.join(out, "reproduce.json"), json.dumps(meta, indent=2))
 
-    records = read_jobs(out)
-    states = job_states(r.get("job") for r in records.values())
-    actions, notes = {}, {}
-    for exp, seed, run_dir in jobs:
-        name = f"{exp.key}/seed{seed}"
-        record = records.get(name, {})
-        job_state = states.get(str(record.get("job")))
-        state = run_state(run_dir)
-        if state != "missing":  # a clear error now rather than in every job's output
-            _check_same_run(run_dir, exp.config(run_dir, seed, data_dir))
-        action = decide(state, job_state)
-        if action == "submit":
-            ended = (
-                f" (job {record['job']} ended{': ' + job_state if job_state else ''}, run {state})"
-                if record.get("job")
-                else ""
-            )
-            spec = dict(
-                experiment=exp.to_dict(),
-                run_dir=run_dir,
-                seed=seed,
-                data_dir=data_dir,
-                gpus=list(range(num_gpus)) or None,
-            )
-            base = os.path.join(out, "slurm", f"{exp.key}-seed{seed}")
-            atomic_write_text(
-                base + ".sh", job_script(spec, f"gr2-{exp.table}-{exp.key}-s{seed}", base + "-%j.out", os.getcwd())
-            )
-            job = submit(base + ".sh", args)
-            records[name] = dict(job=job, history=record.get("history", []) + [job], submitted=time.time())
-            atomic_write_text(os.path.join(out, JOBS_NAME), json.dumps({"rows": records}, indent=2))
-            log(f"{exp.table}/{name}: submitted as Slurm job {job}{ended}")
-            action, job_state = "submitted", "PENDING"
-        elif action == "active":
-            log(f"{exp.table}/{name}: Slurm job {record['job']} is {job_state}; left alone")
-        actions[name] = action
-        if action != "done":
-            notes.setdefault(exp.key, []).append(f"Slurm job {records[name]['job']} {job_state}")
-    path = write_report(out, experiments, seeds, alias, {k: ", ".join(v) for k, v in notes.items()})
-    counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "active", "submitted")}
-    log(
-        f"{experiments[0].table}: {counts['done']} done, {counts['active']} queued or running, "
-        f"{counts['submitted']} submitted; wrote {path}"
-    )
-    return actions
+        records = read_jobs(out)
+        states = job_states(r.get("job") for r in records.values())
+        actions, notes = {}, {}
+        for exp, seed, run_dir in jobs:
+            name = f"{exp.key}/seed{seed}"
+            record = records.get(name, {})
+            job_state = states.get(str(record.get("job")))
+            state = run_state(run_dir)
+            if state != "missing":  # a clear error now rather than in every job's output
+                _check_same_run(run_dir, exp.config(run_dir, seed, data_dir))
+            action = decide(state, job_state)
+            if action == "submit":
+                ended = (
+                    f" (job {record['job']} ended{': ' + job_state if job_state else ''}, run {state})"
+                    if record.get("job")
+                    else ""
+                )
+                spec = dict(
+                    experiment=exp.to_dict(),
+                    run_dir=run_dir,
+                    seed=seed,
+                    data_dir=data_dir,
+                    gpus=list(range(num_gpus)) or None,
+                )
+                base = os.path.join(out, "slurm", f"{exp.key}-seed{seed}")
+                atomic_write_text(
+                    base + ".sh", job_script(spec, f"gr2-{exp.table}-{exp.key}-s{seed}", base + "-%j.out", os.getcwd())
+                )
+                job = submit(base + ".sh", args)
+                records[name] = dict(job=job, history=record.get("history", []) + [job], submitted=time.time())
+                atomic_write_text(os.path.join(out, JOBS_NAME), json.dumps({"rows": records}, indent=2))
+                log(f"{exp.table}/{name}: submitted as Slurm job {job}{ended}")
+                action, job_state = "submitted", "PENDING"
+            elif action == "active":
+                log(f"{exp.table}/{name}: Slurm job {record['job']} is {job_state}; left alone")
+            actions[name] = action
+            if action != "done":
+                notes.setdefault(exp.key, []).append(f"Slurm job {records[name]['job']} {job_state}")
+        path = write_report(out, experiments, seeds, alias, {k: ", ".join(v) for k, v in notes.items()})
+        counts = {a: sum(1 for v in actions.values() if v == a) for a in ("done", "active", "submitted")}
+        log(
+            f"{experiments[0].table}: {counts['done']} done, {counts['active']} queued or running, "
+            f"{counts['submitted']} submitted; wrote {path}"
+        )
+        return actions

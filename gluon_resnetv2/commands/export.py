@@ -28,8 +28,12 @@ from ..nets.zoo import get_model
 from ..train.build import MODEL_NAME
 from ..train.checkpoint import CHECKPOINT_NAME
 from ..train.runlog import CONFIG_NAME, LOCK_NAME, STATUS_NAME
-from ..validate import positive_int
+from ..validate import ListOf, finite_float, positive_int
 from .model_args import add_model_args, model_kwargs
+
+#: ``--mean`` / ``--std``: per-channel pixel statistics (0..255; a std of 0 would divide by zero).
+PIXEL_MEANS = ListOf(finite_float(0, 255), what="mean")
+PIXEL_STDS = ListOf(finite_float(0, 255, low_open=True), what="std")
 
 
 def _shape(text):
@@ -43,6 +47,8 @@ def _shape(text):
 
 
 def _floats(text, option):
+    if isinstance(text, list):  # already parsed and checked (--mean/--std's type)
+        return text
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
@@ -78,8 +84,10 @@ def add_parser(subparsers):
     )
     parser.add_argument("--dataset", default=None, help="training data set whose statistics normalise the input")
     parser.add_argument("--data-dir", default=None, help="where the data set lives (default: its usual place)")
-    parser.add_argument("--mean", default=None, metavar="M[,M,M]", help="per-channel mean, pixel units")
-    parser.add_argument("--std", default=None, metavar="S[,S,S]", help="per-channel std, pixel units")
+    parser.add_argument(
+        "--mean", type=PIXEL_MEANS, default=None, metavar="M[,M,M]", help="per-channel mean, pixel units"
+    )
+    parser.add_argument("--std", type=PIXEL_STDS, default=None, metavar="S[,S,S]", help="per-channel std, pixel units")
     parser.add_argument(
         "--class-names",
         default=None,

@@ -138,3 +138,14 @@ def test_float16_overflow_is_skipped_over_mixed_dtypes():
     assert scaler.last_overflow and scaler.loss_scale == 2.0**15
     for a, p in zip(before, net.collect_params().values()):
         np.testing.assert_array_equal(a, p.data().asnumpy())
+
+
+def test_a_float16_file_from_before_exports_with_a_cast(tmp_path, capsys):
+    """model.params written in float16 (by runs before this fix) is cast on loading by export."""
+    net, _ = _float16_run([mx.cpu(0)], steps=0)
+    path = str(tmp_path / "old.params")
+    net.save_parameters(path)
+    assert np.float16 in {v.dtype for v in mx.nd.load(path).values()}
+    argv = ["export", "--model", MODEL, "--classes", "10", "--params", path, "--out", str(tmp_path / "e")]
+    argv += ["--mean", "0", "--std", "1", "--input-shape", "1,3,8,8"]
+    assert main(argv) == 0, capsys.readouterr().err

@@ -204,7 +204,8 @@ def load_params(net, path, ctx):
                 "by training (RUN/model.params) or RUN/checkpoint.zip"
             ) from None
         try:
-            net.load_parameters(params, ctx=ctx)
+            # cast_dtype: a float16 file (written by --dtype float16 runs before they saved float32) loads too
+            net.load_parameters(params, ctx=ctx, cast_dtype=True)
         except (mx.base.MXNetError, AssertionError, ValueError) as err:
             # The network's own message lists every name, and for a checkpoint names the extracted copy.
             raise ValueError(_mismatch(path, params, net, err)) from None

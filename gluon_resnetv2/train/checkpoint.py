@@ -51,15 +51,6 @@ def set_rng_state(state):
     random.setstate((py_version, tuple(py_state), py_gauss))
 
 
-def _file_bytes(save):
-    """Call ``save(path)`` on a temporary path and return the bytes written."""
-    with tempfile.TemporaryDirectory(prefix="gluon-resnetv2-ckpt-") as tmp:
-        path = os.path.join(tmp, "blob")
-        save(path)
-        with open(path, "rb") as handle:
-            return handle.read()
-
-
 def params_bytes(net, trainer=None):
     """``net.save_parameters``'s file, as bytes, with every parameter in float32.
 

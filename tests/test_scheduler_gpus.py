@@ -36,6 +36,8 @@ def _plan(monkeypatch, tmp_path, source="physical cores", **options):
         return _Done()
 
     monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
+    run = scheduler.procs.run
+    monkeypatch.setattr(scheduler.procs, "run", lambda *a, **k: run(*a, **dict(k, interval=0.01)))
     monkeypatch.setattr(scheduler, "preflight_gpus", lambda gpus: None)
     monkeypatch.setattr(cpu, "in_use", lambda: {"threads": 16, "source": source})
     monkeypatch.setattr(cpu, "physical_cores", lambda *a, **k: 16)

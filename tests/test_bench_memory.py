@@ -19,8 +19,10 @@ def _script_main(name):
 
 
 def test_bench_script_delegates_to_the_command(tmp_path, capsys):
-    assert _script_main("bench.py")(["--models", "cifar_resnet20_v2", "--modes", "turbo", "--out", str(tmp_path)]) == 2
-    assert "bench.py: error: unknown mode turbo" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        _script_main("bench.py")(["--models", "cifar_resnet20_v2", "--modes", "turbo", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "bench.py: error: argument --modes: unknown mode turbo" in capsys.readouterr().err
 
 
 @pytest.mark.slow

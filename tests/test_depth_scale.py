@@ -54,10 +54,18 @@ def test_depth_list_shows_network_resolution_iterations_and_paper(capsys):
 
 def test_bad_image_size_is_refused_before_any_run_even_by_list(capsys):
     # --list and --slurm never load the data, so the experiment itself checks the option.
-    for size in ("0", "1", "29"):
+    for size in ("1", "29"):
         assert main(["reproduce", "table1", "--scale", "depth", "--image-size", size, "--list"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].endswith(f"--image-size: image_size must be an integer from 2 to the images' own 28, got {size}")
+    with pytest.raises(SystemExit):  # not a size at all: the parser refuses it
+        main(["reproduce", "table1", "--scale", "depth", "--image-size", "0", "--list"])
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith("argument --image-size: expected an integer >= 1, got '0'")
+    )
     with pytest.raises(ValueError, match="data set cifar10 takes no image size"):
         E.experiment_for(P.get_row("table1", "original"), "quick", dataset="cifar10", image_size=8)
     exp = E.experiment_for(P.get_row("table1", "original"), "quick", dataset="Fashion_MNIST", image_size=14)

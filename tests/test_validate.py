@@ -172,3 +172,11 @@ def test_data_options_are_checked_and_named(capsys, tmp_path, option, message):
     argv = ["train", "--model", "cifar_resnet20_v2", "--dataset", "synthetic", "--data-option", option]
     assert cli.main(argv + ["--iterations", "1", "--no-progress", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"gluon-resnetv2 train: error: {message}"]
+
+
+@pytest.mark.parametrize("command", ["bench_bf16", "bench_fusion"])
+def test_bench_scripts_refuse_an_empty_model_list(capsys, command):
+    assert "argument --models: expected a comma-separated list of names, got ''" in _refused(
+        capsys, command, ["--models", ""]
+    )
+    assert PARSERS[command].parse_args([]).models  # the default list parses

@@ -15,7 +15,7 @@ from ..data import load_dataset, make_loader
 from ..memory import configure_from_env
 from ..nets.zoo import get_model, get_spec
 from . import checkpoint as ckpt
-from . import runlog
+from . import runlog, syncbn, tweaks
 from .bf16 import bf16_forward, check_bf16
 from .devices import check_batch_split, make_contexts, preflight_gpus
 from .kvstore import (
@@ -26,9 +26,11 @@ from .kvstore import (
     init_trainer_store,
     is_distributed,
 )
-from .recipe import TrainConfig, make_schedule, total_iterations
+from .recipe import TrainConfig
+from .regularize import make_batch_transform
 from .resume_check import check_resume, config_record
-from .steps import derived_seed, evaluate, make_trainer, materialize, seed_everything, subset
+from .schedule import make_schedule, total_iterations
+from .steps import derived_seed, evaluate, forward_backward, make_trainer, materialize, seed_everything, subset
 
 MODEL_NAME = "model.params"
 SYNTHETIC_NOTE = "synthetic data (random images, not a real data set: the error says nothing about real images)"
@@ -64,6 +66,9 @@ class RunSetup:
         self._build_net()
         self.schedule = make_schedule(cfg, self.iterations_per_epoch)
         self.total = total_iterations(cfg, self.iterations_per_epoch)
+        self.batch_transform = make_batch_transform(cfg, self.num_classes, self.total, self.iterations_per_epoch)
+        # dense targets when smoothing or mixing; the paper's sparse labels otherwise (bit-identical)
+        self.train_loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=not self.batch_transform.active)
         if resume_state is not None:
             check_resume(cfg, resume_state, self.total, self.out)
         self.resume_state = resume_state
@@ -138,12 +143,18 @@ class RunSetup:
         seed_everything(cfg.seed)
         kwargs = dict(cfg.model_kwargs or {})
         kwargs.setdefault("classes", self.num_classes)
+        if cfg.sync_bn:
+            kwargs = syncbn.sync_bn_kwargs(self.contexts, kwargs)
         self.net = net = get_model(cfg.model, **kwargs)
         net.initialize(ctx=self.contexts)
         if cfg.dtype == "float16":
             net.cast(cfg.dtype)
         net.hybridize(static_alloc=True)
         materialize(net, self.image_shape, self.contexts[0], self.input_dtype)
+        if cfg.zero_init_last:
+            tweaks.zero_init_last(net)
+        if cfg.no_wd_norm_bias:
+            tweaks.exclude_norm_bias_from_wd(net)
         # GLUON_RESNETV2_MIRROR=1: recompute segments of units in the backward pass (memory at depth).
         self.train_forward = configure_from_env(net)
         self.eval_forward = net
@@ -154,6 +165,8 @@ class RunSetup:
         self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
         group_allreduce(self.trainer)  # nccl: 16 gradient arrays per call instead of one
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        # SyncBatchNorm blocks across devices: one thread per device (.syncbn)
+        self.forward_backward = syncbn.threaded_forward_backward if cfg.sync_bn else forward_backward
         # loss, errors, images (and the top-5 errors of an evaluation)
         self.worker_sum = WorkerSum(self.kv, 4) if self.distributed else None
         self.sync_stats = RunningStatsSync(net, self.contexts, self.kv if self.distributed else None, self.num_workers)

@@ -175,14 +175,14 @@ class Run(RunSetup):
         cfg = self.config
         lr = self.schedule(pos.iteration)
         self.trainer.set_learning_rate(lr)
-        loss_parts, error_parts, count = forward_backward(
+        loss_parts, error_parts, count = self.forward_backward(
             self.train_forward,
-            self.loss_fn,
+            self.train_loss_fn,
             data,
             label,
             self.contexts,
             self.input_dtype,
-            self.train_loader.prepare,
+            self.batch_transform.wrap(pos.iteration, self.train_loader.prepare),  # smoothing, mixup (off: as is)
             trainer=self.trainer,
         )
         self.trainer.step(cfg.batch_size)

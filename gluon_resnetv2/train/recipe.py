@@ -20,7 +20,6 @@ makes a resumed run identical to an uninterrupted one.
 
 import dataclasses
 import json
-import math
 from typing import Optional
 
 from ..data.datasets import DATASETS as _LOADERS
@@ -36,6 +35,8 @@ from ..validate import (
     positive_float,
     positive_int,
 )
+from . import modern
+from .schedule import SCHEDULES, LRSchedule, make_schedule, total_iterations  # noqa: F401 (importable from here)
 
 #: ``--seed``: what numpy's and MXNet's seeding accept.
 SEED = Number(int, 0, 2**32 - 1)
@@ -45,9 +46,6 @@ DATASETS = tuple(_LOADERS)
 
 #: The data set of a run that names none (CLI and Python alike): the one installed by ``make dataset``.
 DEFAULT_DATASET = "fashion-mnist"
-
-#: ``--lr-schedule`` choices.
-SCHEDULES = ("step", "cosine", "constant")
 
 #: ``--dtype`` choices (float16 trains with multi-precision SGD: fp32 master weights; bfloat16 with MXNet's
 #: AMP on CPUs with AVX-512 BF16, see :mod:`.bf16`).
@@ -133,6 +131,7 @@ OPTION_GROUPS = {
     "data": "data",
     "devices": "devices",
     "optimisation": "optimisation (defaults: the paper's recipe for the data set)",
+    "modern": "modern recipe (each off by default; docs/guides/training-options.md)",
     "output": "output",
 }
 
@@ -271,12 +270,47 @@ class TrainConfig:
         group="optimisation", type=finite_float(0, 1, high_open=True), help="SGD momentum (paper: 0.9)"
     )
     wd: Optional[float] = _option(group="optimisation", type=nonneg_float, help="weight decay (paper: 1e-4)")
-    # one of OPTIMIZERS; a config.json without it is an sgd run
-    optimizer: str = _option(
-        "sgd",
+    # one of OPTIMIZERS; None (and a config.json without it): sgd, or the --recipe preset's
+    optimizer: Optional[str] = _option(
+        None,
         group="optimisation",
         choices=OPTIMIZERS,
         help="sgd: momentum SGD (default, the paper's runs); nag: Nesterov momentum (the authors' released Torch code)",
+    )
+    # The modern recipe (issue 21): None = the --recipe preset's value, else off (train/modern.py).
+    recipe: Optional[str] = _option(
+        group="modern",
+        choices=modern.RECIPE_NAMES,
+        metavar="NAME",
+        help="preset for the options not given: gluoncv (train_cifar10.py: nag, lr 0.1 /10 at epochs 100, 150 "
+        "of 200, wd 1e-4, batch 128, no warm-up) or gluoncv-mixup (220 epochs, mixup 1, off for the last 20)",
+    )
+    label_smoothing: Optional[float] = _option(
+        group="modern", type=modern.FRACTION, metavar="EPS", help="targets (1-EPS) one-hot + EPS/classes (e.g. 0.1)"
+    )
+    mixup: Optional[float] = _option(
+        group="modern", type=nonneg_float, metavar="ALPHA", help="mixup, lambda ~ Beta(ALPHA, ALPHA) (e.g. 1; 0: off)"
+    )
+    mixup_off_epochs: Optional[float] = _option(
+        group="modern", type=nonneg_float, metavar="E", help="no mixup in the last E epochs (gluoncv: 20 of 220)"
+    )
+    warmup_epochs: Optional[float] = _option(
+        group="modern", type=nonneg_float, metavar="E", help="linear warm-up from 0 to --lr over E epochs"
+    )
+    no_wd_norm_bias: Optional[bool] = _option(
+        group="modern", action="store_true", help="no weight decay on BatchNorm gamma/beta and biases"
+    )
+    zero_init_last: Optional[bool] = _option(
+        group="modern", action="store_true", help="each residual branch starts at zero: every unit an identity"
+    )
+    ema: Optional[float] = _option(
+        group="modern", type=modern.FRACTION, metavar="DECAY", help="also evaluate and save an EMA of the weights"
+    )
+    sync_bn: Optional[bool] = _option(
+        group="modern", action="store_true", help="SyncBatchNorm over the devices of a worker (--cpus/--gpus)"
+    )
+    precise_bn: Optional[int] = _option(
+        group="modern", type=nonneg_int, metavar="N", help="BN statistics from N training batches before evaluating"
     )
     seed: int = _option(0, group="optimisation", type=SEED, help="random seed; makes a CPU run repeatable (default 0)")
     out: str = _option(
@@ -332,6 +366,8 @@ class TrainConfig:
         cfg = dataclasses.replace(
             self, model_kwargs=dict(self.model_kwargs or {}), dataset_options=dict(self.dataset_options or {})
         )
+        modern.resolve(cfg)  # the --recipe preset first: it takes precedence over the paper's defaults
+        cfg.optimizer = cfg.optimizer or "sgd"
         for name in ("lr", "momentum", "wd", "batch_size", "lr_schedule", "lr_factor", "warmup", "warmup_lr"):
             if getattr(cfg, name) is None:
                 setattr(cfg, name, getattr(recipe, name))
@@ -361,6 +397,7 @@ class TrainConfig:
             raise ValueError(f"--lr-steps are the milestones of --lr-schedule step; {self.lr_schedule} has none")
         if self.lr_steps is not None and list(self.lr_steps) != sorted(self.lr_steps):
             raise ValueError(f"--lr-steps must be increasing, got {self.lr_steps}")
+        modern.validate(self)
 
     # ------------------------------------------------------------------------------------------------
 
@@ -386,78 +423,6 @@ class TrainConfig:
     def load(cls, path):
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
-
-
-class LRSchedule:
-    """Learning rate as a pure function of the iteration (0-based index of the update being made).
-
-    ``kind``:
-      - ``"step"``: ``lr * factor ** (number of milestones <= iteration)`` (paper: 0.1, /10 at 32k and 48k);
-      - ``"cosine"``: ``lr * (1 + cos(pi * t)) / 2`` with ``t`` going from 0 after the warm-up to 1 at the
-        end of the run;
-      - ``"constant"``: ``lr``.
-
-    ``warmup`` iterations at ``warmup_lr`` come first (paper: 0.01 for 400 iterations, then back to 0.1).
-    ``milestones`` are iteration numbers.
-    """
-
-    def __init__(self, kind, lr, total_iterations, milestones=(), factor=0.1, warmup=0, warmup_lr=0.01):
-        if kind not in SCHEDULES:
-            raise ValueError(f"unknown lr schedule {kind!r}: choose one of {', '.join(SCHEDULES)}")
-        self.kind = kind
-        self.lr = float(lr)
-        self.total = int(total_iterations)
-        self.milestones = tuple(int(m) for m in milestones)
-        self.factor = float(factor)
-        self.warmup = int(warmup)
-        self.warmup_lr = float(warmup_lr)
-
-    def __call__(self, iteration):
-        if iteration < self.warmup:
-            return self.warmup_lr
-        if self.kind == "step":
-            return self.lr * self.factor ** sum(1 for m in self.milestones if iteration >= m)
-        if self.kind == "cosine":
-            span = max(1, self.total - self.warmup)
-            progress = min(1.0, (iteration - self.warmup) / span)
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.lr
-
-    def __repr__(self):
-        return (
-            f"LRSchedule({self.kind!r}, lr={self.lr}, total={self.total}, milestones={self.milestones}, "
-            f"factor={self.factor}, warmup={self.warmup}, warmup_lr={self.warmup_lr})"
-        )
-
-
-def total_iterations(config, iterations_per_epoch):
-    """Run length in iterations of a resolved config."""
-    if config.iterations is not None:
-        return int(config.iterations)
-    return max(1, int(round(config.epochs * iterations_per_epoch)))
-
-
-def make_schedule(config, iterations_per_epoch):
-    """The :class:`LRSchedule` of a resolved config.
-
-    Milestones: ``config.lr_steps`` in the run's unit (epochs when the run is given in epochs, iterations
-    otherwise), or the recipe's fractions of the run (paper: 32k and 48k of 64k iterations).
-    """
-    total = total_iterations(config, iterations_per_epoch)
-    if config.lr_steps is not None:
-        per_unit = iterations_per_epoch if config.iterations is None else 1
-        milestones = [int(round(step * per_unit)) for step in config.lr_steps]
-        if milestones and milestones[-1] >= total:
-            unit, length = ("iterations", total) if config.iterations is not None else ("epochs", config.epochs)
-            raise ValueError(
-                f"--lr-steps {','.join(f'{s:g}' for s in config.lr_steps)} reach beyond the run: "
-                f"milestones must be below its {length:g} {unit}"
-            )
-    else:
-        milestones = [int(round(f * total)) for f in recipe_for(config.dataset).lr_step_fractions]
-    return LRSchedule(
-        config.lr_schedule, config.lr, total, milestones, config.lr_factor, config.warmup, config.warmup_lr
-    )
 
 
 #: The settings ``resume`` may change: they do not alter the result (threads, devices, paths, the bar).

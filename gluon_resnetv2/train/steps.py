@@ -82,7 +82,8 @@ def forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepa
         # (the one host synchronisation of a recomputing step), not for the whole engine queue.
         net.wait_for_gradients()
     loss_sum = [loss.sum() for loss in losses]
-    errors = [(out.argmax(axis=1) != y).sum() for out, y in zip(outputs, labels)]
+    # dense (smoothed / mixed) targets: the error counts against their largest component (.regularize)
+    errors = [(out.argmax(axis=1) != (y.argmax(axis=1) if y.ndim == 2 else y)).sum() for out, y in zip(outputs, labels)]
     return loss_sum, errors, data.shape[0]
 
 

@@ -428,7 +428,7 @@ def test_from_gluoncv_errors(tmp_path):
         g.from_gluoncv("cifar_resnet164_v2", "x.params")
     path = str(tmp_path / "v1.params")
     _random_gluoncv("cifar_resnet20_v1", CIFAR_X, path)
-    with pytest.raises(ValueError, match="is not a gluoncv cifar_resnet20_v2 parameter file"):
+    with pytest.raises(ValueError, match="holds gluoncv cifar_resnet20_v1 parameters, not cifar_resnet20_v2"):
         g.from_gluoncv("cifar_resnet20_v2", path)
     with pytest.raises(ValueError, match="fixed layout"):
         g.from_gluoncv("cifar_resnet20_v2", path, shortcut="conv1x1")

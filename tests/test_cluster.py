@@ -310,6 +310,8 @@ def test_slurm_launch_dist_sync_and_a_failing_worker(slurm_cluster, tmp_path):
     assert not _wait_gone(marker), "processes left behind"
 
 
+# Long enough that the killed row is still training when scancel reaches it after its first checkpoint.
+TABLE_ITERATIONS = 240
 TABLE = [
     "reproduce",
     "table1",
@@ -318,7 +320,7 @@ TABLE = [
     "--dataset",
     "synthetic",
     "--iterations",
-    "120",
+    str(TABLE_ITERATIONS),
     "--batch-size",
     "4",
     "--slurm",
@@ -386,8 +388,8 @@ def test_slurm_table_submit_skip_resubmit_resume(slurm_cluster, tmp_path, monkey
     iterations = [
         int(line.split(",")[0]) for line in open(os.path.join(killed, "log.csv")).read().split("\n")[1:] if line
     ]
-    assert iterations == sorted(set(iterations)) and iterations[-1] == 120  # one continuous log
+    assert iterations == sorted(set(iterations)) and iterations[-1] == TABLE_ITERATIONS  # one continuous log
     rows = E.parse_report(os.path.join(out, "report.md"))
-    assert [r["iterations"] for r in rows] == ["120", "120"] and all(r["our error %"] for r in rows)
+    assert [r["iterations"] for r in rows] == [str(TABLE_ITERATIONS)] * 2 and all(r["our error %"] for r in rows)
     history = json.load(open(os.path.join(out, "slurm_jobs.json")))["rows"]["constant_scaling_0.5_0.5/seed0"]
     assert history["history"] == [first["constant_scaling_0.5_0.5/seed0"], third["constant_scaling_0.5_0.5/seed0"]]

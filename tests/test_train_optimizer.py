@@ -132,7 +132,7 @@ def test_cli_optimizer_option(capsys, tmp_path):
     assert info.value.code == 2 and "invalid choice: 'adam'" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nag"), "--optimizer", "sgd"]) == 2
     assert "do not combine it with --optimizer" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown --optimizer 'adam': choose one of sgd, nag"):
+    with pytest.raises(ValueError, match="optimizer='adam': expected one of sgd, nag"):
         TrainConfig(optimizer="adam").resolved()
 
 
@@ -140,4 +140,4 @@ def test_config_without_optimizer_is_an_sgd_run(tmp_path):
     # config.json files written before --optimizer existed resume as the plain-momentum runs they were
     data = TrainConfig().to_dict()
     del data["optimizer"]
-    assert TrainConfig.from_dict(data).optimizer == "sgd"
+    assert TrainConfig.from_dict(data).resolved().optimizer == "sgd"

@@ -70,13 +70,14 @@ constraints:
 docs: install
 	$(VENV)/bin/sphinx-build -q -W --keep-going -n -b html docs docs/_build/html
 
+# pytest-xdist runs the suite over the cores (-n auto); --durations prints the slowest tests, for marking them.
 test: install dataset cluster-packages docs
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -n auto --durations=15 $(PYTEST_ARGS) tests
 
 # Skips the tests marked slow (the deepest networks, end-to-end demo): a quick check while editing. pytest-xdist
 # spreads the tests over the cores (-n auto: one worker per core; each test runs MXNet on one thread).
 test-fast: install dataset
-	$(PY) -m pytest -q -n auto -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -n auto -m "not slow" --durations=15 $(PYTEST_ARGS) tests
 
 demo: install dataset
 	$(PY) -m gluon_resnetv2.demo --out demo

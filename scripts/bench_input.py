@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """How fast does the input pipeline deliver training batches?
 
-Images/s of the training loader (augmentation on) for Fashion-MNIST, synthetic CIFAR-shaped data and,
-with ``--imagenet``, ImageNet-style RecordIO JPEGs; ``--overlap STEPS`` also times training steps fed a
-fixed batch against the loader.  A thin entry point: :mod:`gluon_resnetv2.commands.bench_input` and
+Images/s of the training loaders (augmentation on) with 1..W workers: ImageNet-style JPEGs in a .rec made
+by im2rec.py (ours with worker processes and threads, and ``mx.io.ImageRecordIter`` on the same file),
+synthetic CIFAR-shaped data and Fashion-MNIST; writes docs/results/bench_input.json and .md.
+``--overlap STEPS`` also times training steps fed a fixed batch against the loader.  A thin entry point:
+:mod:`gluon_resnetv2.commands.bench_input` and
 :func:`gluon_resnetv2.data.bench_input.run_input_bench`::
 
-    python scripts/bench_input.py [--num-workers 2] [--batches 200] [--imagenet]
+    python scripts/bench_input.py [--num-workers 1 2] [--rounds 3] [--out docs/results]
 """
 
 import sys

@@ -147,3 +147,19 @@ def test_no_worker_process_outlives_its_loader(rec_dir):
 
     gc.collect()
     assert not set(multiprocessing.active_children()) - before
+
+
+def test_worker_processes_after_opencv_ran_threads_in_the_parent(tmp_path):
+    """OpenCV's thread pool stays in the parent at a fork: the workers must not touch it (a child calling
+    cv2.setNumThreads then deadlocked, seen as a loader that never delivered)."""
+    import cv2
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((1500, 2000, 3), np.uint8), (1000, 750), interpolation=cv2.INTER_AREA)  # pool started
+    write_recordio(tmp_path, "train", smooth_images(4, 300, 400), [0, 1, 2, 3])
+    dataset = load_dataset("imagenet", data_dir=str(tmp_path), split="train", num_classes=4)
+    loader = make_loader(dataset, batch_size=2, num_workers=1, hand_over="uint8")
+    assert cv2.getNumThreads() == 1  # set before the fork: one core per worker
+    data, _ = next(iter(loader))
+    assert data.shape == (2, 224, 224, 3)
+    loader.close()

@@ -9,6 +9,7 @@ batch number)`` made whole by the data set's vectorised ``make_batch`` (:mod:`.l
 """
 
 import copy
+import ctypes
 import io
 import multiprocessing
 import pickle
@@ -26,6 +27,7 @@ _SHARED = mx.Context("cpu_shared", 0)
 TIMEOUT = 600
 
 _loader = None  # the Loader, in each worker process
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def default_workers():
@@ -36,15 +38,26 @@ def default_workers():
 def _initialize(loader):
     global _loader
     _loader = loader
-    # The parent's handlers (checkpoint on SIGTERM, stop on SIGINT) are the parent's business.
+    # The parent's handlers (checkpoint on SIGTERM, stop on SIGINT) are the parent's business, and a worker
+    # must not outlive a parent that was killed (a pool only ends its workers when closed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        import cv2
-
-        cv2.setNumThreads(1)  # one core per worker: OpenCV's own threads would oversubscribe them
-    except ImportError:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux
         pass
+
+
+def _single_threaded_opencv():
+    """OpenCV without its own thread pool, set in the parent *before* forking: one core per worker (its
+    threads would oversubscribe them), and a child must never touch a pool whose threads stayed in the
+    parent -- ``cv2.setNumThreads`` called in such a child deadlocks."""
+    try:
+        import cv2
+    except ImportError:
+        return
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
 
 
 def _work(raw, epoch, number, indices):
@@ -60,6 +73,7 @@ class ProcessWorkers:
 
     def __init__(self, loader, num_workers):
         # SIGINT ignored while forking, as gluon does: Ctrl-C goes to the main process only.
+        _single_threaded_opencv()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             # A copy: the pool (alive through its threads) must not keep the loader, whose __del__ ends it.

@@ -27,7 +27,7 @@ def row(data, loader, workers, rate, **extra):
 def test_scaling_verdicts_and_the_fragment(tmp_path):
     result = fake_result(
         [
-            row("imagenet", "ours, processes (uint8)", 1, 300.0),
+            row("imagenet", "ours, processes (uint8)", 1, 300.0, images_per_cpu_s=280.0),
             row("imagenet", "ours, processes (uint8)", 2, 540.0),  # 0.90 of linear: met
             row("imagenet", "ours, processes (float32)", 1, 200.0),
             row("imagenet", "ours, processes (float32)", 2, 390.0),
@@ -55,9 +55,10 @@ def test_scaling_verdicts_and_the_fragment(tmp_path):
     assert saved["load_average"] == {"before": [0.5, 0.4, 0.3], "after": [1.5, 0.6, 0.35]}
     text = open(md_path).read()
     assert "load average (1/5/15 min) 0.50 / 0.40 / 0.30 before, 1.50 / 0.60 / 0.35 after" in text
-    assert "| ours, processes (uint8) | 2 | 540 | 0.90 | met |" in text
-    assert "| ours, threads (float32) | 2 | 1500 | 0.75 | missed |" in text
-    assert "| mx.io.ImageRecordIter (float32) | 2 (1 decoding) | 260 | 0.52 | missed |" in text
+    assert "| ours, processes (uint8) | 1 | 300 | 1.00 |  | 280 |" in text
+    assert "| ours, processes (uint8) | 2 | 540 | 0.90 | met |  |" in text
+    assert "| ours, threads (float32) | 2 | 1500 | 0.75 | missed |  |" in text
+    assert "| mx.io.ImageRecordIter (float32) | 2 (1 decoding) | 260 | 0.52 | missed |  |" in text
     assert "caps `preprocess_threads`" in text
     assert "- float32, like for like: 1 worker 0.80x, 2 workers 1.50x" in text
     assert "- uint8: 1 worker 1.20x, 2 workers 2.08x" in text
@@ -108,7 +109,7 @@ def test_a_tiny_real_run(tmp_path):
     for name in [name for name, _ in bench_input.OURS] + ["mx.io.ImageRecordIter (float32)"]:
         assert {("imagenet", name, 1), ("imagenet", name, 2)} <= loaders
     assert ("cifar-shaped synthetic 32x32x3", "ours, threads (float32)", 2) in loaders
-    assert all(r["images_per_s"] > 0 for r in result["rows"])
+    assert all(r["images_per_s"] > 0 and r["images_per_cpu_s"] > 0 for r in result["rows"])
     saved = json.loads((tmp_path / "out" / "bench_input.json").read_text())
     assert saved["command"] == "python scripts/bench_input.py --test" and len(saved["load_average"]["after"]) == 3
     assert (tmp_path / "out" / "bench_input.md").read_text().startswith("Measured ")

@@ -74,26 +74,45 @@ def imagenet_files(directory, count=512, seed=0, num_classes=10):
     return prefix + ".rec", prefix + ".idx"
 
 
-def _rate(batches, warmup, timed):
-    """Images/s over ``timed`` batches after ``warmup``; ``batches`` yields arrays to wait for."""
+def _cpu_seconds(pids):
+    """CPU time (user + system) of this process, all its threads, and of the processes ``pids``."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:  # not Linux, or gone
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
+
+
+def _rate(batches, warmup, timed, pids=()):
+    """``(images/s, images per CPU-second)`` over ``timed`` batches after ``warmup``; ``batches`` yields arrays
+    to wait for; the CPU time is this process's and that of the worker processes ``pids``.
+
+    Images per CPU-second do not depend on how many cores other processes leave free: equal values for 1 and
+    W workers mean that the workers do not get in each other's way, whatever the wall-clock scaling."""
     seen, images, start = 0, 0, None
     for data in batches:
         seen += 1
         if seen == warmup:
             data.wait_to_read()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_seconds(pids)
         elif seen > warmup:
             images += data.shape[0]
         if seen == warmup + timed:
             data.wait_to_read()
-            return images / (time.perf_counter() - start)
+            wall, cpu = time.perf_counter() - start, _cpu_seconds(pids) - cpu
+            return images / wall, images / max(cpu, 1e-9)
     raise ValueError(f"only {seen} batches for {warmup} + {timed}")
 
 
 def measure(dataset, batch_size, num_workers, batches, warmup=5, **options):
-    """Images/s of a training loader (augmentation on) over ``batches`` batches from the ``warmup``-th on
-    (worker start-up excluded, later epoch starts included, as in training)."""
+    """``(images/s, images per CPU-second)`` of a training loader (augmentation on) over ``batches`` batches
+    from the ``warmup``-th on (worker start-up excluded, later epoch starts included, as in training)."""
     loader = make_loader(dataset, batch_size=batch_size, train=True, augment=True, num_workers=num_workers, **options)
+    pids = [p.pid for p in loader._processes.pool._pool] if loader._processes is not None else []
 
     def stream():
         epoch = 0
@@ -104,7 +123,7 @@ def measure(dataset, batch_size, num_workers, batches, warmup=5, **options):
             epoch += 1
 
     try:
-        return _rate(stream(), warmup, batches)
+        return _rate(stream(), warmup, batches, pids)
     finally:
         loader.close()
 
@@ -145,7 +164,7 @@ def record_iter(rec, idx, batch_size, threads):
 
 
 def measure_record_iter(rec, idx, batch_size, threads, batches, warmup=2):
-    """Images/s of :func:`record_iter` (float32 NCHW batches), measured as :func:`measure`."""
+    """``(images/s, images per CPU-second)`` of :func:`record_iter` (float32 NCHW batches), as :func:`measure`."""
     it = record_iter(rec, idx, batch_size, threads)
 
     def stream():
@@ -259,15 +278,20 @@ def run_input_bench(
             for i, config in enumerate(configs):
                 rates[i].append(run_one(config, batches, imagenet_batches))
                 data, loader, workers = config[:3]
-                log(f"round {r + 1}/{rounds}: {data}, {loader}, {workers} workers: {rates[i][-1]:.0f} images/s")
+                rate, per_cpu = rates[i][-1]
+                log(
+                    f"round {r + 1}/{rounds}: {data}, {loader}, {workers} workers: {rate:.0f} images/s, "
+                    f"{per_cpu:.0f} per CPU-s"
+                )
     rows = [
         {
             "data": data,
             "loader": loader,
             "workers": workers,
             "batch_size": batch,
-            "images_per_s": float(np.median(values)),
-            "images_per_s_rounds": [round(v, 1) for v in values],
+            "images_per_s": float(np.median([v for v, _ in values])),
+            "images_per_s_rounds": [round(v, 1) for v, _ in values],
+            "images_per_cpu_s": float(np.median([c for _, c in values])),
             **({"decode_threads": record_iter_threads(workers)} if loader.startswith("mx.io") else {}),
         }
         for (data, loader, workers, batch, _), values in zip(configs, rates)

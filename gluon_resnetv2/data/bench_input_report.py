@@ -37,7 +37,9 @@ def markdown(result):
         f"load average (1/5/15 min) {_load(result['load_average']['before'])} before, "
         f"{_load(result['load_average']['after'])} after.  Command: `{result['command']}`.  "
         f"Median of {result['settings']['rounds']} interleaved rounds; *scaling* = images/s / (workers x the "
-        f"one-worker images/s), goal >= {goal}.",
+        f"one-worker images/s), goal >= {goal}; *images/CPU-s*: per second of CPU time of the main and worker "
+        "processes, which other processes' load does not change (equal for 1 and W workers: the workers do not "
+        "get in each other's way).",
         "",
     ]
     if busy(result):
@@ -53,8 +55,8 @@ def markdown(result):
         lines += [
             f"**{data}** (batch {rows[0]['batch_size']})",
             "",
-            "| loader | workers | images/s | scaling | goal |",
-            "|---|---:|---:|---:|---|",
+            "| loader | workers | images/s | scaling | goal | images/CPU-s |",
+            "|---|---:|---:|---:|---|---:|",
         ]
         for r in rows:
             scaling = "" if r["scaling"] is None else f"{r['scaling']:.2f}"
@@ -62,7 +64,8 @@ def markdown(result):
             workers = r["workers"]
             if r.get("decode_threads", workers) != workers:
                 workers, capped = f"{workers} ({r['decode_threads']} decoding)", True
-            lines.append(f"| {r['loader']} | {workers} | {r['images_per_s']:.0f} | {scaling} | {verdict} |")
+            per_cpu = f"{r['images_per_cpu_s']:.0f}" if r.get("images_per_cpu_s") else ""
+            lines.append(f"| {r['loader']} | {workers} | {r['images_per_s']:.0f} | {scaling} | {verdict} | {per_cpu} |")
         if capped:
             lines.append(
                 "\n(decoding): the threads ImageRecordIter really ran; MXNet 1.9.1 caps `preprocess_threads` at "

@@ -8,11 +8,13 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_resnetv2.nets.zoo import get_model
+from gluon_resnetv2.train.ema import WeightEMA
 from gluon_resnetv2.train.modern import PRESETS
+from gluon_resnetv2.train.precise_bn import recompute_bn_stats
 from gluon_resnetv2.train.recipe import TrainConfig
 from gluon_resnetv2.train.regularize import BatchTransform, make_batch_transform, mixup_lambda, soft_targets
 from gluon_resnetv2.train.schedule import make_schedule, total_iterations
-from gluon_resnetv2.train.steps import derived_seed
+from gluon_resnetv2.train.steps import derived_seed, forward_backward
 from gluon_resnetv2.train.tweaks import exclude_norm_bias_from_wd, last_layer_param, zero_init_last
 from gluon_resnetv2.units.unit import ResidualUnit, walk_blocks
 
@@ -190,3 +192,68 @@ def test_without_zero_init_units_are_not_the_identity():
     unit = next(b for b in walk_blocks(net) if isinstance(b, ResidualUnit) and not b.shortcut._children)
     x = mx.nd.ones((2, 16, 8, 8))
     assert not math.isclose(float(unit(x).asnumpy().sum()), float(x.asnumpy().sum()), rel_tol=1e-4)
+
+
+# -- EMA of the weights and precise BatchNorm ------------------------------------------------------------
+
+
+def test_ema_equals_the_hand_computed_average_after_3_steps():
+    net = _net()
+    decay = 0.9
+    ema = WeightEMA(net, decay)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    name = next(n for n in net.collect_params() if n.endswith("conv0_weight"))
+    param = net.collect_params()[name]
+    seen = [param.data().asnumpy().astype(np.float64)]
+    mx.random.seed(4)
+    for _ in range(3):
+        forward_backward(net, loss_fn, mx.nd.random.normal(shape=(4, 3, 8, 8)), mx.nd.array([0, 1, 2, 0]), [mx.cpu()])
+        trainer.step(4)
+        ema.update()
+        seen.append(param.data().asnumpy().astype(np.float64))
+    w0, w1, w2, w3 = seen
+    expected = decay**3 * w0 + decay**2 * (1 - decay) * w1 + decay * (1 - decay) * w2 + (1 - decay) * w3
+    average = dict(zip([n for n, _ in ema.params], ema.shadow))[name].asnumpy()
+    np.testing.assert_allclose(average, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(average, w3, rtol=1e-3)
+    # applied() puts the average in for the block and the trained weights back afterwards
+    with ema.applied():
+        np.testing.assert_array_equal(param.data().asnumpy(), average)
+    np.testing.assert_array_equal(param.data().asnumpy(), w3.astype(np.float32))
+    restored = WeightEMA(net, decay)
+    restored.load_bytes(ema.state_bytes())
+    for a, b in zip(restored.shadow, ema.shadow):
+        np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_precise_bn_statistics_are_the_exact_means_over_the_batches(devices):
+    contexts = [mx.cpu(i) for i in range(devices)]
+    mx.random.seed(6)
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, in_channels=3), gluon.nn.BatchNorm(in_channels=4), gluon.nn.Activation("relu"))
+    net.add(gluon.nn.Conv2D(5, 3, in_channels=4), gluon.nn.BatchNorm(in_channels=5))
+    net.initialize(ctx=contexts)
+    net.hybridize(static_alloc=True)
+    batches = [(mx.nd.random.normal(2, 3, shape=(8, 3, 6, 6)), mx.nd.zeros(8)) for _ in range(3)]
+    used = recompute_bn_stats(net, iter(batches), contexts)
+    assert used == 3
+    first, second = net[1], net[4]
+    for index, ctx in enumerate(contexts):
+        means, variances = {1: [], 4: []}, {1: [], 4: []}
+        for data, _ in batches:
+            part = np.array_split(data.asnumpy(), devices)[index]
+            x = mx.nd.array(part, ctx=ctx)
+            inputs = {1: net[0](x)}
+            with autograd.train_mode():  # BN normalises with the batch statistics, as in the recompute
+                inputs[4] = net[3](net[2](net[1](inputs[1])))
+            for layer, value in inputs.items():
+                value = value.asnumpy().astype(np.float64)
+                means[layer].append(value.mean(axis=(0, 2, 3)))
+                variances[layer].append(value.var(axis=(0, 2, 3)))
+        for layer, norm in ((1, first), (4, second)):
+            np.testing.assert_allclose(
+                norm.running_mean.data(ctx).asnumpy(), np.mean(means[layer], 0), rtol=1e-4, atol=1e-5
+            )
+            np.testing.assert_allclose(norm.running_var.data(ctx).asnumpy(), np.mean(variances[layer], 0), rtol=1e-4)

@@ -18,6 +18,7 @@ from . import checkpoint as ckpt
 from . import runlog, syncbn, tweaks
 from .bf16 import bf16_forward, check_bf16
 from .devices import check_batch_split, make_contexts, preflight_gpus
+from .ema import EMA_CHECKPOINT_MEMBER, EMA_COLUMNS, EMA_MODEL_NAME, WeightEMA
 from .kvstore import (
     RunningStatsSync,
     WorkerSum,
@@ -26,6 +27,7 @@ from .kvstore import (
     init_trainer_store,
     is_distributed,
 )
+from .precise_bn import loader_batches, recompute_bn_stats
 from .recipe import TrainConfig
 from .regularize import make_batch_transform
 from .resume_check import check_resume, config_record
@@ -81,7 +83,7 @@ class RunSetup:
         train_set = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="train", **options), cfg.train_subset)
         test_set = load_dataset(cfg.dataset, data_dir=cfg.data_dir, split="test", **options)
         self.num_classes = train_set.num_classes
-        self.log_columns = runlog.log_columns(self.num_classes)
+        self.log_columns = runlog.log_columns(self.num_classes) + (EMA_COLUMNS if cfg.ema else ())
         self.image_shape = tuple(train_set.image_shape)
         shard = (self.rank, self.num_workers) if self.num_workers > 1 else None
         if len(train_set) // self.num_workers < self.per_worker_batch:
@@ -163,6 +165,7 @@ class RunSetup:
                 raise ValueError("--dtype bfloat16 and GLUON_RESNETV2_MIRROR=1 (recomputation) cannot be combined")
             self.train_forward = self.eval_forward = bf16_forward(net)  # shares net's parameters
         self.trainer = make_trainer(net.collect_params(), cfg, self.kv)
+        self.ema = WeightEMA(net, cfg.ema) if cfg.ema else None  # from the initial weights
         group_allreduce(self.trainer)  # nccl: 16 gradient arrays per call instead of one
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
         # SyncBatchNorm blocks across devices: one thread per device (.syncbn)
@@ -175,13 +178,31 @@ class RunSetup:
     # -- helpers ------------------------------------------------------------------------------------
 
     def _evaluate(self, loader):
-        """``{test_loss, test_error}`` on ``loader``, and ``test_top5_error`` for 100 classes or more."""
+        """``{test_loss, test_error}`` on ``loader``, and ``test_top5_error`` for 100 classes or more (and
+        ``ema_test_loss``, ``ema_test_error`` of the weight average under ``--ema``)."""
+        if self.config.precise_bn:
+            self._precise_bn()
         self.sync_stats()
         top5 = runlog.TOP5_COLUMN in self.log_columns
         values = evaluate(
             self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum, top5=top5
         )
-        return dict(zip(("test_loss", "test_error", runlog.TOP5_COLUMN), values))
+        result = dict(zip(("test_loss", "test_error", runlog.TOP5_COLUMN), values))
+        if self.ema is not None:
+            with self.ema.applied():
+                averaged = evaluate(
+                    self.eval_forward, loader, self.contexts, self.loss_fn, self.input_dtype, self.worker_sum
+                )
+            result.update(zip(EMA_COLUMNS, averaged))
+        return result
+
+    def _precise_bn(self):
+        """``--precise-bn N``: the BN statistics of the current weights, from N batches of this epoch."""
+        batches = loader_batches(self.train_loader, self.config.precise_bn, self.train_loader.epoch)
+        parallel = syncbn.in_threads if self.config.sync_bn else None
+        recompute_bn_stats(
+            self.eval_forward, batches, self.contexts, self.train_loader.prepare, self.input_dtype, parallel
+        )
 
     def _checkpoint(self, iteration, epoch, batch, interval, elapsed, log):
         self.sync_stats()
@@ -201,6 +222,7 @@ class RunSetup:
                     "total": self.total,
                     "config": config_record(self.config),  # what a resume checks config.json against
                 },
+                extra={EMA_CHECKPOINT_MEMBER: self.ema.state_bytes()} if self.ema is not None else None,
             )
             runlog.write_status(
                 self.out,
@@ -216,6 +238,9 @@ class RunSetup:
         data = ckpt.params_bytes(self.net, self.trainer)  # float32, also from a float16 run
         if self.is_chief:
             ckpt.atomic_write_bytes(os.path.join(self.out, MODEL_NAME), data)
+            if self.ema is not None:
+                with self.ema.applied():
+                    ckpt.atomic_write_bytes(os.path.join(self.out, EMA_MODEL_NAME), ckpt.params_bytes(self.net))
         if self.distributed:
             workers = os.path.join(self.out, "workers")
             os.makedirs(workers, exist_ok=True)

@@ -130,8 +130,9 @@ def load_trainer_states(trainer, data):
         updater.states_synced = dict.fromkeys(updater.states, True)
 
 
-def save_checkpoint(out_dir, net, trainer, state):
-    """Write ``<out_dir>/checkpoint.zip`` atomically; ``state`` is a JSON-ready dict (see module doc)."""
+def save_checkpoint(out_dir, net, trainer, state, extra=None):
+    """Write ``<out_dir>/checkpoint.zip`` atomically; ``state`` is a JSON-ready dict (see module doc);
+    ``extra``: ``{member name: bytes}`` of optional parts (``--ema``'s average: ``ema.params``)."""
 
     params = params_bytes(net, trainer)
     states = trainer_states_bytes(trainer)
@@ -144,6 +145,8 @@ def save_checkpoint(out_dir, net, trainer, state):
         archive.writestr("net.params", params)
         archive.writestr("trainer.states", states)
         archive.writestr("state.json", json.dumps(state, sort_keys=True))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
     path = os.path.join(out_dir, CHECKPOINT_NAME)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -166,6 +169,16 @@ def read_checkpoint_state(out_dir):
             return json.loads(archive.read("state.json").decode("utf-8"))
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
         raise RuntimeError(f"checkpoint {path} is unreadable ({err})") from None
+
+
+def read_checkpoint_member(out_dir, name):
+    """The bytes of ``name`` in ``<out_dir>/checkpoint.zip`` (an ``extra`` of :func:`save_checkpoint`);
+    ValueError naming the file when it has none."""
+    path = checkpoint_path(out_dir)
+    with zipfile.ZipFile(path) as archive:
+        if name not in archive.namelist():
+            raise ValueError(f"cannot resume {out_dir}: {path} has no {name} (was the run started without it?)")
+        return archive.read(name)
 
 
 def load_checkpoint(out_dir, net, trainer, ctx):

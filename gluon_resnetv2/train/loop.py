@@ -21,6 +21,7 @@ from ..fileio import read_json
 from . import checkpoint as ckpt
 from . import runlog
 from .build import MODEL_NAME, SYNTHETIC_NOTE, RunSetup  # noqa: F401  (MODEL_NAME: imported from loop)
+from .ema import EMA_CHECKPOINT_MEMBER, EMA_COLUMNS
 from .recipe import PAPER_FAIL_ERROR, RESUME_OVERRIDES, TrainConfig
 from .schedule import LogInterval, checkpoints_at, evaluates_at, logs_at
 from .signals import Interrupted, StopRequest
@@ -86,6 +87,8 @@ class Run(RunSetup):
         if self.resume_state is None:
             return _Position(DeviceSums(self.contexts[0])), None
         state = ckpt.load_checkpoint(self.out, self.net, self.trainer, self.contexts)
+        if self.ema is not None:
+            self.ema.load_bytes(ckpt.read_checkpoint_member(self.out, EMA_CHECKPOINT_MEMBER))
         interval = LogInterval(*state["interval"])
         # The checkpoint holds the sums over all workers: rank 0 carries them on, the others start at zero.
         sums = DeviceSums(self.contexts[0], *(interval.state() if self.is_chief else ()))
@@ -186,6 +189,8 @@ class Run(RunSetup):
             trainer=self.trainer,
         )
         self.trainer.step(cfg.batch_size)
+        if self.ema is not None:
+            self.ema.update()
         pos.sums.add(loss_parts, error_parts, count)
         pos.iteration += 1
         pos.batch += 1
@@ -298,6 +303,7 @@ class Run(RunSetup):
             test_error=test_error,
             test_loss=last.get("test_loss"),
             **self._top5_field(last),
+            **{name: last.get(name) for name in EMA_COLUMNS if name in self.log_columns},
             train_loss=last.get("train_loss"),
             train_error=last.get("train_error"),
             paper_fail=bool(test_error is not None and test_error > PAPER_FAIL_ERROR),

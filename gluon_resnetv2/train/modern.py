@@ -137,8 +137,6 @@ def resolve(cfg):
 def validate(cfg):
     """ValueError with one line naming the options, for modern options that contradict each other or the
     run (each value's own range is its option's ``type``, checked by :meth:`~.recipe.TrainConfig.validate`)."""
-    if cfg.ema or cfg.precise_bn:
-        raise ValueError("--ema and --precise-bn are not available yet (issue 21, next change)")
     if cfg.mixup_off_epochs and not cfg.mixup:
         raise ValueError("--mixup-off-epochs switches mixup off for the last epochs: give --mixup ALPHA too")
     if cfg.warmup_epochs and cfg.warmup:

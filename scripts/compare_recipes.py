@@ -1,0 +1,213 @@
+#!/usr/bin/env python
+"""The paper's recipe against the modern options, measured: ResNet-20 v2 on Fashion-MNIST, the same
+iteration budget for each (issue 21, point 6).
+
+- ``paper``: the paper's recipe (Sec. 3.1: momentum SGD, lr 0.1 /10 at 1/2 and 3/4 of the run);
+- ``gluoncv``: ``--recipe gluoncv`` (gluoncv's CIFAR-10 ResNet v2 training: :mod:`gluon_resnetv2.train.modern`);
+- ``smooth-warmup``: the paper's recipe + ``--label-smoothing 0.1 --warmup-epochs W``.
+
+Each run is an ordinary ``gluon-resnetv2 train`` run in ``OUT/NAME`` (``OUT/NAME.log``): started, or
+continued with ``--resume`` if it stopped, or skipped when finished, so the command can be run again after
+an interruption.  ``--report`` writes ``docs/results/recipes.json`` (date, machine, commands, final
+errors, curves), the fragment ``docs/results/recipes.md`` that docs/guides/training-options.md includes,
+and the curves ``docs/results/recipes.png`` (``gluon-resnetv2 plot``)::
+
+    OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --parallel 2 > recipes.log &
+    python scripts/compare_recipes.py --out runs/recipes --report
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from gluon_resnetv2.bench.machine import conditions
+from gluon_resnetv2.fileio import atomic_write_text
+from gluon_resnetv2.train.runlog import read_log, read_status
+
+ITERATIONS = 2000
+WARMUP_EPOCHS = 0.25  # ~117 of 2000 iterations: a short linear warm-up, ~6 % of the run
+COMMON = [
+    "--model",
+    "cifar_resnet20_v2",
+    "--dataset",
+    "fashion-mnist",
+    "--iterations",
+    str(ITERATIONS),
+    "--eval-interval",
+    "250",
+    "--eval-subset",
+    "2000",
+    "--num-workers",
+    "1",
+    "--seed",
+    "0",
+]
+RUNS = {
+    "paper": ("paper recipe", []),
+    "gluoncv": ("--recipe gluoncv", ["--recipe", "gluoncv"]),
+    "smooth-warmup": (
+        f"paper + label smoothing 0.1, warm-up {WARMUP_EPOCHS:g} epochs",
+        ["--label-smoothing", "0.1", "--warmup-epochs", str(WARMUP_EPOCHS)],
+    ),
+}
+RESULTS = "docs/results"
+
+
+def train_command(out, name):
+    label, extra = RUNS[name]
+    return ["gluon-resnetv2", "train", *COMMON, *extra, "--label", label, "--out", os.path.join(out, name)]
+
+
+def _argv(out, name):
+    """The command that starts, resumes or (None) skips the run ``name``."""
+    run_dir = os.path.join(out, name)
+    cli = [sys.executable, "-m", "gluon_resnetv2.cli"]
+    status = read_status(run_dir) if os.path.isfile(os.path.join(run_dir, "status.json")) else {}
+    if status.get("status") == "finished":
+        return None
+    if os.path.isfile(os.path.join(run_dir, "config.json")):
+        return cli + ["train", "--resume", run_dir]
+    return cli + train_command(out, name)[1:]
+
+
+def run_all(out, names, parallel):
+    """Start (or resume) the runs, ``parallel`` at a time, each logging to ``OUT/NAME.log``."""
+    os.makedirs(out, exist_ok=True)
+    pending, running, codes = list(names), {}, {}
+    while pending or running:
+        while pending and len(running) < parallel:
+            name = pending.pop(0)
+            argv = _argv(out, name)
+            if argv is None:
+                print(f"{name}: finished already", flush=True)
+                continue
+            print(f"{name}: {shlex.join(argv)}", flush=True)
+            with open(os.path.join(out, f"{name}.log"), "a", encoding="utf-8") as log:
+                running[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                codes[name] = proc.returncode
+                print(f"{name}: exit {proc.returncode}", flush=True)
+                del running[name]
+        time.sleep(2)
+    return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+def _number(value):
+    return None if value != value else float(value)  # NaN (an empty cell) -> None
+
+
+def run_record(out, name):
+    """One run's final numbers, its settings and its test-error / training-loss curves."""
+    run_dir = os.path.join(out, name)
+    status = read_status(run_dir)
+    if status.get("status") != "finished":
+        raise SystemExit(f"{run_dir} has not finished (status {status.get('status')}): run the comparison first")
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    log = read_log(run_dir)
+    tested = [i for i, e in enumerate(log["test_error"]) if e == e]
+    trained = [i for i, e in enumerate(log["train_loss"]) if e == e]
+    return dict(
+        name=name,
+        label=RUNS[name][0],
+        command=shlex.join(train_command("runs/recipes", name)),
+        config={k: config.get(k) for k in sorted(config) if k not in ("out", "data_dir", "progress")},
+        test_error=status["test_error"],
+        test_loss=status["test_loss"],
+        train_loss=status.get("train_loss"),
+        train_error=status.get("train_error"),
+        iterations=status["iteration"],
+        seconds=status.get("elapsed"),
+        images_per_second=status.get("images_per_second"),
+        curves=dict(
+            test_iteration=[int(log["iteration"][i]) for i in tested],
+            test_error=[_number(log["test_error"][i]) for i in tested],
+            train_iteration=[int(log["iteration"][i]) for i in trained],
+            train_loss=[_number(log["train_loss"][i]) for i in trained],
+        ),
+    )
+
+
+def report(out, names, results=RESULTS):
+    records = [run_record(out, name) for name in names]
+    os.makedirs(results, exist_ok=True)
+    figure = os.path.join(results, "recipes.png")
+    subprocess.run(
+        [sys.executable, "-m", "gluon_resnetv2.cli", "plot", *(os.path.join(out, n) for n in names), "-o", figure]
+        + ["--labels", ",".join(RUNS[n][0].replace(",", " +") for n in names)]  # plot splits labels at commas
+        + ["--title", "ResNet-20 v2 on Fashion-MNIST: recipes"],
+        check=True,
+    )
+    data = dict(
+        date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        machine=conditions(),
+        command=f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --parallel 2; "
+        f"python scripts/compare_recipes.py --out {out} --report",
+        iterations=ITERATIONS,
+        note="test_error: the final evaluation on all 10,000 test images (the curves' points use 2,000)",
+        runs=records,
+    )
+    atomic_write_text(os.path.join(results, "recipes.json"), json.dumps(data, indent=2) + "\n")
+    atomic_write_text(os.path.join(results, "recipes.md"), fragment(data))
+    return figure
+
+
+def fragment(data):
+    """The Markdown table and verdict of ``recipes.json`` (every number from the file)."""
+    runs = data["runs"]
+    paper = next(r for r in runs if r["name"] == "paper")
+    lines = [
+        f"ResNet-20 v2 on Fashion-MNIST, {data['iterations']} iterations of mini-batch 128 each (about "
+        f"{data['iterations'] * 128 / 60000:.1f} epochs), seed 0, one OpenMP thread; measured "
+        f"{data['date'][:10]} on {data['machine']['cpu']} by `scripts/compare_recipes.py` "
+        "(docs/results/recipes.json). Test error: the final evaluation on all 10,000 test images.",
+        "",
+        "| run | options | test error % | vs paper (points) | test loss | final train loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        extra = " ".join(RUNS[r["name"]][1]) or "(the paper's recipe)"
+        lines.append(
+            f"| {r['name']} | `{extra}` | {100 * r['test_error']:.2f} | "
+            f"{100 * (r['test_error'] - paper['test_error']):+.2f} | {r['test_loss']:.4f} | {r['train_loss']:.4f} |"
+        )
+    best = min(runs, key=lambda r: r["test_error"])
+    gain = 100 * (paper["test_error"] - best["test_error"])
+    if best is paper:
+        verdict = "The paper's recipe is best here: the modern options do not help at this size and budget."
+    elif gain < 0.5:
+        verdict = (
+            f"`{best['name']}` is best by {gain:.2f} points, less than half a point: at this size and budget the "
+            "modern options do not measurably help (one seed each; differences this small are within the usual "
+            "seed-to-seed spread)."
+        )
+    else:
+        verdict = f"`{best['name']}` is best, {gain:.2f} points below the paper's recipe (one seed each)."
+    return "\n".join(lines + ["", verdict, ""])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/recipes", help="directory of the runs (default runs/recipes)")
+    parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated runs (default {','.join(RUNS)})")
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
+    parser.add_argument("--report", action="store_true", help="write docs/results/recipes.{json,md,png} instead")
+    parser.add_argument("--results", default=RESULTS, help=f"directory of the result files (default {RESULTS})")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in RUNS]
+    if unknown:
+        parser.error(f"--only: unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
+    if args.report:
+        print(report(args.out, names, args.results))
+        return 0
+    return run_all(args.out, names, args.parallel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

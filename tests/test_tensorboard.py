@@ -60,9 +60,9 @@ def _crashed_after_checkpoint(out, monkeypatch):
     after 3, like a run killed just before its final checkpoint."""
     save = ckpt.save_checkpoint
 
-    def save_until_3(out_dir, net, trainer, state):
+    def save_until_3(out_dir, net, trainer, state, **kwargs):
         if state["iteration"] <= 3:
-            save(out_dir, net, trainer, state)
+            save(out_dir, net, trainer, state, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(ckpt, "save_checkpoint", save_until_3)
@@ -182,3 +182,11 @@ def test_tensorboard_server_serves_the_log_csv_points_of_each_run(tmp_path, monk
     assert server.get("/data/plugin/scalars/scalars", run="plain/tensorboard", tag="test/error") != server.get(
         "/data/plugin/scalars/scalars", run="resumed/tensorboard", tag="test/error"
     )
+
+
+def test_ema_evaluation_has_its_own_curves(tmp_path):
+    out = str(tmp_path / "ema")
+    train(out=out, **dict(TINY, iterations=2, ema=0.9))
+    events = read_scalars(out)
+    _assert_same_points(events, _log_points(out))
+    assert [step for step, _ in events["ema/test_error"]] == [2]

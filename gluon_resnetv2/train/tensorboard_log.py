@@ -17,6 +17,7 @@ import os
 import struct
 
 from ..fileio import atomic_write_bytes
+from .ema import EMA_COLUMNS
 
 #: The run directory's subdirectory of event files.
 TENSORBOARD_DIR = "tensorboard"
@@ -30,6 +31,8 @@ TAGS = {
     "test_top5_error": "test/top5_error",
     "lr": "lr",
     "images_per_second": "speed/images_per_second",
+    # --ema: the weight average's evaluation beside the weights' (ema_test_loss -> ema/test_loss)
+    **{name: "ema/" + name.removeprefix("ema_") for name in EMA_COLUMNS},
 }
 
 # A TFRecord: little-endian uint64 length, its masked CRC (4 bytes), the data, the data's masked CRC.

@@ -13,6 +13,7 @@ errors, curves), the fragment ``docs/results/recipes.md`` that docs/guides/train
 and the curves ``docs/results/recipes.png`` (``gluon-resnetv2 plot``)::
 
     OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --parallel 2 > recipes.log &
+    OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --only paper,gluoncv --seeds 2 &
     python scripts/compare_recipes.py --out runs/recipes --report
 """
 
@@ -43,8 +44,6 @@ COMMON = [
     "2000",
     "--num-workers",
     "1",
-    "--seed",
-    "0",
 ]
 RUNS = {
     "paper": ("paper recipe", []),
@@ -57,31 +56,39 @@ RUNS = {
 RESULTS = "docs/results"
 
 
-def train_command(out, name):
+def run_name(name, seed):
+    """The run directory's name: ``NAME`` for seed 0, ``NAME-seedS`` for another seed."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
+def train_command(out, name, seed=0):
     label, extra = RUNS[name]
-    return ["gluon-resnetv2", "train", *COMMON, *extra, "--label", label, "--out", os.path.join(out, name)]
+    label = label if seed == 0 else f"{name} seed {seed}"
+    run_dir = os.path.join(out, run_name(name, seed))
+    return ["gluon-resnetv2", "train", *COMMON, "--seed", str(seed), *extra, "--label", label, "--out", run_dir]
 
 
-def _argv(out, name):
-    """The command that starts, resumes or (None) skips the run ``name``."""
-    run_dir = os.path.join(out, name)
+def _argv(out, name, seed):
+    """The command that starts, resumes or (None) skips the run ``name`` with ``seed``."""
+    run_dir = os.path.join(out, run_name(name, seed))
     cli = [sys.executable, "-m", "gluon_resnetv2.cli"]
     status = read_status(run_dir) if os.path.isfile(os.path.join(run_dir, "status.json")) else {}
     if status.get("status") == "finished":
         return None
     if os.path.isfile(os.path.join(run_dir, "config.json")):
         return cli + ["train", "--resume", run_dir]
-    return cli + train_command(out, name)[1:]
+    return cli + train_command(out, name, seed)[1:]
 
 
-def run_all(out, names, parallel):
+def run_all(out, names, parallel, seeds=(0,)):
     """Start (or resume) the runs, ``parallel`` at a time, each logging to ``OUT/NAME.log``."""
     os.makedirs(out, exist_ok=True)
-    pending, running, codes = list(names), {}, {}
+    pending, running, codes = [(n, s) for s in seeds for n in names], {}, {}
     while pending or running:
         while pending and len(running) < parallel:
-            name = pending.pop(0)
-            argv = _argv(out, name)
+            base, seed = pending.pop(0)
+            name = run_name(base, seed)
+            argv = _argv(out, base, seed)
             if argv is None:
                 print(f"{name}: finished already", flush=True)
                 continue
@@ -101,8 +108,19 @@ def _number(value):
     return None if value != value else float(value)  # NaN (an empty cell) -> None
 
 
+def seed_errors(out, name, max_seed=10):
+    """``[(seed, final test error)]`` of the finished runs of ``name`` (seed 0 and any ``NAME-seedS``)."""
+    found = []
+    for seed in range(max_seed):
+        run_dir = os.path.join(out, run_name(name, seed))
+        if os.path.isfile(os.path.join(run_dir, "status.json")) and read_status(run_dir).get("status") == "finished":
+            found.append((seed, read_status(run_dir)["test_error"]))
+    return found
+
+
 def run_record(out, name):
-    """One run's final numbers, its settings and its test-error / training-loss curves."""
+    """One run's final numbers, its settings and its test-error / training-loss curves (seed 0), and the
+    final test errors of every seed run."""
     run_dir = os.path.join(out, name)
     status = read_status(run_dir)
     if status.get("status") != "finished":
@@ -118,6 +136,10 @@ def run_record(out, name):
         command=shlex.join(train_command("runs/recipes", name)),
         config={k: config.get(k) for k in sorted(config) if k not in ("out", "data_dir", "progress")},
         test_error=status["test_error"],
+        seeds=[
+            dict(seed=seed, test_error=error, command=shlex.join(train_command("runs/recipes", name, seed)))
+            for seed, error in seed_errors(out, name)
+        ],
         test_loss=status["test_loss"],
         train_loss=status.get("train_loss"),
         train_error=status.get("train_error"),
@@ -147,6 +169,7 @@ def report(out, names, results=RESULTS):
         date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         machine=conditions(),
         command=f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --parallel 2; "
+        f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --only paper,gluoncv --seeds 2; "
         f"python scripts/compare_recipes.py --out {out} --report",
         iterations=ITERATIONS,
         note="test_error: the final evaluation on all 10,000 test images (the curves' points use 2,000)",
@@ -157,38 +180,71 @@ def report(out, names, results=RESULTS):
     return figure
 
 
+def _mean(values):
+    return sum(values) / len(values)
+
+
 def fragment(data):
     """The Markdown table and verdict of ``recipes.json`` (every number from the file)."""
     runs = data["runs"]
     paper = next(r for r in runs if r["name"] == "paper")
     lines = [
         f"ResNet-20 v2 on Fashion-MNIST, {data['iterations']} iterations of mini-batch 128 each (about "
-        f"{data['iterations'] * 128 / 60000:.1f} epochs), seed 0, one OpenMP thread; measured "
+        f"{data['iterations'] * 128 / 60000:.1f} epochs), one OpenMP thread per run; measured "
         f"{data['date'][:10]} on {data['machine']['cpu']} by `scripts/compare_recipes.py` "
-        "(docs/results/recipes.json). Test error: the final evaluation on all 10,000 test images.",
+        "(docs/results/recipes.json). Test error: the final evaluation on all 10,000 test images; the losses "
+        "and the curves are those of seed 0.",
         "",
-        "| run | options | test error % | vs paper (points) | test loss | final train loss |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| run | options | test error % (seed 0) | other seeds | mean | vs paper (points, mean) | test loss "
+        "| final train loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    paper_mean = _mean([s["test_error"] for s in paper["seeds"]])
     for r in runs:
         extra = " ".join(RUNS[r["name"]][1]) or "(the paper's recipe)"
+        others = ", ".join(f"{100 * s['test_error']:.2f} (seed {s['seed']})" for s in r["seeds"] if s["seed"])
+        mean = _mean([s["test_error"] for s in r["seeds"]])
         lines.append(
-            f"| {r['name']} | `{extra}` | {100 * r['test_error']:.2f} | "
-            f"{100 * (r['test_error'] - paper['test_error']):+.2f} | {r['test_loss']:.4f} | {r['train_loss']:.4f} |"
+            f"| {r['name']} | `{extra}` | {100 * r['test_error']:.2f} | {others or '-'} | {100 * mean:.2f} | "
+            f"{100 * (mean - paper_mean):+.2f} | {r['test_loss']:.4f} | {r['train_loss']:.4f} |"
         )
-    best = min(runs, key=lambda r: r["test_error"])
-    gain = 100 * (paper["test_error"] - best["test_error"])
-    if best is paper:
-        verdict = "The paper's recipe is best here: the modern options do not help at this size and budget."
-    elif gain < 0.5:
-        verdict = (
-            f"`{best['name']}` is best by {gain:.2f} points, less than half a point: at this size and budget the "
-            "modern options do not measurably help (one seed each; differences this small are within the usual "
-            "seed-to-seed spread)."
+    return "\n".join(lines + ["", verdict(runs), ""])
+
+
+def verdict(runs):
+    """Plain sentences: each recipe against the paper's on the mean over its seeds, next to the seed-to-seed
+    spread (largest minus smallest) of both, and whether the modern options help beyond that spread."""
+    errors = {r["name"]: [100 * s["test_error"] for s in r["seeds"]] for r in runs}
+
+    def spread(name):
+        return max(errors[name]) - min(errors[name]) if len(errors[name]) > 1 else None
+
+    def seeds_text(name):
+        n, d = len(errors[name]), spread(name)
+        return f"{n} seed{'s' if n > 1 else ''}" + (f", which differ by {d:.2f} points" if d is not None else "")
+
+    paper = _mean(errors["paper"])
+    sentences, helped = [], []
+    for name in (r["name"] for r in runs if r["name"] != "paper"):
+        gain = paper - _mean(errors[name])
+        noise = max(d for d in (spread("paper"), spread(name), 0.0) if d is not None)
+        clear = gain > noise and len(errors[name]) > 1 and len(errors["paper"]) > 1
+        if clear:
+            helped.append(name)
+        sentences.append(
+            f"`{name}`: {abs(gain):.2f} points {'below' if gain > 0 else 'above'} the paper's recipe on the mean "
+            f"({seeds_text(name)}; the paper's recipe {seeds_text('paper')})"
+            + ("" if clear else ", not more than the seed-to-seed spread or measured with one seed only")
+            + "."
+        )
+    if helped:
+        sentences.append(
+            f"Beyond the seed-to-seed spread here: {', '.join(f'`{n}`' for n in helped)} (few seeds: a hint, "
+            "not a proof); the other modern options do not measurably help at this size and budget."
         )
     else:
-        verdict = f"`{best['name']}` is best, {gain:.2f} points below the paper's recipe (one seed each)."
-    return "\n".join(lines + ["", verdict, ""])
+        sentences.append("At this size and budget the modern options do not measurably help.")
+    return " ".join(sentences)
 
 
 def main(argv=None):
@@ -196,6 +252,7 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/recipes", help="directory of the runs (default runs/recipes)")
     parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated runs (default {','.join(RUNS)})")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of each run (default 1)")
     parser.add_argument("--report", action="store_true", help="write docs/results/recipes.{json,md,png} instead")
     parser.add_argument("--results", default=RESULTS, help=f"directory of the result files (default {RESULTS})")
     args = parser.parse_args(argv)
@@ -206,7 +263,7 @@ def main(argv=None):
     if args.report:
         print(report(args.out, names, args.results))
         return 0
-    return run_all(args.out, names, args.parallel)
+    return run_all(args.out, names, args.parallel, range(args.seeds))
 
 
 if __name__ == "__main__":

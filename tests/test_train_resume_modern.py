@@ -1,8 +1,7 @@
 """Kill a run with every modern-recipe option on after its first checkpoint, resume it, and get the log,
 the weight average and the model of an uninterrupted run (issue 21).
 
-``--sync-bn`` is left out: on CPU contexts MXNet 1.9.1's SyncBatchNorm can deadlock its engine in a long
-run (docs/guides/training-options.md); tests/test_train_syncbn.py covers it.  The preset's ``nag`` is
+The run has two CPU contexts, so ``--sync-bn`` is on too (SyncBatchNorm over both).  The preset's ``nag`` is
 replaced by ``sgd``: two identical ``--optimizer nag --cpus 2`` runs already differ in the last bit of
 their weights (seen on main before these options existed), which no resume can repair.
 """
@@ -37,6 +36,7 @@ MODERN = [
     "0.9",
     "--precise-bn",
     "2",
+    "--sync-bn",
     "--no-tensorboard",
 ]
 

@@ -153,6 +153,8 @@ class RunSetup:
             net.cast(cfg.dtype)
         net.hybridize(static_alloc=True)
         materialize(net, self.image_shape, self.contexts[0], self.input_dtype)
+        if cfg.sync_bn:
+            syncbn.warm_up(net, self.image_shape, self.contexts, self.input_dtype)
         if cfg.zero_init_last:
             tweaks.zero_init_last(net)
         if cfg.no_wd_norm_bias:

@@ -63,6 +63,8 @@ def recompute_bn_stats(net, batches, contexts, prepare=None, dtype="float32", pa
                 for copy in param.list_data():
                     copy[:] = 0
         datas, _ = split_batch(data, label, contexts, prepare)
+        if parallel is not None:
+            mx.nd.waitall()  # SyncBatchNorm: no copy between devices may queue behind it (.syncbn)
 
         def forward(x):
             with autograd.record():

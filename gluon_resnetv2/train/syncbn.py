@@ -12,7 +12,9 @@ batch, does not return before the other devices' backward passes have run, so th
 before a SyncBatchNorm needs a gradient (seen on CPU contexts: ``--cpus 2`` hangs in its first backward,
 with the threaded engine at any ``MXNET_CPU_WORKER_NTHREADS`` and without bulk execution; the naive
 engine hangs already in the forward pass).  As gluoncv's ``DataParallelModel`` / ``parallel_backward``
-do, :func:`threaded_forward_backward` therefore runs each device's forward and backward in its own thread.
+do, :func:`threaded_forward_backward` therefore runs each device's forward and backward in its own thread,
+after :func:`warm_up` has built the hybridized graph from one thread and once every copy between the
+devices has finished (both deadlocked otherwise, see the functions).
 """
 
 import threading
@@ -51,11 +53,23 @@ def in_threads(function, items):
     return results
 
 
+def warm_up(net, image_shape, contexts, dtype="float32"):
+    """One inference-mode forward pass per device from this thread: it builds the hybridized graph, which
+    the device threads of :func:`threaded_forward_backward` would otherwise race to build at their first
+    call (one of them fails, and the other then waits at its first SyncBatchNorm forever)."""
+    for ctx in contexts:
+        net(mx.nd.zeros((1,) + tuple(image_shape), ctx=ctx, dtype=dtype)).wait_to_read()
+
+
 def threaded_forward_backward(net, loss_fn, data, label, contexts, dtype="float32", prepare=None, trainer=None):
-    """:func:`~.steps.forward_backward` with one thread per device (SyncBatchNorm); the same results."""
+    """:func:`~.steps.forward_backward` with each device's forward and backward pass in its own thread
+    (SyncBatchNorm blocks until every device has reached it); the same results."""
     if len(contexts) > 1 and data.shape[0] < len(contexts):
         raise ValueError(f"--sync-bn needs at least one image per device, got a batch of {data.shape[0]}")
     datas, labels = split_batch(data, label, contexts, prepare)
+    # Nothing may cross devices while a SyncBatchNorm waits: copies between the devices (this batch's, the
+    # last update's, --ema's swaps) finish first; one queued behind a waiting SyncBatchNorm deadlocks.
+    mx.nd.waitall()
 
     def step(pair):
         x, y = pair

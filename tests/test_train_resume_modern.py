@@ -2,8 +2,8 @@
 the weight average and the model of an uninterrupted run (issue 21).
 
 The run has two CPU contexts, so ``--sync-bn`` is on too (SyncBatchNorm over both).  The preset's ``nag`` is
-replaced by ``sgd``: two identical ``--optimizer nag --cpus 2`` runs already differ in the last bit of
-their weights (seen on main before these options existed), which no resume can repair.
+replaced by ``sgd``: two identical ``--optimizer nag`` runs on CPU contexts already differ in the last bit
+of their weights (seen on main before these options existed), which no resume can repair.
 """
 
 import os

@@ -1,5 +1,7 @@
 """``--sync-bn`` on CPU contexts: SyncBatchNorm over two devices equals BatchNorm on the whole batch."""
 
+import threading
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from mxnet import gluon
 from gluon_resnetv2.nets.zoo import get_model
 from gluon_resnetv2.train.runlog import read_log_rows
 from gluon_resnetv2.train.steps import forward_backward
-from gluon_resnetv2.train.syncbn import sync_bn_kwargs, threaded_forward_backward
+from gluon_resnetv2.train.syncbn import in_threads, sync_bn_kwargs, threaded_forward_backward
 
 CONTEXTS = [mx.cpu(0), mx.cpu(1)]
 
@@ -88,3 +90,16 @@ def test_the_log_of_two_synchronised_devices_equals_the_single_device_log(tmp_pa
         for column in ("train_loss", "test_loss"):
             if row_a[column] is not None:
                 assert row_b[column] == pytest.approx(row_a[column], rel=1e-4), (column, row_a, row_b)
+
+
+def test_a_failing_device_thread_raises_instead_of_hanging():
+    never = threading.Event()
+
+    def work(index):
+        if index == 0:
+            raise ValueError("device 0 failed")
+        never.wait()  # a partner waiting forever, as at a SyncBatchNorm
+
+    with pytest.raises(ValueError, match="device 0 failed"):
+        in_threads(work, [0, 1])
+    assert in_threads(lambda x: 2 * x, [1, 2]) == [2, 4]

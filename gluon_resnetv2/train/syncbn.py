@@ -33,23 +33,27 @@ def sync_bn_kwargs(contexts, model_kwargs):
 
 
 def in_threads(function, items):
-    """``[function(item) for item in items]``, each call in its own thread (one per device); re-raises the
-    first exception."""
+    """``[function(item) for item in items]``, each call in its own thread (one per device).  The first
+    exception is raised as soon as it happens: the other threads may be waiting at a SyncBatchNorm for the
+    failed one and would never return (they are daemon threads, left behind)."""
     results, errors = [None] * len(items), []
+    done = threading.Semaphore(0)
 
     def run(index, item):
         try:
             results[index] = function(item)
         except Exception as err:  # noqa: BLE001 - handed back to the caller's thread
             errors.append(err)
+        finally:
+            done.release()
 
-    threads = [threading.Thread(target=run, args=(i, item)) for i, item in enumerate(items)]
+    threads = [threading.Thread(target=run, args=(i, item), daemon=True) for i, item in enumerate(items)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    for _ in threads:
+        done.acquire()
+        if errors:
+            raise errors[0]
     return results
 
 

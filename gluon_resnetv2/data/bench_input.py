@@ -177,7 +177,7 @@ def measure_record_iter(rec, idx, batch_size, threads, batches, warmup=2):
 
 
 #: Our ImageNet loaders: (name, make_loader options).
-OURS = (
+OURS: tuple[tuple[str, dict[str, str]], ...] = (
     ("ours, processes (uint8)", {"hand_over": "uint8"}),
     ("ours, processes (float32)", {}),
     ("ours, threads (uint8)", {"hand_over": "uint8", "worker_type": "thread"}),

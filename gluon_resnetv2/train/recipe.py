@@ -36,6 +36,14 @@ from ..validate import (
     positive_int,
 )
 from . import modern
+from .paper_recipe import (  # noqa: F401  (importable from here)
+    CIFAR_RECIPE,
+    IMAGENET_RECIPE,
+    RECIPES,
+    SMALL_RECIPE,
+    Recipe,
+    recipe_for,
+)
 from .schedule import SCHEDULES, LRSchedule, make_schedule, total_iterations  # noqa: F401 (importable from here)
 
 #: ``--seed``: what numpy's and MXNet's seeding accept.
@@ -56,74 +64,9 @@ DTYPES = ("float32", "float16", "bfloat16")
 OPTIMIZERS = ("sgd", "nag")
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Paper defaults for one family of datasets."""
-
-    lr: float
-    momentum: float
-    wd: float
-    batch_size: int
-    iterations: Optional[int]  # run length in iterations (CIFAR: 64k) ...
-    epochs: Optional[int]  # ... or in epochs (ImageNet: 90)
-    lr_schedule: str
-    lr_step_fractions: tuple  # step milestones as fractions of the run
-    lr_factor: float
-    warmup: int  # iterations at warmup_lr before the schedule starts
-    warmup_lr: float
-
-
-#: CIFAR recipe (paper, Sec. 3.1 and Appendix).
-CIFAR_RECIPE = Recipe(
-    lr=0.1,
-    momentum=0.9,
-    wd=1e-4,
-    batch_size=128,
-    iterations=64000,
-    epochs=None,
-    lr_schedule="step",
-    lr_step_fractions=(0.5, 0.75),
-    lr_factor=0.1,
-    warmup=400,
-    warmup_lr=0.01,
-)
-
-#: ImageNet recipe (paper, Sec. 5): lr 0.1, /10 at epochs 30 and 60, batch 256, 90 epochs.
-IMAGENET_RECIPE = Recipe(
-    lr=0.1,
-    momentum=0.9,
-    wd=1e-4,
-    batch_size=256,
-    iterations=None,
-    epochs=90,
-    lr_schedule="step",
-    lr_step_fractions=(1 / 3, 2 / 3),
-    lr_factor=0.1,
-    warmup=0,
-    warmup_lr=0.01,
-)
-
-#: Fashion-MNIST and the synthetic set (short runs, not in the paper): the CIFAR recipe without warm-up.
-SMALL_RECIPE = dataclasses.replace(CIFAR_RECIPE, warmup=0)
-
-RECIPES = {
-    "cifar10": CIFAR_RECIPE,
-    "cifar100": CIFAR_RECIPE,
-    "fashion-mnist": SMALL_RECIPE,
-    "synthetic": SMALL_RECIPE,
-    "imagenet": IMAGENET_RECIPE,
-}
-
 #: The paper's "fail" in Table 1 as a fraction (errors are fractions here); the owner is
 #: :data:`gluon_resnetv2.paper_results.FAIL_THRESHOLD`, in percent as the paper gives it.
 PAPER_FAIL_ERROR = FAIL_THRESHOLD / 100
-
-
-def recipe_for(dataset):
-    """The :class:`Recipe` of ``dataset``; ValueError naming the known datasets otherwise."""
-    if dataset not in RECIPES:
-        raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
-    return RECIPES[dataset]
 
 
 #: The groups of ``gluon-resnetv2 train --help`` (after the model options), in order: TrainConfig's ``group``.

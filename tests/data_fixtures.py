@@ -16,6 +16,20 @@ import mxnet as mx
 import numpy as np
 
 
+def tiny_run(num_samples=96, **settings):
+    """``TrainConfig`` settings of a run small enough for a unit test: ResNet-20 v2 on ``num_samples``
+    synthetic 8x8 RGB images, batch 32, no loader workers, no progress bar; ``settings`` add or override."""
+    base = dict(
+        model="cifar_resnet20_v2",
+        dataset="synthetic",
+        num_workers=0,
+        progress=False,
+        batch_size=32,
+        dataset_options={"num_samples": num_samples, "image_shape": [3, 8, 8]},
+    )
+    return {**base, **settings}
+
+
 def random_images(n, height, width, channels, seed=0, num_classes=10):
     """Random uint8 NHWC images and labels (every class present when n >= num_classes)."""
     rng = np.random.default_rng(seed)

@@ -9,6 +9,7 @@ the numbers are the ones per-step reads gave, bit for bit.
 import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import tiny_run
 from mxnet import gluon
 
 from gluon_resnetv2.data import load_dataset, make_loader
@@ -17,14 +18,7 @@ from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import Run
 from gluon_resnetv2.train.runlog import read_log_rows
 
-TINY = dict(
-    model="cifar_resnet20_v2",
-    dataset="synthetic",
-    num_workers=0,
-    progress=False,
-    batch_size=32,
-    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
-)
+TINY = tiny_run()
 
 
 class SyncCounter:

@@ -15,23 +15,14 @@ import zipfile
 import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import tiny_run
 
 from gluon_resnetv2.train import TrainConfig, build, resume, train
 from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.loop import Run
 from gluon_resnetv2.train.runlog import read_log_rows
 
-TINY = dict(
-    model="cifar_resnet20_v2",
-    dataset="synthetic",
-    num_workers=0,
-    progress=False,
-    batch_size=32,
-    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
-    epochs=2,
-    log_interval=1,
-    seed=4,
-)
+TINY = tiny_run(epochs=2, log_interval=1, seed=4)
 
 
 def _on(monkeypatch, *ids):

@@ -5,6 +5,7 @@ import dataclasses
 import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import tiny_run
 
 from gluon_resnetv2 import cpu, get_model
 from gluon_resnetv2 import experiments as E
@@ -13,14 +14,7 @@ from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.checkpoint import read_checkpoint_state
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
-TINY = dict(
-    model="cifar_resnet20_v2",
-    dataset="synthetic",
-    num_workers=0,
-    progress=False,
-    batch_size=32,
-    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
-)
+TINY = tiny_run()
 needs_bf16 = pytest.mark.skipif(not cpu.has_avx512_bf16(), reason="this CPU has no AVX-512 BF16")
 
 

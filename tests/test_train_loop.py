@@ -6,6 +6,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import tiny_run
 from mxnet import gluon
 
 from gluon_resnetv2 import cpu, get_model
@@ -15,14 +16,7 @@ from gluon_resnetv2.train.devices import make_contexts
 from gluon_resnetv2.train.loop import evaluate, forward_backward
 from gluon_resnetv2.train.runlog import LOG_COLUMNS, read_log_rows, read_status
 
-TINY = dict(
-    model="cifar_resnet20_v2",
-    dataset="synthetic",
-    num_workers=0,
-    progress=False,
-    batch_size=32,
-    dataset_options={"num_samples": 96, "image_shape": [3, 8, 8]},
-)
+TINY = tiny_run()
 
 
 def _dense_net(ctxs, seed=0):

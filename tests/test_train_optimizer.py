@@ -6,6 +6,7 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
+from data_fixtures import tiny_run
 from mxnet import gluon
 
 from gluon_resnetv2.cli import main
@@ -14,17 +15,7 @@ from gluon_resnetv2.train import checkpoint as ckpt
 from gluon_resnetv2.train.runlog import read_log_rows
 
 LR, MOMENTUM, WD = 0.1, 0.9, 1e-4
-TINY = dict(
-    model="cifar_resnet20_v2",
-    dataset="synthetic",
-    num_workers=0,
-    progress=False,
-    batch_size=32,
-    dataset_options={"num_samples": 64, "image_shape": [3, 8, 8]},
-    epochs=2,
-    log_interval=1,
-    lr_schedule="constant",
-)
+TINY = tiny_run(64, epochs=2, log_interval=1, lr_schedule="constant")
 
 
 def _steps(trainer_of, grads):

@@ -247,3 +247,13 @@ def test_run_files_follow_the_umask(tmp_path):
     finally:
         os.umask(mask)
     assert os.stat(tmp_path / "a.json").st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("store", ["horovod", "bogus"])
+def test_kvstore_is_checked_before_anything_is_written(capsys, tmp_path, store):
+    out = tmp_path / "run"
+    err = _error(capsys, _with(["--kvstore", store, "--out", str(out)]))
+    assert "--kvstore" in err and "device" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="--kvstore"):
+        TrainConfig(kvstore=store).resolved()

@@ -54,8 +54,9 @@ def is_distributed(name):
     return name.startswith("dist")
 
 
-def check_kvstore(name, contexts):
-    """ValueError / RuntimeError with a clear message unless ``name`` can work with ``contexts`` here."""
+def check_kvstore_name(name):
+    """ValueError naming ``--kvstore`` unless ``name`` is one of :data:`KVSTORES` (checked with the other
+    settings, before a run writes anything; :func:`check_kvstore` then checks it against the devices)."""
     if name in REFUSED:
         raise ValueError(
             f"--kvstore {name} is not supported: {REFUSED[name]}. Use one of {', '.join(KVSTORES)} "
@@ -63,6 +64,11 @@ def check_kvstore(name, contexts):
         )
     if name not in KVSTORES:
         raise ValueError(f"unknown --kvstore {name!r}: choose one of {', '.join(KVSTORES)}")
+
+
+def check_kvstore(name, contexts):
+    """ValueError / RuntimeError with a clear message unless ``name`` can work with ``contexts`` here."""
+    check_kvstore_name(name)
     if name == "nccl" and any(ctx.device_type != "gpu" for ctx in contexts):
         raise ValueError("--kvstore nccl sums gradients between GPUs; with CPU contexts use device or local")
     if not is_distributed(name) and os.environ.get("DMLC_ROLE") == "worker":

@@ -330,8 +330,10 @@ class TrainConfig:
             if cli.get("choices") is not None:
                 check_choice(value, cli["choices"], field.name)
         from ..nets.zoo import check_model_kwargs  # the network package loads MXNet: only when validating
+        from .kvstore import check_kvstore_name
 
         check_model_kwargs(dict(self.model_kwargs or {}))
+        check_kvstore_name(self.kvstore)
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give either --epochs or --iterations, not both")
         if self.cpus is not None and self.gpus is not None:

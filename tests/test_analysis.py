@@ -259,3 +259,35 @@ def test_analyze_command_errors(tmp_path, capsys, argv, message):
     )
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "keyword, value",
+    [("batch_size", 0), ("batch_size", float("nan")), ("iterations", -1), ("seed", float("inf")), ("dataset", "x")],
+)
+def test_analyze_checks_its_keywords_before_anything_is_written(tmp_path, keyword, value):
+    out = tmp_path / "prop"
+    kwargs = dict(dataset="synthetic", batch_size=4)
+    kwargs[keyword] = value
+    with pytest.raises(ValueError, match=keyword):
+        A.analyze("cifar_resnet20_v2", ["identity"], str(out), log=lambda _: None, **kwargs)
+    assert not out.exists()
+
+
+def test_analyze_keeps_the_earlier_files_when_it_fails(tmp_path, monkeypatch):
+    import gluon_resnetv2.analysis.driver as driver
+
+    out = tmp_path / "prop"
+    A.analyze("cifar_resnet20_v2", ["identity"], str(out), dataset="synthetic", batch_size=4, log=lambda _: None)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["propagation.csv", "propagation.png", "summary.md"]
+
+    def broken(results, path, title=None):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(driver, "plot_propagation", broken)
+    with pytest.raises(OSError, match="propagation.png"):
+        A.analyze(
+            "cifar_resnet20_v2", ["identity"], str(out), dataset="synthetic", batch_size=4, seed=1, log=lambda _: None
+        )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # byte-identical, no stray files

@@ -11,7 +11,10 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..data import load_dataset
+from ..fileio import staged
 from ..nets.zoo import get_model
+from ..train.recipe import DATASETS, SEED
+from ..validate import check_choice, nonneg_int, positive_int
 from .measure import measure_propagation
 from .report import plot_propagation, summary_markdown
 from .results import PropagationResult, write_csv
@@ -91,15 +94,22 @@ def analyze(
     log: Callable[[str], Any] = print,
 ) -> list[PropagationResult]:
     """Measure ``variants`` of ``model`` and write ``<out>/propagation.csv``, ``<out>/propagation.png`` and
-    ``<out>/summary.md``.  Returns the list of :class:`PropagationResult`."""
-    os.makedirs(out, exist_ok=True)
+    ``<out>/summary.md``, all or nothing (:func:`~gluon_resnetv2.fileio.staged`: an error or Ctrl-C keeps
+    an earlier analysis's three files).  Returns the list of :class:`PropagationResult`.  The numbers are
+    checked with the ranges of ``gluon-resnetv2 analyze``'s options before anything is built."""
+    check_choice(dataset, DATASETS, "dataset")
+    positive_int.check(batch_size, "batch_size")
+    nonneg_int.check(iterations, "iterations")
+    SEED.check(seed, "seed")
     results = propagation(model, variants, dataset, data_dir, batch_size, iterations, seed, base_kwargs, log=log)
-    write_csv(results, os.path.join(out, "propagation.csv"))
-    plot_propagation(results, os.path.join(out, "propagation.png"))
     header = (
         f"# Signal propagation: {model}, {dataset}, batch {batch_size}, seed {seed}, "
         f"{'at initialisation' if not iterations else f'after {iterations} iterations'}\n\n"
     )
-    with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as handle:
-        handle.write(header + summary_markdown(results))
+    names = [os.path.join(out, name) for name in ("propagation.csv", "propagation.png", "summary.md")]
+    with staged(names, what=f"analysis {out}") as stage:
+        write_csv(results, stage.path(names[0]))
+        plot_propagation(results, stage.path(names[1]))
+        with open(stage.path(names[2]), "w", encoding="utf-8") as handle:
+            handle.write(header + summary_markdown(results))
     return results

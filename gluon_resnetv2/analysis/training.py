@@ -34,7 +34,9 @@ def train_iterations(net, dataset, iterations, batch_size=128, seed=0, lr=None):
     schedule = LRSchedule(
         "constant", lr if lr is not None else recipe.lr, iterations, warmup=recipe.warmup, warmup_lr=recipe.warmup_lr
     )
-    trainer = make_trainer(net.collect_params(), TrainConfig(lr=schedule(0), momentum=recipe.momentum, wd=recipe.wd))
+    trainer = make_trainer(
+        net.collect_params(), TrainConfig(lr=schedule(0), momentum=recipe.momentum, wd=recipe.wd, optimizer="sgd")
+    )
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loader = make_loader(dataset, min(batch_size, len(dataset)), train=True, seed=seed + 1, num_workers=1)
     losses, step = [], 0

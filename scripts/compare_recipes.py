@@ -13,7 +13,7 @@ errors, curves), the fragment ``docs/results/recipes.md`` that docs/guides/train
 and the curves ``docs/results/recipes.png`` (``gluon-resnetv2 plot``)::
 
     OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --parallel 2 > recipes.log &
-    OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --only paper,gluoncv --seeds 2 &
+    OMP_NUM_THREADS=1 nohup python scripts/compare_recipes.py --out runs/recipes --only paper,gluoncv --seeds 3 &
     python scripts/compare_recipes.py --out runs/recipes --report
 """
 
@@ -169,7 +169,8 @@ def report(out, names, results=RESULTS):
         date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         machine=conditions(),
         command=f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --parallel 2; "
-        f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --only paper,gluoncv --seeds 2; "
+        f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --only paper,gluoncv --seeds 3; "
+        f"OMP_NUM_THREADS=1 python scripts/compare_recipes.py --out {out} --only smooth-warmup --seeds 2; "
         f"python scripts/compare_recipes.py --out {out} --report",
         iterations=ITERATIONS,
         note="test_error: the final evaluation on all 10,000 test images (the curves' points use 2,000)",

@@ -58,7 +58,9 @@ def run_dir(tmp_path_factory):
     """A finished float16 "run": model.params written by the run's own code, its config.json."""
     out = str(tmp_path_factory.mktemp("fp16"))
     net, trainer = _float16_run([mx.cpu(0), mx.cpu(1)])
-    RunSetup._save_model(types.SimpleNamespace(net=net, trainer=trainer, out=out, is_chief=True, distributed=False))
+    RunSetup._save_model(
+        types.SimpleNamespace(net=net, trainer=trainer, out=out, is_chief=True, distributed=False, ema=None)
+    )
     with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as handle:
         json.dump({"model": MODEL, "dataset": "cifar10", "classes": 10, "dtype": "float16"}, handle)
     return out, _masters(net, trainer), net

@@ -218,6 +218,34 @@ def test_the_progress_bar_counts_to_the_run_not_the_epoch(capsys, tmp_path):
     assert "3/3" in err and "/4" not in err
 
 
+def test_the_progress_bar_shows_the_logged_training_loss(tmp_path, monkeypatch):
+    """The bar's loss is the mean of the last log interval read (the sums stay on the device between reads),
+    never the 0.000 of an interval just reset."""
+    from gluon_resnetv2.train import loop
+
+    shown = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def set_postfix(self, loss=None, **kwargs):
+            shown.append(loss)
+
+        def __getattr__(self, name):  # update, refresh, close, set_postfix_str: nothing to record
+            return lambda *args, **kwargs: None
+
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    out = tmp_path / "r"
+    argv = _with(["--out", str(out), "--log-interval", "2"], {"--iterations": "5"})
+    assert cli.main([a for a in argv if a != "--no-progress"]) == 0
+    rows = [line.split(",") for line in (out / "log.csv").read_text().splitlines()]
+    assert rows[0][3] == "train_loss"
+    logged = {int(row[0]): f"{float(row[3]):.3f}" for row in rows[1:] if row[3]}
+    # iteration 1: nothing read yet; 2 and 3: the loss logged at 2; 4: logged at 4; 5 (the last): logged at 5
+    assert shown == ["-", logged[2], logged[2], logged[4], logged[5]] and "0.000" not in shown
+
+
 def test_interrupt_in_process_and_the_summary_after_resume(capsys, tmp_path, monkeypatch):
     """A SIGINT while the checkpoint of iteration 2 is written: the run stops there (exit 130), that checkpoint
     being the state after the current iteration; the resumed run's summary says where it resumed."""

@@ -153,10 +153,12 @@ class Run(RunEndings, RunSetup):
             )
             if read:
                 self._read_sums(pos)
+                pos.bar_loss = pos.interval.loss / max(pos.interval.count, 1)
             if pos.bar is not None:
                 pos.bar.update(1)
                 pos.bar.set_postfix(
-                    loss=f"{pos.interval.loss / max(pos.interval.count, 1):.3f}",
+                    # the mean loss of the last interval read: the sums between reads stay on the device
+                    loss="-" if pos.bar_loss is None else f"{pos.bar_loss:.3f}",
                     lr=f"{lr:.4g}",
                     img_s=f"{pos.images / max(pos.train_time, 1e-9):.0f}",
                     refresh=False,
@@ -259,6 +261,7 @@ class _Position:
         self.train_time = 0.0
         self.last = {}
         self.bar = None
+        self.bar_loss = None  # what the bar shows as the training loss
 
     def elapsed(self):
         return self.elapsed0 + time.time() - self.start

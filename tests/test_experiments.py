@@ -426,6 +426,7 @@ def test_parallel_rows_in_child_processes(tmp_path):
     assert len(E.parse_report(os.path.join(out, "report.md"))) == 2
 
 
+@pytest.mark.slow  # about 5 s: a child process per row
 def test_threads_are_honoured_one_row_at_a_time(tmp_path):
     # MXNet fixes its thread count when it loads, so a row on other threads than this process's runs in a
     # child process with --parallel 1 too, and its config.json records the count it trained on.

@@ -30,6 +30,29 @@ def tiny_run(num_samples=96, **settings):
     return {**base, **settings}
 
 
+def tiny_train_argv(iterations=1):
+    """``gluon-resnetv2 train`` arguments of a run small enough for a CLI test: ResNet-20 v2 on 32 synthetic
+    8x8 RGB images, batch 8 (4 iterations per epoch), no loader workers, no progress bar; add ``--out``."""
+    return [
+        "train",
+        "--model",
+        "cifar_resnet20_v2",
+        "--dataset",
+        "synthetic",
+        "--data-option",
+        "num_samples=32",
+        "--data-option",
+        "image_shape=[3,8,8]",
+        "--batch-size",
+        "8",
+        "--iterations",
+        str(iterations),
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
+
+
 def random_images(n, height, width, channels, seed=0, num_classes=10):
     """Random uint8 NHWC images and labels (every class present when n >= num_classes)."""
     rng = np.random.default_rng(seed)

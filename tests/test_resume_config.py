@@ -7,28 +7,12 @@ import os
 import zipfile
 
 import pytest
+from data_fixtures import tiny_train_argv
 
 from gluon_resnetv2 import cli
 from gluon_resnetv2.train.runlog import read_status
 
-ARGS = [
-    "train",
-    "--model",
-    "cifar_resnet20_v2",
-    "--dataset",
-    "synthetic",
-    "--data-option",
-    "num_samples=32",
-    "--data-option",
-    "image_shape=[3,8,8]",
-    "--batch-size",
-    "8",
-    "--iterations",
-    "4",
-    "--num-workers",
-    "0",
-    "--no-progress",
-]
+ARGS = tiny_train_argv(4)
 
 
 @pytest.fixture(scope="module")

@@ -4,29 +4,13 @@ import os
 import runpy
 
 import pytest
+from data_fixtures import tiny_train_argv
 
 from gluon_resnetv2.cli import main
 from gluon_resnetv2.train import TrainConfig
 from gluon_resnetv2.train.runlog import read_log_rows, read_status
 
-BASE = [
-    "train",
-    "--model",
-    "cifar_resnet20_v2",
-    "--dataset",
-    "synthetic",
-    "--data-option",
-    "num_samples=32",
-    "--data-option",
-    "image_shape=[3,8,8]",
-    "--batch-size",
-    "8",
-    "--iterations",
-    "1",
-    "--num-workers",
-    "0",
-    "--no-progress",
-]
+BASE = tiny_train_argv()
 
 
 def _error(capsys, argv):

@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+from data_fixtures import tiny_train_argv
 
 from gluon_resnetv2 import cli, fileio
 from gluon_resnetv2.commands.train import config_from_args
@@ -16,24 +17,7 @@ from gluon_resnetv2.train.recipe import DEFAULT_DATASET
 from gluon_resnetv2.train.runlog import read_status
 
 # 32 images / batch 8: 4 iterations per epoch; the test split has 32 images too.
-BASE = [
-    "train",
-    "--model",
-    "cifar_resnet20_v2",
-    "--dataset",
-    "synthetic",
-    "--data-option",
-    "num_samples=32",
-    "--data-option",
-    "image_shape=[3,8,8]",
-    "--batch-size",
-    "8",
-    "--iterations",
-    "1",
-    "--num-workers",
-    "0",
-    "--no-progress",
-]
+BASE = tiny_train_argv()
 
 
 def _error(capsys, argv, prog="train"):

@@ -16,20 +16,23 @@ summed by the ``device`` store).  Any failed check makes the exit status 1.
 """
 
 import os
-import time
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
 from . import cuda_libs
+from .bench import timing
 from .nets.cifar import cifar_resnet
-from .train import preflight
+from .train import TrainConfig, preflight
+from .train.steps import forward_backward, make_trainer
 
 #: A check passes when max|device - cpu| <= RTOL * max|cpu| for each compared array.
 RTOL = 1e-3
 #: The network of the check: a CIFAR ResNet of this depth with basic units, on 3 x SIDE x SIDE inputs.
 DEPTH, SIDE, CLASSES = 8, 16, 10
+#: The step's optimizer, as the training loop makes it (:func:`~.train.steps.make_trainer`): the paper's SGD.
+STEP_CONFIG = TrainConfig(lr=0.1, momentum=0.9, wd=1e-4, optimizer="sgd")
 ENV_PREFIXES = ("MXNET_", "OMP_", "KMP_", "NCCL_", "GLUON_RESNETV2_")
 ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "LD_PRELOAD")
 FEATURES = ("CUDA", "CUDNN", "NCCL", "CUDA_RTC", "TENSORRT", "MKLDNN", "OPENMP", "BLAS_OPEN", "DIST_KVSTORE")
@@ -120,9 +123,7 @@ def make_net(ctx, weights=None):
 def sgd_step(ctx, weights, data, label):
     """One SGD step on ``ctx`` from ``weights``: ``{"logits", "loss", "weights"}`` as numpy arrays."""
     net = make_net(ctx, weights)
-    trainer = gluon.Trainer(
-        net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-4}, kvstore=None
-    )
+    trainer = make_trainer(net.collect_params(), STEP_CONFIG)
     x, y = mx.nd.array(data, ctx=ctx), mx.nd.array(label, ctx=ctx)
     with autograd.record():
         logits = net(x)
@@ -167,26 +168,18 @@ def check_devices(contexts, batch_size=8):
 
 
 def time_steps(contexts, steps=5, batch_size=8):
-    """``(seconds per step, images per second)`` of ``steps`` SGD steps on all ``contexts`` together."""
+    """``(seconds per step, images per second)`` of ``steps`` training steps on all ``contexts`` together: the
+    training loop's own step (:func:`~.train.steps.forward_backward` splitting the batch over the devices,
+    :func:`~.train.steps.make_trainer`, the ``device`` store summing the gradients), timed by
+    :func:`~.bench.timing.time_steps` after one warm-up step that allocates and (on GPUs) compiles kernels."""
     net = make_net(list(contexts))
-    store = "device" if len(contexts) > 1 else None
-    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9}, kvstore=store)
-    data, label = _batch(batch_size * len(contexts), seed=1)
-    xs = gluon.utils.split_and_load(mx.nd.array(data), contexts)
-    ys = gluon.utils.split_and_load(mx.nd.array(label), contexts)
+    trainer = make_trainer(net.collect_params(), STEP_CONFIG, kvstore="device" if len(contexts) > 1 else None)
+    data, label = (mx.nd.array(a) for a in _batch(batch_size * len(contexts), seed=1))
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def step():
-        with autograd.record():
-            losses = [loss_fn(net(x), y) for x, y in zip(xs, ys)]
-        autograd.backward(losses)
-        trainer.step(len(data))
+        forward_backward(net, loss_fn, data, label, list(contexts))
+        trainer.step(data.shape[0])
 
-    step()  # the first step allocates and (on GPUs) compiles the fused kernels
-    mx.nd.waitall()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    mx.nd.waitall()
-    seconds = (time.perf_counter() - start) / steps
-    return seconds, len(data) / seconds
+    rate = timing.time_steps(step, steps, warmup=1, sync=mx.nd.waitall)
+    return 1.0 / rate, data.shape[0] * rate

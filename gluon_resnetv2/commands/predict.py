@@ -46,8 +46,6 @@ def add_parser(subparsers):
 def run(args):
     """Classify ``args.inputs`` and print the top-k of each; returns 0, or 2 if some inputs could not be read
     (each named on stderr)."""
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     predictor = Predictor(args.prefix, device=args.gpu, batch_size=args.batch_size, fuse=args.fuse)
     failed = []
 

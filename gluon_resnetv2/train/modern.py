@@ -56,32 +56,28 @@ class Preset:
     mixup_off_fraction: float = 0.0  # the last fraction of the run without mixup (gluoncv: 20 of 220 epochs)
 
 
+_GLUONCV = Preset(
+    source="dmlc/gluon-cv scripts/classification/cifar/train_cifar10.py + cifar_resnet*_v2.sh",
+    lr=0.1,
+    momentum=0.9,
+    wd=1e-4,
+    batch_size=128,
+    epochs=200,
+    lr_schedule="step",
+    lr_step_fractions=(100 / 200, 150 / 200),
+    lr_factor=0.1,
+    warmup=0,
+    optimizer="nag",
+)
+
 PRESETS = {
-    "gluoncv": Preset(
-        source="dmlc/gluon-cv scripts/classification/cifar/train_cifar10.py + cifar_resnet*_v2.sh",
-        lr=0.1,
-        momentum=0.9,
-        wd=1e-4,
-        batch_size=128,
-        epochs=200,
-        lr_schedule="step",
-        lr_step_fractions=(100 / 200, 150 / 200),
-        lr_factor=0.1,
-        warmup=0,
-        optimizer="nag",
-    ),
-    "gluoncv-mixup": Preset(
+    "gluoncv": _GLUONCV,
+    # train_mixup_cifar10.py: the same recipe 20 epochs longer, mixup alpha 1 off for the last 20
+    "gluoncv-mixup": dataclasses.replace(
+        _GLUONCV,
         source="dmlc/gluon-cv scripts/classification/cifar/train_mixup_cifar10.py + cifar_resnet110_v2_mixup.sh",
-        lr=0.1,
-        momentum=0.9,
-        wd=1e-4,
-        batch_size=128,
         epochs=220,
-        lr_schedule="step",
         lr_step_fractions=(100 / 220, 150 / 220),
-        lr_factor=0.1,
-        warmup=0,
-        optimizer="nag",
         mixup=1.0,
         mixup_off_fraction=20 / 220,
     ),

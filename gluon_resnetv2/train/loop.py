@@ -35,7 +35,6 @@ from .steps import (  # noqa: F401
     forward_backward,
     make_trainer,
     materialize,
-    scalar_sum,
     seed_everything,
     subset,
 )

@@ -113,11 +113,6 @@ def materialize(net, image_shape, ctx, dtype="float32"):
             param._finish_deferred_init()
 
 
-def scalar_sum(values):
-    """The float sum of per-device scalar NDArrays (one host synchronisation per value)."""
-    return float(sum(v.asscalar() for v in values))
-
-
 def _pairs(loss_parts, error_parts, ctx):
     """Each device's ``[loss sum, errors]`` as a float64 vector on ``ctx`` (asynchronous copies)."""
     for loss, errors in zip(loss_parts, error_parts):

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+from gluon_resnetv2 import procs
 from gluon_resnetv2.bench.machine import conditions
 from gluon_resnetv2.fileio import atomic_write_text
 from gluon_resnetv2.train.runlog import read_log, read_status
@@ -81,27 +82,25 @@ def _argv(out, name, seed):
 
 
 def run_all(out, names, parallel, seeds=(0,)):
-    """Start (or resume) the runs, ``parallel`` at a time, each logging to ``OUT/NAME.log``."""
+    """Start (or resume) the runs, ``parallel`` at a time (the package's subprocess pool, :mod:`gluon_resnetv2.procs`:
+    the runs still going are stopped if this is interrupted), each logging to ``OUT/NAME.log``."""
     os.makedirs(out, exist_ok=True)
-    pending, running, codes = [(n, s) for s in seeds for n in names], {}, {}
-    while pending or running:
-        while pending and len(running) < parallel:
-            base, seed = pending.pop(0)
-            name = run_name(base, seed)
-            argv = _argv(out, base, seed)
-            if argv is None:
-                print(f"{name}: finished already", flush=True)
-                continue
-            print(f"{name}: {shlex.join(argv)}", flush=True)
-            with open(os.path.join(out, f"{name}.log"), "a", encoding="utf-8") as log:
-                running[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        for name, proc in list(running.items()):
-            if proc.poll() is not None:
-                codes[name] = proc.returncode
-                print(f"{name}: exit {proc.returncode}", flush=True)
-                del running[name]
-        time.sleep(2)
-    return 0 if all(code == 0 for code in codes.values()) else 1
+    jobs = [(n, s) for s in seeds for n in names]
+
+    def start(job, slot):
+        name, argv = run_name(*job), _argv(out, *job)
+        if argv is None:
+            print(f"{name}: finished already", flush=True)
+            return None
+        print(f"{name}: {shlex.join(argv)}", flush=True)
+        with open(os.path.join(out, f"{name}.log"), "a", encoding="utf-8") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def ended(job, code):
+        print(f"{run_name(*job)}: exit {code}", flush=True)
+
+    codes = procs.run(jobs, start, parallel, on_exit=ended, interval=2)
+    return 0 if all(code in (0, None) for code in codes) else 1
 
 
 def _number(value):

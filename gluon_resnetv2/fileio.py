@@ -9,6 +9,7 @@
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -291,3 +292,23 @@ def _commit(stage, targets, remove):
         raise
     for directory in dict.fromkeys(os.path.dirname(t) for t in targets):
         _fsync_dir(directory)
+
+
+def exclusive_lock(path, refused):
+    """Take the kernel's exclusive lock (flock) on the file ``path`` (created if missing) and write this
+    process's pid into it; returns the open file, which holds the lock until it is closed.  The lock dies with
+    its process, so a crash leaves nothing that blocks the next one.  When another process holds it:
+    ``RuntimeError(refused(pid))``, ``pid`` as the holder wrote it (None if it wrote nothing yet)."""
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or None
+        handle.close()
+        raise RuntimeError(refused(holder)) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle

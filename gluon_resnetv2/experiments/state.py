@@ -2,20 +2,16 @@
 check that a directory is reused only for the same run."""
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, exclusive_lock
 from ..fileio import read_json as _read_json
 from ..train.checkpoint import checkpoint_path
-from ..train.runlog import read_status
+from ..train.runlog import LOCK_NAME, read_status  # LOCK_NAME: <out>/.lock, held by its reproduce
 
 ATTEMPTS_NAME = "reproduce.json"
-
-#: ``<out>/.lock``: held (flock) by the ``reproduce`` that works on ``<out>``.
-OUT_LOCK_NAME = ".lock"
 
 
 @contextlib.contextmanager
@@ -24,21 +20,14 @@ def locked_out(out):
     process holds it.  The lock is the kernel's (flock): it dies with its process, so a crashed run leaves
     nothing that blocks the next one."""
     os.makedirs(out, exist_ok=True)
-    handle = open(os.path.join(out, OUT_LOCK_NAME), "a+", encoding="utf-8")
+    handle = exclusive_lock(
+        os.path.join(out, LOCK_NAME),
+        lambda pid: (
+            f"{out} is in use by another `reproduce` ({f'pid {pid}' if pid else 'another process'}); "
+            "wait for it to end or give another --out"
+        ),
+    )
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RuntimeError(
-            f"{out} is in use by another `reproduce` ({holder}); wait for it to end or give another --out"
-        ) from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
         yield
     finally:
         handle.close()  # releases the lock

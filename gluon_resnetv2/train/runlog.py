@@ -30,7 +30,6 @@ leaves no stale lock.
 """
 
 import csv
-import fcntl
 import io
 import json
 import math
@@ -40,7 +39,7 @@ import time
 import numpy as np
 
 from .. import cpu
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, exclusive_lock
 
 LOG_NAME = "log.csv"
 CONFIG_NAME = "config.json"
@@ -243,23 +242,13 @@ def write_status(out_dir, status, **fields):
 def lock_run_dir(out_dir):
     """Take the exclusive lock on ``out_dir`` (see the module doc); returns the open lock file, which holds
     the lock until it is closed.  RuntimeError naming the holder's pid if another process has it."""
-
-    handle = open(os.path.join(out_dir, LOCK_NAME), "a+", encoding="utf-8")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise RuntimeError(
-            f"{out_dir} is in use by another trainer (pid {holder}); wait for it to finish or stop "
-            "it (then --resume), or choose another --out"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+    return exclusive_lock(
+        os.path.join(out_dir, LOCK_NAME),
+        lambda pid: (
+            f"{out_dir} is in use by another trainer (pid {pid or 'unknown'}); wait for it to finish or "
+            "stop it (then --resume), or choose another --out"
+        ),
+    )
 
 
 def read_status(out_dir):

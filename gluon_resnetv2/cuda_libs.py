@@ -121,7 +121,7 @@ def library_dirs(found=None):
 def preload():
     """Load the CUDA libraries that libmxnet.so needs from NVIDIA's wheels (``RTLD_GLOBAL``) before mxnet is
     imported; returns the paths loaded ([] with a CPU build, without the wheels, or once mxnet is loaded)."""
-    if "mxnet" in sys.modules:
+    if "mxnet" in sys.modules or not wheel_roots():  # no NVIDIA wheels (a CPU install): libmxnet.so is not read
         return []
     try:
         found = locate()

@@ -291,3 +291,13 @@ def test_analyze_keeps_the_earlier_files_when_it_fails(tmp_path, monkeypatch):
             "cifar_resnet20_v2", ["identity"], str(out), dataset="synthetic", batch_size=4, seed=1, log=lambda _: None
         )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # byte-identical, no stray files
+
+
+def test_analyze_refuses_an_unwritable_out_before_measuring(tmp_path, monkeypatch):
+    import gluon_resnetv2.analysis.driver as driver
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setattr(driver, "propagation", lambda *a, **k: pytest.fail("measured before checking --out"))
+    with pytest.raises(OSError):
+        A.analyze("cifar_resnet20_v2", ["identity"], str(blocker / "prop"), dataset="synthetic", batch_size=4)

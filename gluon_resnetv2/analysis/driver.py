@@ -101,6 +101,7 @@ def analyze(
     positive_int.check(batch_size, "batch_size")
     nonneg_int.check(iterations, "iterations")
     SEED.check(seed, "seed")
+    os.makedirs(out, exist_ok=True)  # an unwritable --out fails before the measurement, not after it
     results = propagation(model, variants, dataset, data_dir, batch_size, iterations, seed, base_kwargs, log=log)
     header = (
         f"# Signal propagation: {model}, {dataset}, batch {batch_size}, seed {seed}, "
